@@ -1,0 +1,145 @@
+"""Command line: parse arguments, resolve the database, dispatch to the app or a one-shot command.
+
+Exit codes: 0 success; 1 the command ran and found a problem (migration failed, schema not
+current); 2 the database could not be reached or the arguments were wrong. `health` follows the
+monitoring-plugin convention instead (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from dlq_tui import __version__
+from dlq_tui.config import DsnChoice, Settings, default_operator, resolve_dsn
+from dlq_tui.db.connect import ConnectionFault, mask_dsn
+
+EXIT_OK = 0
+EXIT_PROBLEM = 1
+EXIT_FAULT = 2
+
+
+def _common_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    """Options accepted before or after the subcommand (`dlq-tui --dsn X check` == `dlq-tui check --dsn X`)."""
+    default = argparse.SUPPRESS if suppress else None
+    parser.add_argument(
+        "--dsn",
+        default=default,
+        help="PostgreSQL connection string (URI or key=value). Default: DLQ_TUI_DSN, DATABASE_URL, "
+        "PG* variables, else the embedded server.",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dlq-tui",
+        description="See and triage a PostgreSQL dead-letter queue (schema v7) from a terminal.",
+    )
+    parser.add_argument("--version", action="version", version=f"dlq-tui {__version__}")
+    _common_options(parser, suppress=False)
+    app = parser.add_argument_group("the app")
+    app.add_argument("--demo", action="store_true", help="migrate the database and fill it with demo events when empty")
+    app.add_argument("--read-only", action="store_true", help="open a read-only database session; no actions")
+    app.add_argument("--operator", default=None, help="name written in the audit trail (default: login name)")
+    app.add_argument(
+        "--refresh", type=float, default=5.0, metavar="SECONDS", help="health refresh interval (default 5)"
+    )
+    app.add_argument("--lock-ttl", type=int, default=30, metavar="MINUTES", help="claim lock lifetime (default 30)")
+    mig = parser.add_argument_group("one-shot migration")
+    mig.add_argument("--migrate", action="store_true", help="upgrade the database to schema v7 and exit")
+    mig.add_argument("--dry-run", action="store_true", help="with --migrate: print the SQL, change nothing")
+    mig.add_argument("--online", action="store_true", help="with --migrate: short locks, batched, resumable")
+    mig.add_argument("--batch-size", type=int, default=10_000, help="with --online: rows per backfill batch")
+    mig.add_argument("--max-rate", type=float, default=None, metavar="ROWS_PER_S", help="with --online: throttle")
+
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    check = sub.add_parser("check", help="is the schema current (v7)? exit 0 only when it is")
+    _common_options(check, suppress=True)
+    health = sub.add_parser("health", help="health figures for scripts and alerting (0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN)")
+    _common_options(health, suppress=True)
+    health.add_argument("--json", action="store_true", help="one JSON object")
+    from dlq_tui.commands.health import add_threshold_options
+
+    add_threshold_options(health)
+    analyze = sub.add_parser("analyze", help="failure-pattern analysis")
+    _common_options(analyze, suppress=True)
+    analyze.add_argument("--json", action="store_true", help="one JSON object")
+    return parser
+
+
+def resolve_database(choice: DsnChoice, *, demo: bool = False) -> tuple[str, bool]:
+    """The DSN to use and whether it is the embedded server (started here on demand)."""
+    if choice.dsn is not None:
+        return choice.dsn, False
+    from dlq_tui.db.embedded import embedded_dsn
+
+    return embedded_dsn(), True
+
+
+def fail(message: str, code: int = EXIT_FAULT) -> int:
+    print(f"dlq-tui: {message}", file=sys.stderr)
+    return code
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.dry_run and not args.migrate:
+        parser.error("--dry-run goes with --migrate")
+    if args.online and not args.migrate:
+        parser.error("--online goes with --migrate")
+    if args.migrate and args.command:
+        parser.error("--migrate cannot be combined with a command")
+
+    choice = resolve_dsn(args.dsn)
+    try:
+        dsn, embedded = resolve_database(choice, demo=args.demo)
+    except ConnectionFault as exc:
+        return fail(str(exc))
+
+    try:
+        if args.migrate:
+            from dlq_tui.commands.migrate import run_migrate
+
+            return run_migrate(
+                dsn,
+                dry_run=args.dry_run,
+                online=args.online,
+                batch_size=args.batch_size,
+                max_rate=args.max_rate,
+            )
+        if args.command == "check":
+            from dlq_tui.commands.check import run_check
+
+            return run_check(dsn)
+        if args.command == "health":
+            from dlq_tui.commands.health import run_health
+
+            return run_health(dsn, args)
+        if args.command == "analyze":
+            from dlq_tui.commands.analyze import run_analyze
+
+            return run_analyze(dsn, as_json=args.json)
+        settings = Settings(
+            dsn=dsn,
+            embedded=embedded,
+            read_only=args.read_only,
+            operator=args.operator or default_operator(),
+            refresh_seconds=max(0.5, args.refresh),
+            lock_ttl_minutes=args.lock_ttl,
+        )
+        from dlq_tui.commands.app import run_app
+
+        return run_app(settings, demo=args.demo)
+    except ConnectionFault as exc:
+        return fail(str(exc))
+    except KeyboardInterrupt:
+        return fail("interrupted", 130)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    sys.exit(run(argv))
+
+
+__all__ = ["main", "mask_dsn", "run"]

@@ -1,0 +1,49 @@
+"""Settings resolved from flags and the environment, in the order DESIGN.md gives."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class DsnChoice:
+    """Where the DSN came from; `dsn` is None when the embedded default must be started."""
+
+    dsn: str | None
+    origin: str  # "--dsn", "DLQ_TUI_DSN", "DATABASE_URL", "PG* environment", "embedded"
+
+    @property
+    def embedded(self) -> bool:
+        return self.dsn is None
+
+
+def resolve_dsn(flag: str | None, env: dict[str, str] | None = None) -> DsnChoice:
+    env = dict(os.environ) if env is None else env
+    if flag:
+        return DsnChoice(flag, "--dsn")
+    for name in ("DLQ_TUI_DSN", "DATABASE_URL"):
+        if env.get(name):
+            return DsnChoice(env[name], name)
+    if env.get("PGHOST") or env.get("PGDATABASE"):
+        # An empty conninfo lets libpq read PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE itself.
+        return DsnChoice("", "PG* environment")
+    return DsnChoice(None, "embedded")
+
+
+def default_operator() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "operator"
+
+
+@dataclass(frozen=True)
+class Settings:
+    dsn: str
+    embedded: bool = False
+    read_only: bool = False
+    operator: str = field(default_factory=default_operator)
+    refresh_seconds: float = 5.0
+    lock_ttl_minutes: int = 30

@@ -1,0 +1,183 @@
+"""Plain records that the db layer returns and the CLI and UI consume (no SQLAlchemy, no Textual).
+
+Text fields hold the raw database values: anything shown on screen goes through dlq_tui/text.py.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+LockFilter = Literal["any", "locked", "free"]
+LockState = Literal["free", "held", "expired"]
+
+
+@dataclass(frozen=True)
+class HealthFigures:
+    """Every field of the dlq_health view, plus the true oldest pending event.
+
+    The spec's view calls MAX(created_at) "oldest_unresolved_event" (it is the newest); we keep the
+    view's value as `newest_unresolved_event` and compute `oldest_pending_at` with MIN() ourselves.
+    """
+
+    pending_events: int
+    processed_events: int
+    avg_resolution_time_seconds: float | None
+    newest_unresolved_event: datetime | None
+    oldest_pending_at: datetime | None
+    high_retry_events: int
+    locked_events: int
+    malicious_events: int
+    high_priority_events: int
+
+
+@dataclass(frozen=True)
+class Breaker:
+    name: str
+    state: str  # closed | open | half_open (anything else is shown as is)
+    failure_count: int
+    failure_threshold: int
+    timeout_seconds: int
+    last_failure_time: datetime | None
+    next_attempt_time: datetime | None
+    updated_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ProcessingRun:
+    """One row of dlq_processing_metrics."""
+
+    session_id: str
+    method: str
+    batch_size: int
+    processed: int
+    repaired: int
+    failed: int
+    skipped: int
+    duration_ms: int
+    circuit_breaker_triggered: bool
+    started_at: datetime
+    completed_at: datetime
+
+
+@dataclass(frozen=True)
+class ReasonStat:
+    reason: str
+    count: int
+    avg_retries: float
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What the old CLI's `analyze` printed: top failure reasons, pending by priority and classification."""
+
+    top_reasons: list[ReasonStat]
+    pending_by_priority: list[tuple[int, int]]  # (priority, count), priority ascending
+    pending_by_classification: list[tuple[str | None, int]]  # None = unclassified
+
+
+@dataclass(frozen=True)
+class HealthSnapshot:
+    figures: HealthFigures
+    breakers: list[Breaker]
+    recent_runs: list[ProcessingRun]
+    analysis: Analysis
+    db_now: datetime  # the server's clock when the figures were read (ages are computed against it)
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    max_priority: int | None = None  # show priority <= this
+    classification: str | None = None  # a value, or "" for unclassified only
+    reason: str | None = None  # exact reason code
+    text: str | None = None  # substring over source and reason (case-insensitive)
+    lock: LockFilter = "any"
+    include_resolved: bool = False
+
+
+@dataclass(frozen=True)
+class PageCursor:
+    """Keyset position: the (priority, created_at, id) of the last row of the previous page."""
+
+    priority: int
+    created_at: datetime
+    id: int
+
+
+@dataclass(frozen=True)
+class EventRow:
+    id: int
+    priority: int
+    classification: str | None
+    reason: str
+    source: str | None
+    source_offset: int | None
+    retry_count: int
+    created_at: datetime
+    resolved: bool
+    processing_lock: uuid.UUID | None
+    lock_expires_at: datetime | None
+    db_now: datetime
+
+    @property
+    def lock_state(self) -> LockState:
+        if self.processing_lock is None:
+            return "free"
+        if self.lock_expires_at is not None and self.lock_expires_at > self.db_now:
+            return "held"
+        return "expired"
+
+    @property
+    def cursor(self) -> PageCursor:
+        return PageCursor(self.priority, self.created_at, self.id)
+
+
+@dataclass(frozen=True)
+class EventPage:
+    rows: list[EventRow]
+    next_cursor: PageCursor | None  # None when this was the last page
+
+
+@dataclass(frozen=True)
+class EventDetail:
+    """Every column of one event. Payload text may be cut: see payload_total_bytes."""
+
+    row: EventRow
+    ingest_id: str | None
+    resolved_at: datetime | None
+    payload_text: str  # payload::text, at most the requested number of characters
+    payload_total_chars: int
+    payload_total_bytes: int
+    metadata_text: str | None
+    payload_checksum: str | None  # stored
+    computed_checksum: str  # sha256 of payload::text, computed now by the server
+    idempotency_key: str | None
+    error_history: Any  # JSON as stored (normally a list of dicts; anything else is shown raw)
+    processing_attempts: Any
+    resolution_method: str | None
+    updated_at: datetime | None
+    last_processed_at: datetime | None
+
+    @property
+    def checksum_status(self) -> Literal["match", "mismatch", "none"]:
+        if self.payload_checksum is None:
+            return "none"
+        return "match" if self.payload_checksum == self.computed_checksum else "mismatch"
+
+
+@dataclass
+class ActionResult:
+    """What a triage action did, per event: done, or skipped with the reason."""
+
+    action: str
+    done: list[int] = field(default_factory=list)
+    skipped: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def summary(self) -> str:
+        text = f"{self.action}: {len(self.done)} done"
+        if self.skipped:
+            text += f", {len(self.skipped)} skipped"
+        return text
