@@ -1,0 +1,375 @@
+"""Read side: health figures, breakers, runs, analysis, keyset pages of pending events, one event in full.
+
+Plain synchronous functions over a SQLAlchemy Connection; the CLI and the UI (in workers) call the same
+ones. Nothing here interprets database text: records carry raw values and rendering is text.py's job.
+
+Paging never uses OFFSET or a count: rows are ordered by (priority, created_at, id) and a page continues
+from the last row's key with a row comparison, so a page costs the same at any depth when an index on
+(priority, created_at, id) exists (see fetch_page for which index that is).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, Select, and_, false, func, or_, select, text, tuple_
+
+from dlq_tui.db import schema
+from dlq_tui.db.models import (
+    Analysis,
+    Breaker,
+    EventDetail,
+    EventFilter,
+    EventPage,
+    EventRow,
+    HealthFigures,
+    HealthSnapshot,
+    PageCursor,
+    ProcessingRun,
+    ReasonStat,
+)
+
+ev = schema.dead_letter_events
+
+# Cap for the JSONB audit columns in fetch_event: they are normally small arrays, but a hostile or runaway
+# writer can make them huge or deeply nested; above this they are returned as (cut) text, not parsed.
+AUDIT_JSON_MAX_CHARS = 1_000_000
+
+# Columns EventRow needs, in its field order (never the payload: a page must not drag megabytes along).
+_ROW_COLUMNS = (
+    ev.c.id,
+    ev.c.priority,
+    ev.c.classification,
+    ev.c.reason,
+    ev.c.source,
+    ev.c.source_offset,
+    ev.c.retry_count,
+    ev.c.created_at,
+    ev.c.resolved,
+    ev.c.processing_lock,
+    ev.c.lock_expires_at,
+)
+
+
+# --------------------------------------------------------------------------------------------- health
+
+
+def fetch_health_figures(conn: Connection) -> HealthFigures:
+    """Every field of the dlq_health view, plus the true oldest pending event.
+
+    The view's "oldest_unresolved_event" is MAX(created_at) (the newest); MIN() is computed here as
+    ORDER BY created_at LIMIT 1 over NOT resolved, which ix_dead_letter_events_resolved_created serves.
+    """
+    row = conn.execute(text(f"SELECT * FROM {schema.HEALTH_VIEW}")).mappings().one()
+    oldest = conn.execute(
+        select(ev.c.created_at).where(ev.c.resolved == false()).order_by(ev.c.created_at).limit(1)
+    ).scalar()
+    avg = row["avg_resolution_time_seconds"]
+    return HealthFigures(
+        pending_events=int(row["pending_events"] or 0),
+        processed_events=int(row["processed_events"] or 0),
+        avg_resolution_time_seconds=None if avg is None else float(avg),
+        newest_unresolved_event=row["oldest_unresolved_event"],
+        oldest_pending_at=oldest,
+        high_retry_events=int(row["high_retry_events"] or 0),
+        locked_events=int(row["locked_events"] or 0),
+        malicious_events=int(row["malicious_events"] or 0),
+        high_priority_events=int(row["high_priority_events"] or 0),
+    )
+
+
+def fetch_breakers(conn: Connection) -> list[Breaker]:
+    cb = schema.dlq_circuit_breaker_state
+    rows = conn.execute(select(cb).order_by(cb.c.breaker_name)).mappings()
+    return [
+        Breaker(
+            name=r["breaker_name"],
+            state=r["state"],
+            failure_count=r["failure_count"],
+            failure_threshold=r["failure_threshold"],
+            timeout_seconds=r["timeout_seconds"],
+            last_failure_time=r["last_failure_time"],
+            next_attempt_time=r["next_attempt_time"],
+            updated_at=r["updated_at"],
+        )
+        for r in rows
+    ]
+
+
+def fetch_recent_runs(conn: Connection, limit: int = 10) -> list[ProcessingRun]:
+    """The last processing runs, newest first (ix_dlq_metrics_started serves the order)."""
+    m = schema.dlq_processing_metrics
+    rows = conn.execute(select(m).order_by(m.c.started_at.desc(), m.c.id.desc()).limit(limit)).mappings()
+    return [
+        ProcessingRun(
+            session_id=r["processing_session_id"],
+            method=r["processing_method"],
+            batch_size=r["batch_size"],
+            processed=r["processed_count"],
+            repaired=r["repaired_count"],
+            failed=r["failed_count"],
+            skipped=r["skipped_count"],
+            duration_ms=r["processing_duration_ms"],
+            circuit_breaker_triggered=r["circuit_breaker_triggered"],
+            started_at=r["started_at"],
+            completed_at=r["completed_at"],
+        )
+        for r in rows
+    ]
+
+
+def fetch_analysis(conn: Connection, top: int = 10) -> Analysis:
+    """Failure patterns among pending events: top reasons (count, average retries), by priority, by class."""
+    pending = ev.c.resolved == false()
+    n = func.count().label("n")
+    reasons = conn.execute(
+        select(ev.c.reason, n, func.avg(ev.c.retry_count).label("avg_retries"))
+        .where(pending)
+        .group_by(ev.c.reason)
+        .order_by(n.desc(), ev.c.reason)
+        .limit(top)
+    ).all()
+    by_priority = conn.execute(
+        select(ev.c.priority, n).where(pending).group_by(ev.c.priority).order_by(ev.c.priority)
+    ).all()
+    by_class = conn.execute(
+        select(ev.c.classification, n)
+        .where(pending)
+        .group_by(ev.c.classification)
+        .order_by(n.desc(), ev.c.classification.asc().nulls_last())
+    ).all()
+    return Analysis(
+        top_reasons=[ReasonStat(r.reason, int(r.n), float(r.avg_retries or 0)) for r in reasons],
+        pending_by_priority=[(int(p), int(c)) for p, c in by_priority],
+        pending_by_classification=[(cls, int(c)) for cls, c in by_class],
+    )
+
+
+def fetch_db_now(conn: Connection) -> datetime:
+    return conn.execute(select(func.now())).scalar_one()
+
+
+def fetch_health(conn: Connection, *, runs: int = 10, top: int = 10) -> HealthSnapshot:
+    """Everything the health screen and `dlq-tui health` show, read in one transaction (one clock)."""
+    return HealthSnapshot(
+        figures=fetch_health_figures(conn),
+        breakers=fetch_breakers(conn),
+        recent_runs=fetch_recent_runs(conn, runs),
+        analysis=fetch_analysis(conn, top),
+        db_now=fetch_db_now(conn),
+    )
+
+
+# ----------------------------------------------------------------------------------------------- pages
+
+
+def escape_like(value: str) -> str:
+    """User text as a literal LIKE pattern fragment: %, _ and the escape character itself match literally."""
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _lock_held() -> ColumnElement[bool]:
+    # Same rule as the view's locked_events and as triage: a lock whose expiry has passed is free.
+    return and_(ev.c.processing_lock.is_not(None), ev.c.lock_expires_at > func.now())
+
+
+def filter_conditions(flt: EventFilter) -> list[ColumnElement[bool]]:
+    """WHERE conditions for a filter (shared by pages, page_starting_at and anyone counting matches)."""
+    conds: list[ColumnElement[bool]] = []
+    if not flt.include_resolved:
+        conds.append(ev.c.resolved == false())
+    if flt.max_priority is not None:
+        conds.append(ev.c.priority <= flt.max_priority)
+    if flt.classification is not None:
+        conds.append(
+            ev.c.classification.is_(None) if flt.classification == "" else ev.c.classification == flt.classification
+        )
+    if flt.reason is not None:
+        conds.append(ev.c.reason == flt.reason)
+    if flt.text:
+        pattern = f"%{escape_like(flt.text)}%"
+        conds.append(or_(ev.c.source.ilike(pattern, escape="\\"), ev.c.reason.ilike(pattern, escape="\\")))
+    if flt.lock == "locked":
+        conds.append(_lock_held())
+    elif flt.lock == "free":
+        conds.append(
+            or_(ev.c.processing_lock.is_(None), ev.c.lock_expires_at.is_(None), ev.c.lock_expires_at <= func.now())
+        )
+    return conds
+
+
+def page_query(
+    flt: EventFilter,
+    *,
+    after: PageCursor | None = None,
+    before: PageCursor | None = None,
+    start_at: PageCursor | None = None,
+    limit: int = 200,
+) -> Select[Any]:
+    """The SELECT behind fetch_page (exposed so tests and benchmarks can EXPLAIN exactly what runs)."""
+    key = tuple_(ev.c.priority, ev.c.created_at, ev.c.id)
+    conds = filter_conditions(flt)
+    if after is not None:
+        conds.append(key > tuple_(after.priority, after.created_at, after.id))
+    if before is not None:
+        conds.append(key < tuple_(before.priority, before.created_at, before.id))
+    if start_at is not None:
+        conds.append(key >= tuple_(start_at.priority, start_at.created_at, start_at.id))
+    order = (ev.c.priority, ev.c.created_at, ev.c.id)
+    order_by = [c.desc() for c in order] if before is not None else [c.asc() for c in order]
+    return select(*_ROW_COLUMNS, func.now().label("db_now")).where(*conds).order_by(*order_by).limit(limit + 1)
+
+
+def _to_row(r: Any) -> EventRow:
+    return EventRow(
+        id=r.id,
+        priority=r.priority,
+        classification=r.classification,
+        reason=r.reason,
+        source=r.source,
+        source_offset=r.source_offset,
+        retry_count=r.retry_count,
+        created_at=r.created_at,
+        resolved=r.resolved,
+        processing_lock=r.processing_lock,
+        lock_expires_at=r.lock_expires_at,
+        db_now=r.db_now,
+    )
+
+
+def fetch_page(
+    conn: Connection,
+    flt: EventFilter,
+    *,
+    after: PageCursor | None = None,
+    before: PageCursor | None = None,
+    limit: int = 200,
+) -> EventPage:
+    """One page of events matching flt, in (priority, created_at, id) order.
+
+    after=None, before=None: the first page. after=c: the rows following c. before=c: the `limit` rows
+    just preceding c (still returned in ascending order), for scrolling back up a bounded window.
+    next_cursor is the key of the page's last row when more rows follow it, else None; for a `before`
+    page rows always follow (c itself), so next_cursor is its last row's key. A `before` page shorter
+    than `limit` means the top has been reached.
+    """
+    if after is not None and before is not None:
+        raise ValueError("give after or before, not both")
+    return _run_page(
+        conn, page_query(flt, after=after, before=before, limit=limit), limit, backwards=before is not None
+    )
+
+
+def _run_page(conn: Connection, query: Select[Any], limit: int, *, backwards: bool) -> EventPage:
+    rows = [_to_row(r) for r in conn.execute(query)]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    if backwards:
+        rows.reverse()
+        return EventPage(rows=rows, next_cursor=rows[-1].cursor if rows else None)
+    return EventPage(rows=rows, next_cursor=rows[-1].cursor if more and rows else None)
+
+
+def page_starting_at(conn: Connection, flt: EventFilter, event_id: int, limit: int = 200) -> EventPage | None:
+    """The page whose first row is event_id (jump to id); None when it does not exist or flt excludes it."""
+    found = conn.execute(
+        select(ev.c.priority, ev.c.created_at, ev.c.id).where(ev.c.id == event_id, *filter_conditions(flt))
+    ).first()
+    if found is None:
+        return None
+    start = PageCursor(found.priority, found.created_at, found.id)
+    return _run_page(conn, page_query(flt, start_at=start, limit=limit), limit, backwards=False)
+
+
+def known_reasons(conn: Connection, limit: int = 50) -> list[str]:
+    """Distinct reasons of pending events, most frequent first (choices for the reason filter)."""
+    n = func.count().label("n")
+    rows = conn.execute(
+        select(ev.c.reason, n)
+        .where(ev.c.resolved == false())
+        .group_by(ev.c.reason)
+        .order_by(n.desc(), ev.c.reason)
+        .limit(limit)
+    )
+    return [r.reason for r in rows]
+
+
+# ---------------------------------------------------------------------------------------------- detail
+
+
+def _audit_json(raw: str | None, total: int | None) -> Any:
+    """Parse an audit column's text; anything unparseable (cut, too deep) is returned as the text itself."""
+    if raw is None:
+        return None
+    if total is not None and total > len(raw):
+        return raw
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        return raw
+
+
+_DETAIL_SQL = text(
+    """
+    SELECT e.id, e.priority, e.classification, e.reason, e.source, e.source_offset, e.retry_count,
+           e.created_at, e.resolved, e.processing_lock, e.lock_expires_at, now() AS db_now,
+           e.ingest_id, e.resolved_at, e.payload_checksum, e.idempotency_key, e.resolution_method,
+           e.updated_at, e.last_processed_at,
+           left(p.t, :chars) AS payload_text,
+           length(p.t) AS payload_total_chars,
+           octet_length(p.t) AS payload_total_bytes,
+           encode(sha256(convert_to(p.t, 'UTF8')), 'hex') AS computed_checksum,
+           left(e.metadata_json::text, :chars) AS metadata_text,
+           left(e.error_history::text, :audit) AS error_history,
+           length(e.error_history::text) AS error_history_chars,
+           left(e.processing_attempts::text, :audit) AS processing_attempts,
+           length(e.processing_attempts::text) AS processing_attempts_chars
+    FROM dead_letter_events e
+    CROSS JOIN LATERAL (SELECT e.payload::text AS t) p
+    WHERE e.id = :id
+    """
+)
+
+
+def fetch_event(conn: Connection, event_id: int, *, payload_chars: int = 20_000) -> EventDetail | None:
+    """Every column of one event, the payload cut to payload_chars server-side (metadata too).
+
+    The checksum is recomputed by the server over payload::text (the text as stored), exactly like the
+    migration computed it, so a match proves the stored payload is the one that was checksummed.
+    The JSONB audit columns are fetched as text and parsed here, so a pathological value (megabytes,
+    thousands of levels deep) comes back as text instead of raising.
+    """
+    r = conn.execute(_DETAIL_SQL, {"id": event_id, "chars": payload_chars, "audit": AUDIT_JSON_MAX_CHARS}).first()
+    if r is None:
+        return None
+    return EventDetail(
+        row=_to_row(r),
+        ingest_id=r.ingest_id,
+        resolved_at=r.resolved_at,
+        payload_text=r.payload_text,
+        payload_total_chars=r.payload_total_chars,
+        payload_total_bytes=r.payload_total_bytes,
+        metadata_text=r.metadata_text,
+        payload_checksum=r.payload_checksum,
+        computed_checksum=r.computed_checksum,
+        idempotency_key=r.idempotency_key,
+        error_history=_audit_json(r.error_history, r.error_history_chars),
+        processing_attempts=_audit_json(r.processing_attempts, r.processing_attempts_chars),
+        resolution_method=r.resolution_method,
+        updated_at=r.updated_at,
+        last_processed_at=r.last_processed_at,
+    )
+
+
+def fetch_payload_slice(conn: Connection, event_id: int, start_char: int, length: int) -> str:
+    """Characters [start_char, start_char + length) of payload::text (0-based), cut server-side.
+
+    Returns "" past the end or for an unknown id; for paging through a payload too big to fetch whole.
+    """
+    value = conn.execute(
+        text("SELECT substr(payload::text, :start, :len) FROM dead_letter_events WHERE id = :id"),
+        {"start": max(0, start_char) + 1, "len": max(0, length), "id": event_id},
+    ).scalar()
+    return value or ""
