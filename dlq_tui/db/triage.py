@@ -1,0 +1,433 @@
+"""Write side: operator actions on dead_letter_events, safe next to other operators and the processor.
+
+Every action is one UPDATE statement per batch of ids (one transaction per batch):
+
+* The rows are picked by a ``SELECT ... FOR UPDATE SKIP LOCKED`` whose WHERE clause says "free, expired or
+  mine" (plus the action's own precondition). Checking and writing in one statement means two operators can
+  never both hold or both change an event; SKIP LOCKED means an operator never waits behind the processor's
+  batch transaction: rows it has locked are reported as "busy, try again".
+* The same statement appends one audit entry per event to ``processing_attempts`` (old -> new values of the
+  columns that really changed). ``updated_at`` is left to the v7 trigger.
+* Ids that were not changed get a reason from a second, non-locking read in the same transaction.
+
+Requeue marking (so loops back into the DLQ are visible): besides the ``operator:requeue`` audit entry, the
+event's ``metadata_json`` object gets ``operator_requeue_count`` (incremented), ``operator_requeued_at`` and
+``operator_requeued_by``. The payload is never touched; ``retry_count`` stays the processor's business.
+
+Expected database faults (read-only session, missing privilege, lost connection, lock timeout) become
+ActionRefused with one line meant for the operator; invalid arguments are caller bugs and raise ValueError.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import DBAPIError
+
+from dlq_tui.db.models import ActionResult
+from dlq_tui.db.schema import CLASSIFICATIONS, dead_letter_events
+
+BATCH_SIZE = 500  # ids per transaction for bulk actions
+LOCK_TIMEOUT_MS = 2000  # waiting on a table lock (e.g. a running migration) fails fast instead of hanging
+STATEMENT_TIMEOUT_MS = 30000  # backstop: a thread worker's query is not cancelled with the worker
+NOTE_MAX_CHARS = 2000
+
+READ_ONLY_MESSAGE = "dlq-tui is in read-only mode"
+BUSY = "busy, try again"
+NO_SUCH_EVENT = "no such event"
+
+# Stored resolution_method -> label. The processor writes `stored_proc_enhanced`; ours say who did it.
+RESOLUTION_METHODS: dict[str, str] = {
+    "operator_discarded": "Discarded",
+    "operator_fixed_upstream": "Fixed upstream",
+    "operator_duplicate": "Duplicate",
+    "operator_false_positive": "False positive",
+}
+
+# Keys of metadata_json that requeue maintains (the UI may show "requeued N times").
+REQUEUE_COUNT_KEY = "operator_requeue_count"
+REQUEUED_AT_KEY = "operator_requeued_at"
+REQUEUED_BY_KEY = "operator_requeued_by"
+
+
+class ActionRefused(Exception):
+    """An action the database refused or could not run; str(exc) is one line for the operator.
+
+    `result` holds what earlier batches of the same bulk action did (they are committed and stay done).
+    """
+
+    def __init__(self, message: str, result: ActionResult | None = None) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+@dataclass(frozen=True)
+class Operator:
+    """Who acts. One lock_token per app session: the same person in two terminals is two lock holders."""
+
+    name: str
+    lock_token: uuid.UUID = field(default_factory=uuid.uuid4)
+    lock_ttl_minutes: int = 30
+
+    def __post_init__(self) -> None:
+        if not self.name.strip():
+            raise ValueError("operator name must not be empty")
+        if self.lock_ttl_minutes < 1:
+            raise ValueError("lock TTL must be at least one minute")
+
+
+# --- SQL building blocks (the row alias is always `d`) ---------------------------------------------------
+
+_TABLE = dead_letter_events.name
+_IN_IDS = "d.id = ANY(CAST(:ids AS bigint[]))"
+# Held = lock set and expiry in the future (a NULL expiry is not "in the future": free, as the spec says).
+_FREE_OR_MINE = (
+    "(d.processing_lock IS NULL OR d.lock_expires_at IS NULL OR d.lock_expires_at <= now()"
+    " OR d.processing_lock = CAST(:token AS uuid))"
+)
+_NEW_EXPIRY = "now() + make_interval(mins => CAST(:ttl AS integer))"
+_OLD_REQUEUES = (
+    f"CASE WHEN json_typeof(d.metadata_json -> '{REQUEUE_COUNT_KEY}') = 'number'"
+    f" THEN CAST(d.metadata_json ->> '{REQUEUE_COUNT_KEY}' AS numeric) ELSE 0 END"
+)
+# metadata_json is `json`: only an object (or NULL) can take our keys; a \u0000 escape cannot become jsonb.
+_MARKABLE = (
+    "(d.metadata_json IS NULL OR (json_typeof(d.metadata_json) = 'object'"
+    " AND strpos(CAST(d.metadata_json AS text), '\\u0000') = 0))"
+)
+_REQUEUE_MARK = (
+    f"jsonb_build_object('{REQUEUE_COUNT_KEY}', {_OLD_REQUEUES} + 1, '{REQUEUED_AT_KEY}', now(),"
+    f" '{REQUEUED_BY_KEY}', CAST(:operator AS text))"
+)
+_MARKED_METADATA = (
+    f"CASE WHEN {_MARKABLE} THEN CAST(COALESCE(CAST(d.metadata_json AS jsonb), '{{}}'::jsonb) || {_REQUEUE_MARK}"
+    " AS json) ELSE d.metadata_json END"
+)
+_UNRESOLVE = {"resolved": "false", "resolved_at": "NULL", "resolution_method": "NULL"}
+_UNLOCK = {"processing_lock": "NULL", "lock_expires_at": "NULL"}
+
+
+@dataclass(frozen=True)
+class _Action:
+    name: str  # verb shown in results; the audit method is "operator:<name>"
+    sets: dict[str, str]  # column -> SQL for the new value (column refs read the old row)
+    why_not: Callable[[Mapping[str, Any]], str]  # reason when the row is free but `eligible` is false
+    eligible: str = "true"  # the action's precondition over the old row
+    audit_extra: dict[str, tuple[str, str]] = field(default_factory=dict)  # change key -> (old SQL, new SQL)
+    entry_extra: dict[str, str] = field(default_factory=dict)  # extra keys of the audit entry (e.g. note)
+
+    def changes_sql(self) -> str:
+        """Only the columns whose value really changes go into the audit entry."""
+        pairs = {col: (f"d.{col}", new) for col, new in self.sets.items() if col != "metadata_json"}
+        pairs.update(self.audit_extra)
+        args = ", ".join(f"'{k}', jsonb_build_object('old', {old}, 'new', {new})" for k, (old, new) in pairs.items())
+        return (
+            "(SELECT COALESCE(jsonb_object_agg(c.key, c.value), '{}'::jsonb)"
+            f" FROM jsonb_each(jsonb_build_object({args})) AS c"
+            " WHERE c.value -> 'old' IS DISTINCT FROM c.value -> 'new')"
+        )
+
+    def update_sql(self) -> str:
+        entry = (
+            "jsonb_build_object('timestamp', now(), 'method', CAST(:method AS text),"
+            " 'operator', CAST(:operator AS text), 'success', true, 'changes', "
+            + self.changes_sql()
+            + "".join(f", '{k}', {v}" for k, v in self.entry_extra.items())
+            + ")"
+        )
+        # A JSON null or a non-array left by someone else is kept (wrapped), never thrown away.
+        history = (
+            "CASE WHEN d.processing_attempts IS NULL OR jsonb_typeof(d.processing_attempts) = 'null'"
+            " THEN '[]'::jsonb WHEN jsonb_typeof(d.processing_attempts) = 'array' THEN d.processing_attempts"
+            " ELSE jsonb_build_array(d.processing_attempts) END"
+        )
+        assignments = [f"{col} = {new}" for col, new in self.sets.items()]
+        assignments.append(f"processing_attempts = {history} || jsonb_build_array({entry})")
+        return (
+            f"WITH target AS (SELECT d.id FROM {_TABLE} AS d"
+            f" WHERE {_IN_IDS} AND {_FREE_OR_MINE} AND ({self.eligible}) FOR UPDATE SKIP LOCKED)"
+            f" UPDATE {_TABLE} AS d SET {', '.join(assignments)}"
+            " FROM target WHERE d.id = target.id RETURNING d.id"
+        )
+
+    def reasons_sql(self) -> str:
+        return (
+            "SELECT d.id, d.processing_lock, d.lock_expires_at, d.resolved, d.classification, d.priority,"
+            f" NOT {_FREE_OR_MINE} AS held, ({self.eligible}) AS eligible"
+            f" FROM {_TABLE} AS d WHERE {_IN_IDS}"
+        )
+
+
+# --- public actions --------------------------------------------------------------------------------------
+
+
+def claim(engine: Engine, op: Operator, ids: Iterable[int]) -> ActionResult:
+    """Take the processing lock for op.lock_ttl_minutes; re-claiming your own lock extends it."""
+    action = _Action(
+        "claim",
+        {"processing_lock": "CAST(:token AS uuid)", "lock_expires_at": _NEW_EXPIRY},
+        eligible="NOT d.resolved",
+        why_not=lambda row: "resolved",
+    )
+    return _run(engine, op, ids, action, {})
+
+
+def release(engine: Engine, op: Operator, ids: Iterable[int]) -> ActionResult:
+    """Clear the lock: your own, or an expired one (never a live lock of someone else)."""
+    action = _Action("release", dict(_UNLOCK), eligible="d.processing_lock IS NOT NULL", why_not=lambda r: "not locked")
+    return _run(engine, op, ids, action, {})
+
+
+def classify(engine: Engine, op: Operator, ids: Iterable[int], classification: str | None) -> ActionResult:
+    """Set the classification (one of CLASSIFICATIONS) or clear it with None."""
+    if classification is not None and classification not in CLASSIFICATIONS:
+        raise ValueError(f"classification must be one of {', '.join(CLASSIFICATIONS)} or None")
+    action = _Action(
+        "classify",
+        {"classification": "CAST(:classification AS varchar)"},
+        eligible="d.classification IS DISTINCT FROM CAST(:classification AS varchar)",
+        why_not=lambda row: f"already {row['classification']}" if row["classification"] else "already unclassified",
+    )
+    return _run(engine, op, ids, action, {"classification": classification})
+
+
+def set_priority(engine: Engine, op: Operator, ids: Iterable[int], priority: int) -> ActionResult:
+    """Set the priority, 1 (critical) .. 10."""
+    if isinstance(priority, bool) or not isinstance(priority, int) or not 1 <= priority <= 10:
+        raise ValueError("priority must be an integer from 1 to 10")
+    action = _Action(
+        "prioritize",
+        {"priority": "CAST(:priority AS integer)"},
+        eligible="d.priority <> CAST(:priority AS integer)",
+        why_not=lambda row: f"already priority {row['priority']}",
+    )
+    return _run(engine, op, ids, action, {"priority": priority})
+
+
+def resolve(engine: Engine, op: Operator, ids: Iterable[int], method: str, note: str | None = None) -> ActionResult:
+    """Mark resolved with one of RESOLUTION_METHODS (and an optional note in the audit entry); frees your lock."""
+    if method not in RESOLUTION_METHODS:
+        raise ValueError(f"resolution method must be one of {', '.join(RESOLUTION_METHODS)}")
+    note = (note or "").strip() or None
+    if note is not None and len(note) > NOTE_MAX_CHARS:
+        raise ValueError(f"note is longer than {NOTE_MAX_CHARS} characters")
+    action = _Action(
+        "resolve",
+        {"resolved": "true", "resolved_at": "now()", "resolution_method": "CAST(:resolution AS varchar)", **_UNLOCK},
+        eligible="NOT d.resolved",
+        why_not=lambda row: "already resolved",
+        entry_extra={"note": "CAST(:note AS text)"},
+    )
+    return _run(engine, op, ids, action, {"resolution": method, "note": note})
+
+
+def reopen(engine: Engine, op: Operator, ids: Iterable[int]) -> ActionResult:
+    """Undo a resolve: unresolved again, resolved_at and resolution_method cleared."""
+    action = _Action("reopen", dict(_UNRESOLVE), eligible="d.resolved", why_not=lambda row: "not resolved")
+    return _run(engine, op, ids, action, {})
+
+
+def requeue(engine: Engine, op: Operator, ids: Iterable[int]) -> ActionResult:
+    """Hand back to the processor: unresolved, lock cleared, requeue counted in metadata_json (see module doc)."""
+    action = _Action(
+        "requeue",
+        {**_UNRESOLVE, **_UNLOCK, "metadata_json": _MARKED_METADATA},
+        why_not=lambda row: BUSY,  # always eligible
+        audit_extra={
+            f"metadata_json.{REQUEUE_COUNT_KEY}": (
+                _OLD_REQUEUES,
+                f"CASE WHEN {_MARKABLE} THEN {_OLD_REQUEUES} + 1 ELSE {_OLD_REQUEUES} END",
+            )
+        },
+    )
+    return _run(engine, op, ids, action, {})
+
+
+# --- running an action -----------------------------------------------------------------------------------
+
+
+def _unique_ids(ids: Iterable[int]) -> list[int]:
+    seen: dict[int, None] = {}
+    for i in ids:
+        if isinstance(i, bool) or not isinstance(i, int):
+            raise ValueError(f"event ids must be integers, got {i!r}")
+        seen.setdefault(i, None)
+    return list(seen)
+
+
+def _held_until(expires: datetime) -> str:
+    local = expires.astimezone()
+    when = local.strftime("%H:%M") if local.date() == datetime.now().astimezone().date() else f"{local:%Y-%m-%d %H:%M}"
+    return f"held by another session until {when}"
+
+
+def _run(engine: Engine, op: Operator, ids: Iterable[int], action: _Action, params: dict[str, Any]) -> ActionResult:
+    wanted = _unique_ids(ids)
+    result = ActionResult(action.name)
+    update, reasons = text(action.update_sql()), text(action.reasons_sql())
+    base = {
+        "token": op.lock_token,
+        "ttl": op.lock_ttl_minutes,
+        "operator": op.name,
+        "method": f"operator:{action.name}",
+        **params,
+    }
+    for start in range(0, len(wanted), BATCH_SIZE):
+        batch = wanted[start : start + BATCH_SIZE]
+        bound = {**base, "ids": batch}
+        with _transaction(engine, result) as conn:
+            done = set(conn.execute(update, bound).scalars())
+            rows = {r["id"]: r for r in conn.execute(reasons, bound).mappings()} if len(done) < len(batch) else {}
+        for event_id in batch:
+            if event_id in done:
+                result.done.append(event_id)
+            elif (row := rows.get(event_id)) is None:
+                result.skipped[event_id] = NO_SUCH_EVENT
+            elif row["held"]:
+                result.skipped[event_id] = _held_until(row["lock_expires_at"])
+            elif not row["eligible"]:
+                result.skipped[event_id] = action.why_not(row)
+            else:  # free and eligible, yet SKIP LOCKED passed it: another transaction has the row locked
+                result.skipped[event_id] = BUSY
+    return result
+
+
+@contextmanager
+def _transaction(engine: Engine, partial: ActionResult | None, *, export: bool = False) -> Iterator[Connection]:
+    """One transaction with our session settings; database faults become ActionRefused."""
+    try:
+        conn = engine.connect()
+    except DBAPIError as exc:
+        raise _refusal(exc, "connect", partial, export) from exc
+    with conn:
+        try:
+            conn.begin()
+            conn.execute(
+                text(
+                    "SELECT set_config('TimeZone', 'UTC', true), set_config('lock_timeout', :lt, true),"
+                    " set_config('statement_timeout', :st, true)"
+                ),
+                {"lt": f"{LOCK_TIMEOUT_MS}ms", "st": f"{STATEMENT_TIMEOUT_MS}ms"},
+            )
+            yield conn
+        except DBAPIError as exc:
+            with suppress(Exception):
+                conn.rollback()
+            raise _refusal(exc, "statement", partial, export) from exc
+        try:
+            conn.commit()
+        except DBAPIError as exc:
+            raise _refusal(exc, "commit", partial, export) from exc
+
+
+def _refusal(exc: DBAPIError, phase: str, partial: ActionResult | None, export: bool = False) -> ActionRefused:
+    """One line for the operator: what happened, and whether anything changed (as far as we can know)."""
+    orig = exc.orig
+    primary = getattr(getattr(orig, "diag", None), "message_primary", None) or ""
+    unchanged = "" if export else "; nothing was changed"
+    if isinstance(orig, pg_errors.ReadOnlySqlTransaction):
+        message = f"not done: the database session is read-only ({primary}){unchanged}"
+    elif isinstance(orig, pg_errors.InsufficientPrivilege):
+        message = (
+            "not exported: your database role may not read events: permission denied on dead_letter_events"
+            if export
+            else "your database role may not change events: permission denied on dead_letter_events"
+        )
+    elif isinstance(orig, pg_errors.LockNotAvailable):
+        message = f"{BUSY}: another transaction holds a lock on dead_letter_events{unchanged}"
+    elif isinstance(orig, pg_errors.QueryCanceled):
+        message = f"not done: the database took too long and the action was cancelled{unchanged}"
+    elif isinstance(orig, pg_errors.UndefinedTable | pg_errors.UndefinedColumn):
+        message = f"not done: the database is not at schema v7 ({primary}); run the migration first"
+    elif isinstance(orig, psycopg.OperationalError) or exc.connection_invalidated:
+        if phase == "connect":
+            message = f"not done: cannot reach the database{unchanged}"
+        elif phase == "commit" and not export:
+            message = "connection to the database was lost while committing: the change may or may not be saved"
+        else:
+            message = f"not done: connection to the database was lost{unchanged}"
+    elif (getattr(orig, "sqlstate", None) or "").startswith("42"):
+        raise exc  # syntax error or unknown object in our own SQL: a bug, keep the traceback
+    else:  # a constraint, a trigger, bad data: the database said no to this batch
+        message = f"not done: the database refused the change ({primary or type(orig).__name__}){unchanged}"
+    if export:
+        message = message.replace("not done:", "not exported:", 1)
+    elif partial is not None and partial.done:
+        message += f" in this batch ({len(partial.done)} events of earlier batches stay done)"
+    return ActionRefused(" ".join(message.split()), partial)
+
+
+# --- export ----------------------------------------------------------------------------------------------
+
+# Every column; json-typed columns as their exact stored text (key order, spacing, duplicate keys kept).
+_EXPORT_SQL = text(
+    "SELECT d.id, d.ingest_id, d.source, d.source_offset, d.reason,"
+    " CAST(d.payload AS text) AS payload_text, CAST(d.metadata_json AS text) AS metadata_json_text,"
+    " d.created_at, d.resolved, d.resolved_at, d.payload_checksum, d.retry_count, d.error_history,"
+    " d.processing_attempts, d.resolution_method, d.idempotency_key, d.processing_lock, d.lock_expires_at,"
+    " d.priority, d.classification, d.updated_at, d.last_processed_at"
+    f" FROM {_TABLE} AS d WHERE {_IN_IDS}"
+)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
+
+
+def export_jsonl(engine: Engine, ids: Iterable[int], path: Path, *, overwrite: bool = False) -> int:
+    """Write the events as JSON Lines (in the order given) and return how many were written.
+
+    Each line has every column; `payload_text` / `metadata_json_text` are the exact stored text. The file is
+    pure ASCII (non-ASCII and control characters are JSON escapes), so `cat` cannot be tricked by payloads.
+    Written to a temp file in the same directory, then renamed; an existing file is kept unless overwrite.
+    """
+    wanted = _unique_ids(ids)
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise ActionRefused(f"not exported: {path} already exists")
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise ActionRefused(f"not exported: cannot write in {path.parent} ({exc.strerror})") from exc
+    tmp = Path(tmp_name)
+    written = 0
+    try:
+        with os.fdopen(fd, "w", encoding="ascii", newline="\n") as out:
+            for start in range(0, len(wanted), BATCH_SIZE):
+                batch = wanted[start : start + BATCH_SIZE]
+                with _transaction(engine, None, export=True) as conn:
+                    rows = {r["id"]: r for r in conn.execute(_EXPORT_SQL, {"ids": batch}).mappings()}
+                for event_id in batch:
+                    if (row := rows.get(event_id)) is not None:
+                        out.write(json.dumps({k: _jsonable(v) for k, v in row.items()}, ensure_ascii=True) + "\n")
+                        written += 1
+            out.flush()
+            os.fsync(out.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)  # fails if the file appeared meanwhile: never clobber
+    except FileExistsError as exc:
+        raise ActionRefused(f"not exported: {path} already exists") from exc
+    except OSError as exc:
+        raise ActionRefused(f"not exported: cannot write {path} ({exc.strerror})") from exc
+    finally:
+        with suppress(OSError):
+            tmp.unlink()
+    return written
