@@ -1,0 +1,73 @@
+"""`dlq-tui analyze`: the failure-pattern analysis the old CLI printed (exit 0, or 2 when unreadable)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from dlq_tui.commands.health import ReadFault, read_database
+from dlq_tui.db.models import Analysis
+from dlq_tui.db.schema import priority_label
+
+EXIT_FAULT = 2
+
+
+def analysis_document(analysis: Analysis, pending: int) -> dict[str, Any]:
+    return {
+        "pending_events": pending,
+        "top_reasons": [
+            {"reason": r.reason, "count": r.count, "avg_retries": round(r.avg_retries, 2)} for r in analysis.top_reasons
+        ],
+        "pending_by_priority": [
+            {"priority": p, "label": priority_label(p), "count": n} for p, n in analysis.pending_by_priority
+        ],
+        "pending_by_classification": [{"classification": c, "count": n} for c, n in analysis.pending_by_classification],
+    }
+
+
+def _share(n: int, total: int) -> str:
+    return f"{100 * n / total:5.1f}%" if total else "     -"
+
+
+def analysis_report(analysis: Analysis, pending: int) -> str:
+    """Text report; reasons and classifications are database text and go through text.plain()."""
+    from dlq_tui.text import plain
+
+    lines = [f"Failure patterns among {pending:,} pending events", "", "Top failure reasons"]
+    if not analysis.top_reasons:
+        lines.append("  (no pending events)")
+    else:
+        lines.append(f"  {'reason':<40} {'count':>9} {'share':>6} {'avg retries':>12}")
+    for r in analysis.top_reasons:
+        lines.append(
+            f"  {plain(r.reason, limit=40):<40} {r.count:>9,} {_share(r.count, pending)} {r.avg_retries:>12.2f}"
+        )
+    lines += ["", "Pending by priority"]
+    for p, n in analysis.pending_by_priority:
+        lines.append(f"  {p:>2} {priority_label(p):<10} {n:>9,} {_share(n, pending)}")
+    lines += ["", "Pending by classification"]
+    for c, n in analysis.pending_by_classification:
+        name = "(unclassified)" if c is None else plain(c, limit=32)
+        lines.append(f"  {name:<24} {n:>9,} {_share(n, pending)}")
+    return "\n".join(lines)
+
+
+def run_analyze(dsn: str, *, as_json: bool = False, top: int = 10) -> int:
+    from dlq_tui.db.queries import fetch_analysis
+
+    def read(conn: Any) -> tuple[Analysis, int]:
+        analysis = fetch_analysis(conn, top)
+        pending = sum(n for _, n in analysis.pending_by_priority)
+        return analysis, pending
+
+    try:
+        analysis, pending = read_database(dsn, read)
+    except ReadFault as exc:
+        print(f"dlq-tui: {exc}", file=sys.stderr)
+        return EXIT_FAULT
+    if as_json:
+        print(json.dumps(analysis_document(analysis, pending), ensure_ascii=True, indent=2))
+    else:
+        print(analysis_report(analysis, pending))
+    return 0

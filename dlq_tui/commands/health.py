@@ -1,0 +1,348 @@
+"""`dlq-tui health`: health figures, breakers and findings for scripts and alerting.
+
+Exit codes follow the monitoring-plugin convention: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN when the
+database cannot be read (unreachable, wrong password, below v7, view missing, no permission). In that
+case one line on stderr says why and what to do; never a traceback, never the password.
+
+The first line of the text report is a plugin-style summary with perfdata after "|", so the command can
+be used as a Nagios/Icinga check as is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, fields
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from dlq_tui.db import schema
+from dlq_tui.db.connect import ConnectionFault, explain_connection_error, make_engine, scrub
+from dlq_tui.db.models import HealthSnapshot
+from dlq_tui.health_rules import Finding, Thresholds, evaluate, exit_code, format_age, overall
+
+EXIT_UNKNOWN = 3
+STATUS_NAMES = {"ok": "OK", "warning": "WARNING", "critical": "CRITICAL"}
+# A monitoring check must end: a query stuck behind a lock becomes UNKNOWN instead of hanging the scheduler.
+STATEMENT_TIMEOUT_MS = 60_000
+
+T = TypeVar("T")
+
+
+class ReadFault(Exception):
+    """The database could not be read: the message is one line saying why and what to do."""
+
+
+# ------------------------------------------------------------------------------------------ thresholds
+
+_OFF = "off"
+# flag stem -> (Thresholds field stem, help)
+_THRESHOLD_FLAGS: dict[str, tuple[str, str]] = {
+    "pending": ("pending", "pending events"),
+    "high-retry": ("high_retry", "events with retry_count > 5"),
+    "locked": ("locked", "events with a live processing lock"),
+    "oldest-hours": ("oldest", "age in hours of the oldest pending event"),
+    "malicious": ("malicious", "pending events classified malicious"),
+    "high-priority": ("high_priority", "pending events of priority 1-3"),
+}
+
+
+def _threshold_value(raw: str) -> float | str:
+    if raw.strip().lower() == _OFF:
+        return _OFF
+    try:
+        value = float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'off', got {raw!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("thresholds cannot be negative")
+    return value
+
+
+def _field_name(stem: str, level: str) -> str:
+    return f"{stem}_{level}_hours" if stem == "oldest" else f"{stem}_{level}"
+
+
+def add_threshold_options(parser: argparse.ArgumentParser) -> None:
+    """--warn-X / --crit-X for every checked figure; a value at or above the level trips it; 'off' disables."""
+    group = parser.add_argument_group("thresholds (a figure at or above a level trips it; 'off' disables a level)")
+    defaults = Thresholds()
+    for flag, (stem, what) in _THRESHOLD_FLAGS.items():
+        for level, word in (("warn", "warning"), ("crit", "critical")):
+            name = _field_name(stem, level)
+            default = getattr(defaults, name)
+            group.add_argument(
+                f"--{level}-{flag}",
+                dest=f"threshold_{name}",
+                type=_threshold_value,
+                default=None,
+                metavar="N",
+                help=f"{word} level for {what} (default {'off' if default is None else f'{default:g}'})",
+            )
+
+
+def thresholds_from_args(args: argparse.Namespace) -> Thresholds:
+    changes: dict[str, Any] = {}
+    for f in fields(Thresholds):
+        value = getattr(args, f"threshold_{f.name}", None)
+        if value is None:
+            continue
+        if value == _OFF:
+            changes[f.name] = None
+        else:
+            changes[f.name] = value if f.name.startswith("oldest") else int(value)
+    return Thresholds(**changes)
+
+
+# ---------------------------------------------------------------------------------- reading, faults
+
+
+def _schema_problem(conn: Connection) -> str | None:
+    """Why a v7 read failed, from the catalog (needs no privilege on the tables themselves)."""
+    names = (
+        "schema_state",
+        "dead_letter_events",
+        schema.HEALTH_VIEW,
+        "dlq_circuit_breaker_state",
+        "dlq_processing_metrics",
+    )
+    present = {
+        name: conn.execute(text("SELECT to_regclass(:n) IS NOT NULL"), {"n": name}).scalar_one() for name in names
+    }
+    if not present["dead_letter_events"]:
+        return "this database has no dead_letter_events table: wrong database? (dlq-tui --migrate creates the schema)"
+    marker = None
+    if present["schema_state"]:
+        marker = conn.execute(
+            text("SELECT value FROM schema_state WHERE key = :k"), {"k": schema.SCHEMA_VERSION_KEY}
+        ).scalar()
+    has_v7_columns = conn.execute(
+        text(
+            "SELECT count(*) = 2 FROM information_schema.columns "
+            "WHERE table_name = 'dead_letter_events' AND column_name IN ('priority', 'processing_lock') "
+            "AND table_schema = current_schema()"
+        )
+    ).scalar_one()
+    version = "0 (no marker)" if marker is None else marker
+    below = marker is None or not marker.isdigit() or int(marker) < schema.SCHEMA_VERSION
+    if below or not has_v7_columns:
+        if not below:
+            return (
+                f"schema marker says v{version} but the v7 columns are missing: "
+                "run dlq-tui check, then dlq-tui --migrate"
+            )
+        return f"schema is v{version}, below v7: run dlq-tui --migrate"
+    missing = [name for name in names[2:] if not present[name]]
+    if missing:
+        return f"schema v7 is incomplete ({', '.join(missing)} missing): run dlq-tui check, then dlq-tui --migrate"
+    return None
+
+
+def _explain_query_error(exc: DBAPIError, dsn: str, engine: Any) -> str:
+    orig = exc.orig
+    code = getattr(orig, "sqlstate", None) or ""
+    first_line = scrub(str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__, dsn)
+    if code == "57014":  # query_canceled: statement_timeout
+        limit = STATEMENT_TIMEOUT_MS // 1000
+        return f"a query did not finish within {limit}s: the database is overloaded or a lock blocks it"
+    if code == "42501":  # insufficient_privilege
+        user = _current_user(engine)
+        return (
+            f"no permission to read the DLQ tables ({first_line}): grant SELECT on dead_letter_events, "
+            f"{schema.HEALTH_VIEW}, dlq_circuit_breaker_state and dlq_processing_metrics to {user}"
+        )
+    if code.startswith("42"):  # undefined table/column/function and friends: the schema is not what v7 promises
+        try:
+            with engine.connect() as conn:
+                problem = _schema_problem(conn)
+        except SQLAlchemyError:
+            problem = None
+        if problem:
+            return problem
+    return f"cannot read the database: {first_line}"
+
+
+def _current_user(engine: Any) -> str:
+    try:
+        with engine.connect() as conn:
+            return str(conn.execute(text("SELECT current_user")).scalar_one())
+    except SQLAlchemyError:
+        return "this role"
+
+
+def read_database(dsn: str, reader: Callable[[Connection], T]) -> T:
+    """Run reader on a fresh connection; any fault an operator can fix becomes ReadFault(one line)."""
+    try:
+        engine = make_engine(dsn, statement_timeout_ms=STATEMENT_TIMEOUT_MS, pool_size=1)
+    except ConnectionFault as exc:
+        raise ReadFault(str(exc)) from None
+    try:
+        try:
+            conn = engine.connect()
+        except (SQLAlchemyError, ConnectionFault) as exc:
+            raise ReadFault(explain_connection_error(exc, dsn)) from None
+        try:
+            with conn.begin():
+                # One snapshot for every figure: REPEATABLE READ would be stricter, but the figures are
+                # only a moment's picture and the read must never wait on writers.
+                return reader(conn)
+        except DBAPIError as exc:
+            if exc.connection_invalidated or getattr(exc.orig, "sqlstate", None) is None:
+                raise ReadFault(explain_connection_error(exc, dsn)) from None
+            raise ReadFault(_explain_query_error(exc, dsn, engine)) from None
+        finally:
+            conn.close()
+    finally:
+        engine.dispose()
+
+
+# ---------------------------------------------------------------------------------------------- output
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def health_document(snapshot: HealthSnapshot, findings: list[Finding], thresholds: Thresholds) -> dict[str, Any]:
+    level = overall(findings)
+    f = snapshot.figures
+    oldest_age = None if f.oldest_pending_at is None else (snapshot.db_now - f.oldest_pending_at).total_seconds()
+    figures = _jsonable(asdict(f))
+    figures["oldest_pending_age_seconds"] = oldest_age
+    return {
+        "status": STATUS_NAMES[level],
+        "exit_code": exit_code(level),
+        "db_now": _iso(snapshot.db_now),
+        "figures": figures,
+        "breakers": [_jsonable(asdict(b)) for b in snapshot.breakers],
+        "recent_runs": [_jsonable(asdict(r)) for r in snapshot.recent_runs],
+        "findings": [asdict(x) for x in findings],
+        "thresholds": asdict(thresholds),
+    }
+
+
+def _perfdata(snapshot: HealthSnapshot, t: Thresholds) -> str:
+    f = snapshot.figures
+
+    def item(label: str, value: float, warn: float | None, crit: float | None, unit: str = "") -> str:
+        w = "" if warn is None else f"{warn:g}"
+        c = "" if crit is None else f"{crit:g}"
+        return f"{label}={value:g}{unit};{w};{c};0;"
+
+    age = 0.0 if f.oldest_pending_at is None else (snapshot.db_now - f.oldest_pending_at).total_seconds()
+    scale = 3600
+    return " ".join(
+        [
+            item("pending", f.pending_events, t.pending_warn, t.pending_crit),
+            item("processed", f.processed_events, None, None),
+            item("high_retry", f.high_retry_events, t.high_retry_warn, t.high_retry_crit),
+            item("locked", f.locked_events, t.locked_warn, t.locked_crit),
+            item(
+                "oldest_age",
+                round(age),
+                None if t.oldest_warn_hours is None else t.oldest_warn_hours * scale,
+                None if t.oldest_crit_hours is None else t.oldest_crit_hours * scale,
+                "s",
+            ),
+            item("malicious", f.malicious_events, None, None),
+            item("high_priority", f.high_priority_events, None, None),
+        ]
+    )
+
+
+def _when(value: datetime | None, now: datetime) -> str:
+    if value is None:
+        return "-"
+    delta = (value - now).total_seconds()
+    relative = f"in {format_age(delta)}" if delta > 0 else f"{format_age(-delta)} ago"
+    return f"{value.astimezone(now.tzinfo):%Y-%m-%d %H:%M:%S %Z} ({relative})"
+
+
+def health_report(snapshot: HealthSnapshot, findings: list[Finding], thresholds: Thresholds) -> str:
+    """The text report. Every database-derived string goes through text.plain()."""
+    from dlq_tui.text import plain
+
+    level = overall(findings)
+    f = snapshot.figures
+    now = snapshot.db_now
+    problems = [x for x in findings if x.level != "ok"]
+    summary = "; ".join(plain(x.message, limit=200) for x in problems) or f"{f.pending_events:,} pending events"
+    by_field = {x.field: x for x in findings}
+
+    def mark(field: str) -> str:
+        finding = by_field.get(field)
+        return "" if finding is None or finding.level == "ok" else f"  {STATUS_NAMES[finding.level]}"
+
+    avg = "-" if f.avg_resolution_time_seconds is None else format_age(f.avg_resolution_time_seconds)
+    lines = [
+        f"DLQ {STATUS_NAMES[level]} - {summary} | {_perfdata(snapshot, thresholds)}",
+        f"server time {now:%Y-%m-%d %H:%M:%S %Z}",
+        "",
+        "Figures",
+        f"  {'pending events':<28}{f.pending_events:>10,}{mark('pending_events')}",
+        f"  {'processed events':<28}{f.processed_events:>10,}",
+        f"  {'average resolution time':<28}{avg:>10}",
+        f"  {'oldest pending event':<28}{_when(f.oldest_pending_at, now)}{mark('oldest_pending_at')}",
+        f"  {'newest pending event':<28}{_when(f.newest_unresolved_event, now)}",
+        f"  {'high retry (> 5)':<28}{f.high_retry_events:>10,}{mark('high_retry_events')}",
+        f"  {'locked':<28}{f.locked_events:>10,}{mark('locked_events')}",
+        f"  {'malicious':<28}{f.malicious_events:>10,}{mark('malicious_events')}",
+        f"  {'high priority (1-3)':<28}{f.high_priority_events:>10,}{mark('high_priority_events')}",
+        "",
+        "Circuit breakers",
+    ]
+    if not snapshot.breakers:
+        lines.append("  (none recorded)")
+    for b in snapshot.breakers:
+        lines.append(
+            f"  {plain(b.name, limit=40):<20} {plain(b.state, limit=20):<10} "
+            f"{b.failure_count}/{b.failure_threshold} failures   "
+            f"last failure {_when(b.last_failure_time, now)}   next attempt {_when(b.next_attempt_time, now)}"
+        )
+    lines += ["", "Recent processing runs"]
+    if not snapshot.recent_runs:
+        lines.append("  (none recorded)")
+    for r in snapshot.recent_runs:
+        tripped = "  breaker tripped" if r.circuit_breaker_triggered else ""
+        lines.append(
+            f"  {r.started_at.astimezone(now.tzinfo):%Y-%m-%d %H:%M} {plain(r.method, limit=32):<22} "
+            f"batch {r.batch_size:>5}  processed {r.processed:>5}  repaired {r.repaired:>5}  "
+            f"failed {r.failed:>5}  skipped {r.skipped:>5}  {r.duration_ms:>7} ms{tripped}"
+        )
+    lines += ["", "Findings"]
+    for x in findings:
+        lines.append(f"  {STATUS_NAMES[x.level]:<9} {plain(x.message, limit=300)}")
+    return "\n".join(lines)
+
+
+def run_health(dsn: str, args: argparse.Namespace) -> int:
+    from dlq_tui.db.queries import fetch_health
+
+    thresholds = thresholds_from_args(args)
+    try:
+        snapshot = read_database(dsn, fetch_health)
+    except ReadFault as exc:
+        print(f"dlq-tui: DLQ UNKNOWN - {exc}", file=sys.stderr)
+        return EXIT_UNKNOWN
+    findings = evaluate(snapshot, thresholds)
+    if getattr(args, "json", False):
+        # ensure_ascii: database text leaves as \u escapes, so no control character reaches the terminal.
+        print(json.dumps(health_document(snapshot, findings, thresholds), ensure_ascii=True, indent=2))
+    else:
+        print(health_report(snapshot, findings, thresholds))
+    return exit_code(overall(findings))
