@@ -93,10 +93,10 @@ def test_claim_takes_free_events_and_writes_one_audit_entry(v7_engine: Engine, o
     assert entry["method"] == "operator:claim"
     assert entry["operator"] == "alice"
     assert entry["success"] is True
-    assert entry["changes"] == {
-        "processing_lock": {"old": None, "new": str(op.lock_token)},
-        "lock_expires_at": {"old": None, "new": after["lock_expires_at"].isoformat()},
-    }
+    assert set(entry["changes"]) == {"processing_lock", "lock_expires_at"}
+    assert entry["changes"]["processing_lock"] == {"old": None, "new": str(op.lock_token)}
+    assert entry["changes"]["lock_expires_at"]["old"] is None
+    assert datetime.fromisoformat(entry["changes"]["lock_expires_at"]["new"]) == after["lock_expires_at"]
     # The timestamp is ISO-8601 in UTC, and the trigger (not us) moved updated_at to the same transaction time.
     stamp = datetime.fromisoformat(entry["timestamp"])
     assert stamp.utcoffset() == timedelta(0)
@@ -123,6 +123,17 @@ def test_same_operator_in_another_terminal_is_another_holder(v7_engine: Engine, 
     second_terminal = Operator(op.name)
     assert triage.claim(v7_engine, op, [event]).done == [event]
     assert triage.claim(v7_engine, second_terminal, [event]).skipped[event].startswith("held by another session")
+
+
+def test_describe_groups_skip_reasons_for_one_line(v7_engine: Engine, op: Operator) -> None:
+    free, held1, held2, done_already = add_events(v7_engine, 4)
+    hold_by_other(v7_engine, [held1], minutes=10)
+    hold_by_other(v7_engine, [held2], minutes=50)
+    raw_update(v7_engine, [done_already], "resolved = true")
+    result = triage.claim(v7_engine, op, [free, held1, held2, done_already, 777])
+    assert triage.describe(result) == (
+        "claim: 1 done, 4 skipped (2 held by another session, 1 resolved, 1 no such event)"
+    )
 
 
 def test_expired_lock_is_claimable(v7_engine: Engine, op: Operator) -> None:
@@ -364,12 +375,18 @@ def test_requeue_hands_back_and_counts_loops(v7_engine: Engine, op: Operator) ->
     assert len(operator_entries(v7_engine, event)) == 2
 
 
-def test_requeue_keeps_non_object_metadata(v7_engine: Engine, op: Operator) -> None:
+@pytest.mark.parametrize("metadata", ["[1, 2]", '{"nul": "\\u0000"}'])
+def test_requeue_keeps_metadata_it_cannot_mark(v7_engine: Engine, op: Operator, metadata: str) -> None:
+    """A non-object, or text that jsonb cannot hold, stays as it was: the audit entry still records the requeue."""
     (event,) = add_events(v7_engine)
-    raw_update(v7_engine, [event], "metadata_json = CAST('[1, 2]' AS json)")
+    raw_update(v7_engine, [event], "metadata_json = CAST(:m AS json)", m=metadata)
     assert triage.requeue(v7_engine, op, [event]).done == [event]
-    assert row(v7_engine, event)["metadata_json"] == [1, 2]
-    assert f"metadata_json.{triage.REQUEUE_COUNT_KEY}" not in audit(v7_engine, event)[-1]["changes"]
+    with v7_engine.connect() as conn:
+        kept = conn.execute(text("SELECT metadata_json::text FROM dead_letter_events WHERE id = :i"), {"i": event})
+        assert kept.scalar() == metadata
+    entry = audit(v7_engine, event)[-1]
+    assert entry["method"] == "operator:requeue"
+    assert f"metadata_json.{triage.REQUEUE_COUNT_KEY}" not in entry["changes"]
 
 
 def test_requeue_does_not_touch_event_held_by_processor(v7_engine: Engine, op: Operator) -> None:
@@ -414,9 +431,12 @@ def test_each_action_appends_exactly_one_entry_and_moves_updated_at(v7_engine: E
     assert entries[1]["changes"]  # something real changed, and it says what
     for column, change in entries[1]["changes"].items():
         if column in before:
-            old = before[column]
-            expected = old.isoformat() if isinstance(old, datetime) else str(old) if isinstance(old, uuid.UUID) else old
-            assert change["old"] == expected, column
+            old, logged = before[column], change["old"]
+            if isinstance(old, datetime):  # logged in UTC; compare instants, not spellings
+                logged = datetime.fromisoformat(logged)
+            elif isinstance(old, uuid.UUID):
+                logged = uuid.UUID(logged)
+            assert logged == old, column
     assert after["updated_at"] > before["updated_at"]
     assert after["updated_at"] == datetime.fromisoformat(entries[1]["timestamp"])
 

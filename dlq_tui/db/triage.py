@@ -98,14 +98,17 @@ _FREE_OR_MINE = (
     " OR d.processing_lock = CAST(:token AS uuid))"
 )
 _NEW_EXPIRY = "now() + make_interval(mins => CAST(:ttl AS integer))"
-_OLD_REQUEUES = (
-    f"CASE WHEN json_typeof(d.metadata_json -> '{REQUEUE_COUNT_KEY}') = 'number'"
-    f" THEN CAST(d.metadata_json ->> '{REQUEUE_COUNT_KEY}' AS numeric) ELSE 0 END"
-)
-# metadata_json is `json`: only an object (or NULL) can take our keys; a \u0000 escape cannot become jsonb.
+# metadata_json is `json`: only an object (or NULL) can take our keys, and a \u0000 escape anywhere in it
+# makes every operator that de-escapes (->>, casts to jsonb) fail, so such metadata is left alone.
 _MARKABLE = (
     "(d.metadata_json IS NULL OR (json_typeof(d.metadata_json) = 'object'"
     " AND strpos(CAST(d.metadata_json AS text), '\\u0000') = 0))"
+)
+# CASE (unlike AND) evaluates in order: the count is read only from metadata that passed the check.
+_OLD_REQUEUES = (
+    f"CASE WHEN NOT {_MARKABLE} THEN 0"
+    f" WHEN json_typeof(d.metadata_json -> '{REQUEUE_COUNT_KEY}') = 'number'"
+    f" THEN CAST(d.metadata_json ->> '{REQUEUE_COUNT_KEY}' AS numeric) ELSE 0 END"
 )
 _REQUEUE_MARK = (
     f"jsonb_build_object('{REQUEUE_COUNT_KEY}', {_OLD_REQUEUES} + 1, '{REQUEUED_AT_KEY}', now(),"
@@ -253,6 +256,16 @@ def requeue(engine: Engine, op: Operator, ids: Iterable[int]) -> ActionResult:
         },
     )
     return _run(engine, op, ids, action, {})
+
+
+def describe(result: ActionResult) -> str:
+    """One line for a notification: counts, and the skip reasons grouped (lock times dropped)."""
+    reasons: dict[str, int] = {}
+    for reason in result.skipped.values():
+        key = reason.split(" until ", 1)[0]
+        reasons[key] = reasons.get(key, 0) + 1
+    detail = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1]))
+    return f"{result.summary} ({detail})" if detail else result.summary
 
 
 # --- running an action -----------------------------------------------------------------------------------
