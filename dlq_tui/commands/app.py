@@ -1,0 +1,68 @@
+"""`dlq-tui` without a command: check the database can be reached, optionally prepare the demo, run the App."""
+
+from __future__ import annotations
+
+import sys
+
+from dlq_tui.config import Settings
+
+EXIT_FAULT = 2
+
+
+def _say(message: str) -> None:
+    from dlq_tui.text import plain
+
+    print(f"dlq-tui: {plain(message, limit=500)}", file=sys.stderr)
+
+
+def prepare_demo(dsn: str) -> None:
+    """Migrate to v7 (a no-op when current) and fill the demo events when the queue is empty."""
+    from dlq_tui.db.connect import make_engine
+    from dlq_tui.db.queries import fetch_health_figures
+    from dlq_tui.demo import fill_demo
+    from dlq_tui.migrate.runner import upgrade
+
+    # Its own writable engine: --read-only applies to the session the operator works in, not to setup.
+    engine = make_engine(dsn)
+    try:
+        for _step in upgrade(engine):
+            pass
+        with engine.connect() as conn:
+            figures = fetch_health_figures(conn)
+        if figures.pending_events + figures.processed_events == 0:
+            fill_demo(engine)
+    finally:
+        engine.dispose()
+
+
+def run_app(settings: Settings, demo: bool = False) -> int:
+    from dlq_tui.db.connect import connection_errors, explain_connection_error
+    from dlq_tui.ui.source import DataSource
+
+    source = DataSource(settings)
+    try:
+        # Fail before the screen takes over the terminal: one clear line, exit 2.
+        with source.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except connection_errors() as exc:
+        source.close()
+        _say(explain_connection_error(exc, settings.dsn))
+        return EXIT_FAULT
+    if demo:
+        try:
+            prepare_demo(settings.dsn)
+        except connection_errors() as exc:
+            source.close()
+            _say(explain_connection_error(exc, settings.dsn))
+            return EXIT_FAULT
+        except Exception as exc:  # the migration runner's MigrationError and friends: say it, no traceback
+            source.close()
+            _say(f"demo setup failed: {exc}")
+            return 1
+
+    from dlq_tui.ui.app import DlqApp
+
+    app = DlqApp(settings, source=source)
+    app.run()
+    # App.run() returns even after a crash: the return code is what tells the shell.
+    return app.return_code or 0

@@ -1,0 +1,65 @@
+"""The command palette provider: every action of every screen, reachable by name (ctrl+p)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+
+@dataclass(frozen=True)
+class PaletteCommand:
+    title: str
+    help: str
+    mode: str | None  # the screen the action lives on (switched to first), None for app actions
+    action: str  # run on that screen (or on the app when mode is None)
+
+
+PALETTE: tuple[PaletteCommand, ...] = (
+    PaletteCommand("Go to health", "Health figures, breakers, runs, analysis (h)", None, "go('health')"),
+    PaletteCommand("Go to events", "Pending events, keyset paged (e)", None, "go('events')"),
+    PaletteCommand("Go to migration", "Schema version, plan, dry run, upgrade (m)", None, "go('migration')"),
+    PaletteCommand("Refresh health", "Read the health figures now (r)", "health", "refresh"),
+    PaletteCommand("Reload events", "Reload the events from the top (r)", "events", "refresh"),
+    PaletteCommand("Filter events", "Priority, classification, reason, text, locks (/)", "events", "filter"),
+    PaletteCommand("Clear event filter", "Show every pending event again (backspace)", "events", "clear_filter"),
+    PaletteCommand("Jump to event id", "Open the page that starts at an event id (g)", "events", "jump"),
+    PaletteCommand(
+        "Toggle resolved events", "Show resolved events too, or pending only (v)", "events", "toggle_resolved"
+    ),
+    PaletteCommand("Toggle detail pane", "Show or hide the event detail (d)", "events", "toggle_detail"),
+    PaletteCommand("Next payload page", "Page on through a long payload (])", "events", "payload_page(1)"),
+    PaletteCommand("Previous payload page", "Page back through a long payload ([)", "events", "payload_page(-1)"),
+    PaletteCommand("Mark event", "Mark or unmark the highlighted event (space)", "events", "toggle_mark"),
+    PaletteCommand("Mark page", "Mark every event in view, or unmark them (*)", "events", "mark_all"),
+    PaletteCommand("Migration dry run", "Show the SQL the upgrade would run (d)", "migration", "dry_run"),
+    PaletteCommand(
+        "Run migration", "Upgrade the database to schema v7, after a confirmation (u)", "migration", "upgrade"
+    ),
+    PaletteCommand("Recheck schema", "Read the schema version and plan again (r)", "migration", "refresh"),
+    PaletteCommand("Help", "Every key on every screen (?)", None, "help"),
+    PaletteCommand("Quit", "Leave dlq-tui (q)", None, "quit"),
+)
+
+
+class DlqCommands(Provider):
+    async def _run(self, command: PaletteCommand) -> None:
+        app = self.app
+        if command.mode is None:
+            await app.run_action(command.action)
+            return
+        if app.current_mode != command.mode:  # type: ignore[attr-defined]
+            await app.switch_mode(command.mode)
+        await app.run_action(command.action, app.screen)
+
+    async def discover(self) -> Hits:
+        for command in PALETTE:
+            yield DiscoveryHit(command.title, partial(self._run, command), help=command.help)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for command in PALETTE:
+            score = matcher.match(f"{command.title} {command.help}")
+            if score > 0:
+                yield Hit(score, matcher.highlight(command.title), partial(self._run, command), help=command.help)

@@ -1,0 +1,15 @@
+"""Typed messages that thread workers post back to the UI thread (post_message is thread-safe)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.message import Message
+
+
+class SchemaChecked(Message):
+    """The runner's check(): marker, catalog version, missing objects, whether v7 is current."""
+
+    def __init__(self, status: Any) -> None:
+        super().__init__()
+        self.status = status

@@ -1,0 +1,305 @@
+"""Health: every dlq_health figure as a tile, breakers, last processing runs, and the failure analysis.
+
+The refresh loop polls in a thread worker and re-arms its timer only after a poll finished (success
+or failure), so polls never overlap and a slow query never holds up a key. It pauses while the screen
+is hidden (another screen or a dialog on top) and catches up when it comes back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from typing import Any, ClassVar
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.timer import Timer
+from textual.widgets import Footer, Static
+from textual.worker import Worker, get_current_worker
+
+from dlq_tui.db.models import HealthSnapshot
+from dlq_tui.db.schema import priority_label
+from dlq_tui.ui import format as fmt
+from dlq_tui.ui.screens.base import DlqScreen
+from dlq_tui.ui.widgets.connection_bar import ConnectionBar
+from dlq_tui.ui.widgets.schema_notice import SchemaNotice
+from dlq_tui.ui.widgets.tile import Tile
+
+# tile id -> title; the ids are the dlq_health field names health_rules reports findings on.
+TILES: dict[str, str] = {
+    "pending_events": "Pending",
+    "processed_events": "Processed",
+    "avg_resolution_time_seconds": "Avg resolve",
+    "oldest_pending_at": "Oldest",
+    "newest_unresolved_event": "Newest",
+    "high_retry_events": "Retry > 5",
+    "locked_events": "Locked",
+    "malicious_events": "Malicious",
+    "high_priority_events": "Priority 1-3",
+}
+
+
+class HealthLoaded(Message):
+    def __init__(self, snapshot: HealthSnapshot, findings: list[Any], read_at: datetime) -> None:
+        super().__init__()
+        self.snapshot = snapshot
+        self.findings = findings
+        self.read_at = read_at
+
+
+def _level_for(field: str, findings: list[Any]) -> str:
+    order = {"ok": 0, "warning": 1, "critical": 2}
+    level = "ok"
+    for finding in findings:
+        name = str(getattr(finding, "field", ""))
+        if name == field and order.get(finding.level, 0) > order[level]:
+            level = finding.level
+    return level
+
+
+NUMERIC = {"count", "avg retries", "fails", "done", "failed", "took"}
+WIDE = {"reason", "method", "name"}
+
+
+def _small_table(title: str, *columns: str) -> Table:
+    table = Table(title=title, title_justify="left", title_style="bold", expand=True, box=None, pad_edge=False)
+    for column in columns:
+        justify = "right" if column in NUMERIC else "left"
+        left = justify == "left" and column in WIDE
+        table.add_column(
+            column, header_style="dim", justify=justify, no_wrap=True, overflow="ellipsis", ratio=2 if left else None
+        )  # type: ignore[arg-type]
+    return table
+
+
+class HealthScreen(DlqScreen):
+    TITLE_TEXT = "health"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("r", "refresh", "Refresh", id="health.refresh"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._loading = False
+        self._again = False
+        self._active = False
+        self._timer: Timer | None = None
+        self._read_at: datetime | None = None
+        self._snapshot: HealthSnapshot | None = None
+
+    def compose(self) -> ComposeResult:
+        yield ConnectionBar("health")
+        yield SchemaNotice(id="health-notice")
+        with VerticalScroll(id="health-body"):
+            with Grid(id="tiles"):
+                for field, title in TILES.items():
+                    yield Tile(title, id=field)
+            yield Static(id="health-status")
+            with Horizontal(id="health-tables"):
+                with Vertical(classes="health-col"):
+                    yield Static(id="breakers", classes="health-table")
+                    yield Static(id="runs", classes="health-table")
+                with Vertical(classes="health-col"):
+                    yield Static(id="reasons", classes="health-table")
+                    with Horizontal(id="pending-split"):
+                        yield Static(id="by-priority", classes="health-table")
+                        yield Static(id="by-classification", classes="health-table")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "schema_ready", self._schema_ready_changed)
+        self.set_interval(1.0, self._show_staleness)
+
+    def busy(self) -> bool:
+        return self._loading or (self.dlq.schema_ready is True and self._read_at is None)
+
+    # --- visibility and the refresh loop -------------------------------------------------------
+    def on_screen_resume(self) -> None:
+        self._active = True
+        if self.dlq.schema_ready and not self._loading and self._stale():
+            self.refresh_now()
+        elif self.dlq.schema_ready and self._timer is None and not self._loading:
+            self._arm()
+
+    def on_screen_suspend(self) -> None:
+        self._active = False
+        self._disarm()
+
+    def _schema_ready_changed(self, ready: bool | None) -> None:
+        notice = self.query_one(SchemaNotice)
+        body = self.query_one("#health-body")
+        notice.display = ready is not True
+        body.display = ready is True
+        if ready is not True:
+            notice.show_status(self.dlq.schema_status)
+            self._disarm()
+            return
+        self.refresh_now()
+
+    def _stale(self) -> bool:
+        if self._read_at is None:
+            return True
+        return (self.dlq.clock() - self._read_at).total_seconds() >= self.dlq.settings.refresh_seconds
+
+    def _arm(self) -> None:
+        self._disarm()
+        if self._active and self.dlq.schema_ready:
+            self._timer = self.set_timer(self.dlq.settings.refresh_seconds, self.refresh_now)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+
+    def action_refresh(self) -> None:
+        self.refresh_now()
+
+    def refresh_now(self) -> None:
+        if not self.dlq.schema_ready:
+            return
+        if self._loading:
+            self._again = True  # one more poll right after this one, never two at once
+            return
+        self._disarm()
+        self._loading = True
+        self.query_one("#health-status", Static).add_class("-loading")
+        self.run_worker(self._fetch, name="health refresh", group="health", thread=True, exit_on_error=False)
+
+    def _fetch(self) -> None:
+        from dlq_tui.health_rules import Thresholds, evaluate
+
+        snapshot = self.dlq.source.health()
+        if self.dlq.frozen_clock:
+            # Tests freeze the clock: judge ages (and the rules' messages) against it, not the server's.
+            snapshot = replace(snapshot, db_now=self.dlq.clock())
+        findings = evaluate(snapshot, Thresholds())
+        if not get_current_worker().is_cancelled:
+            self.post_message(HealthLoaded(snapshot, findings, self.dlq.clock()))
+
+    def on_health_loaded(self, message: HealthLoaded) -> None:
+        self._loading = False
+        self.data_ok()
+        self._snapshot = message.snapshot
+        self._read_at = message.read_at
+        self._draw(message.snapshot, message.findings)
+        self._after_poll()
+
+    def worker_failed(self, worker: Worker[object]) -> None:
+        if worker.group == "health":
+            self._loading = False
+            self._show_staleness()
+            self._after_poll()
+
+    def _after_poll(self) -> None:
+        self.query_one("#health-status", Static).remove_class("-loading")
+        if self._again:
+            self._again = False
+            self.refresh_now()
+        else:
+            self._arm()
+
+    # --- drawing -------------------------------------------------------------------------------
+    def _draw(self, snapshot: HealthSnapshot, findings: list[Any]) -> None:
+        figures = snapshot.figures
+        now = snapshot.db_now  # the server's clock: no client skew (or the frozen test clock)
+
+        def tile(field: str, value: str, detail: str = "") -> None:
+            self.query_one(f"#{field}", Tile).show(value, detail, _level_for(field, findings))
+
+        tile("pending_events", f"{figures.pending_events:,}", "unresolved")
+        tile("processed_events", f"{figures.processed_events:,}", "resolved")
+        tile("avg_resolution_time_seconds", fmt.duration(figures.avg_resolution_time_seconds), "to resolve")
+        oldest = figures.oldest_pending_at
+        tile("oldest_pending_at", fmt.age_between(oldest, now) + (" old" if oldest else ""), "pending")
+        newest = figures.newest_unresolved_event
+        tile("newest_unresolved_event", fmt.age_between(newest, now) + (" ago" if newest else ""), "pending")
+        tile("high_retry_events", f"{figures.high_retry_events:,}", "events")
+        tile("locked_events", f"{figures.locked_events:,}", "live locks")
+        tile("malicious_events", f"{figures.malicious_events:,}", "all time")
+        tile("high_priority_events", f"{figures.high_priority_events:,}", "all time")
+        self._draw_findings(findings)
+        self._draw_breakers(snapshot, now)
+        self._draw_runs(snapshot)
+        self._draw_analysis(snapshot)
+
+    def _draw_findings(self, findings: list[Any]) -> None:
+        from dlq_tui.health_rules import overall
+
+        level = overall(findings)
+        style = {"ok": "bold green", "warning": "bold yellow", "critical": "bold white on red"}.get(level, "bold")
+        text = Text(f" {str(level).upper()} ", style=style)
+        problems = [f for f in findings if f.level != "ok"]
+        for finding in problems:
+            text.append("  ")
+            text.append(str(finding.message), style="yellow" if finding.level == "warning" else "red")
+        if not problems:
+            text.append("  every figure within its threshold", style="dim")
+        self.query_one("#health-status", Static).update(text)
+        self._findings_text = text
+        self._show_staleness()
+
+    def _show_staleness(self) -> None:
+        if self._read_at is None or not hasattr(self, "_findings_text"):
+            return
+        seconds = (self.dlq.clock() - self._read_at).total_seconds()
+        text = self._findings_text.copy()
+        text.append(f"   · figures from {fmt.age(seconds)} ago", style="dim")
+        if self.dlq.connection_state == "disconnected":
+            text.append(" (last good data)", style="bold red")
+        self.query_one("#health-status", Static).update(text)
+
+    def _draw_breakers(self, snapshot: HealthSnapshot, now: datetime) -> None:
+        from dlq_tui.text import safe_text
+
+        table = _small_table("Circuit breakers", "name", "state", "fails", "next attempt")
+        styles = {"closed": "green", "open": "bold red", "half_open": "yellow"}
+        for b in snapshot.breakers:
+            nxt = b.next_attempt_time
+            nxt_text = "-" if nxt is None else ("due" if nxt <= now else f"in {fmt.age_between(now, nxt)}")
+            table.add_row(
+                safe_text(b.name, limit=40),
+                safe_text(b.state, limit=20, style=styles.get(b.state, "")),
+                f"{b.failure_count}/{b.failure_threshold}",
+                nxt_text,
+            )
+        if not snapshot.breakers:
+            table.add_row(Text("no breakers recorded", style="dim"), "", "", "")
+        self.query_one("#breakers", Static).update(table)
+
+    def _draw_runs(self, snapshot: HealthSnapshot) -> None:
+        from dlq_tui.text import safe_text
+
+        table = _small_table("Last processing runs", "started", "method", "done", "failed", "took")
+        for run in snapshot.recent_runs[:8]:
+            table.add_row(
+                fmt.when(run.started_at)[11:16],
+                safe_text(run.method, limit=20),
+                f"{run.processed}",
+                Text(f"{run.failed}", style="red" if run.failed else ""),
+                fmt.duration(run.duration_ms / 1000) + (" ⚡" if run.circuit_breaker_triggered else ""),
+            )
+        if not snapshot.recent_runs:
+            table.add_row(Text("no runs recorded", style="dim"), "", "", "", "")
+        self.query_one("#runs", Static).update(table)
+
+    def _draw_analysis(self, snapshot: HealthSnapshot) -> None:
+        from dlq_tui.text import safe_text
+
+        analysis = snapshot.analysis
+        reasons = _small_table("Top failure reasons", "reason", "count", "avg retries")
+        for stat in analysis.top_reasons[:8]:
+            reasons.add_row(safe_text(stat.reason, limit=60), f"{stat.count:,}", f"{stat.avg_retries:.1f}")
+        self.query_one("#reasons", Static).update(reasons)
+        by_priority = _small_table("Pending by priority", "priority", "count")
+        for priority, count in analysis.pending_by_priority:
+            by_priority.add_row(f"{priority} {priority_label(priority)}", f"{count:,}")
+        self.query_one("#by-priority", Static).update(by_priority)
+        by_class = _small_table("By classification", "class", "count")
+        for classification, count in analysis.pending_by_classification:
+            label = Text("unclassified", style="dim") if classification is None else safe_text(classification, limit=24)
+            by_class.add_row(label, f"{count:,}")
+        self.query_one("#by-classification", Static).update(by_class)

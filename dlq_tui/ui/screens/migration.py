@@ -1,0 +1,248 @@
+"""Migration panel: schema version (marker and catalog), the steps still to run, a dry run with its
+SQL, and the upgrade itself, whose step events stream live from a thread worker into the step log.
+
+After a successful upgrade the app re-checks the schema, and the health and events screens start
+working without a restart.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rich.console import Group
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.message import Message
+from textual.widgets import Footer, Static
+from textual.worker import Worker
+
+from dlq_tui.ui.screens.base import DlqScreen
+from dlq_tui.ui.screens.confirm import ConfirmModal
+from dlq_tui.ui.widgets.connection_bar import ConnectionBar
+from dlq_tui.ui.widgets.step_log import StepLog
+
+SQLITE_NOTE = (
+    "This is a SQLite database. Schema v7 is PostgreSQL-only (JSONB audit columns, the health view, triggers, "
+    "checksums computed by the server): on SQLite the upgrade changes nothing but the schema_state marker, "
+    "and the health and events screens need PostgreSQL."
+)
+
+
+class PlanLoaded(Message):
+    def __init__(self, steps: list[str]) -> None:
+        super().__init__()
+        self.steps = steps
+
+
+class StepReported(Message):
+    def __init__(self, step: Any, dry_run: bool) -> None:
+        super().__init__()
+        self.step = step
+        self.dry_run = dry_run
+
+
+class MigrationFinished(Message):
+    def __init__(self, dry_run: bool, ok: bool, message: str = "") -> None:
+        super().__init__()
+        self.dry_run = dry_run
+        self.ok = ok
+        self.message = message
+
+
+class MigrationScreen(DlqScreen):
+    TITLE_TEXT = "migration"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("r", "refresh", "Recheck", id="migration.recheck"),
+        Binding("d", "dry_run", "Dry run (SQL)", id="migration.dry_run"),
+        Binding("u", "upgrade", "Upgrade to v7", id="migration.upgrade"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.running = False
+        self.steps: list[str] = []
+        self.sql: list[Text] = []
+        self.outcome: str | None = None
+
+    def compose(self) -> ComposeResult:
+        yield ConnectionBar("migration")
+        with VerticalScroll(id="migration-body"):
+            yield Static(id="migration-status")
+            yield Static(id="migration-outcome")
+            yield StepLog(id="step-log")
+            yield Static(id="migration-sql")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "schema_label", lambda _: self._show_status())
+        self.action_refresh()
+
+    def busy(self) -> bool:
+        return self.running
+
+    # --- status and plan -------------------------------------------------------------------------
+    def action_refresh(self) -> None:
+        if self.running:
+            return
+        self.dlq.check_schema()
+        self.run_worker(
+            self._load_plan, name="migration plan", group="plan", thread=True, exclusive=True, exit_on_error=False
+        )
+
+    def _load_plan(self) -> None:
+        self.post_message(PlanLoaded(self.dlq.source.plan()))
+
+    def on_plan_loaded(self, message: PlanLoaded) -> None:
+        self.data_ok()
+        self.steps = message.steps
+        if not self.running:
+            self.query_one(StepLog).show_plan(self.steps)
+        self._show_status()
+        self.refresh_bindings()
+
+    def _show_status(self) -> None:
+        from dlq_tui.text import safe_text
+
+        status = self.dlq.schema_status
+        out = Text()
+        out.append("Database  ", style="bold dim")
+        out.append(self.dlq.target_label)
+        out.append("\n")
+        if self.dlq.source.is_sqlite:
+            out.append(SQLITE_NOTE + "\n", style="yellow")
+        if status is None:
+            out.append("Reading the schema…", style="italic")
+        else:
+            marker = getattr(status, "marker", None)
+            catalog = getattr(status, "catalog_version", None)
+            out.append("Marker    ", style="bold dim")
+            out.append(f"schema_state says {marker}" if marker is not None else "no schema_state marker")
+            out.append("    Catalog  ", style="bold dim")
+            out.append(f"looks like v{catalog}" if catalog is not None else "no dead-letter tables")
+            revision = getattr(status, "alembic_revision", None)
+            out.append("    Alembic  ", style="bold dim")
+            out.append(str(revision) if revision else "not stamped")
+            out.append("\n")
+            if getattr(status, "current", False):
+                out.append("✓ The database is at schema v7: nothing to do.", style="bold green")
+            else:
+                out.append(f"{len(self.steps)} step(s) to run. ", style="bold yellow")
+                out.append("d", style="bold reverse")
+                out.append(" shows the SQL without changing anything, ")
+                out.append("u", style="bold reverse")
+                out.append(" upgrades (asks first; one transaction, all or nothing).")
+            for problem in list(getattr(status, "problems", []) or [])[:6]:
+                out.append("\n• ", style="yellow")
+                out.append_text(safe_text(str(problem)))
+        if self.dlq.settings.read_only:
+            out.append("\nRead-only session: the upgrade is disabled (restart without --read-only).", style="bold")
+        self.query_one("#migration-status", Static).update(out)
+
+    # --- dry run and upgrade ----------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("dry_run", "upgrade", "refresh") and self.running:
+            return None
+        if action == "upgrade" and self.dlq.settings.read_only:
+            return None
+        return True
+
+    def action_dry_run(self) -> None:
+        self._start(dry_run=True)
+
+    def action_upgrade(self) -> None:
+        if self.running:
+            return
+        if self.dlq.settings.read_only:
+            self.notify("read-only session: the upgrade needs write access", severity="warning", markup=False)
+            return
+        body = Text()
+        body.append("Upgrade ")
+        body.append(self.dlq.target_label, style="bold")
+        body.append(" to schema v7?\n\n")
+        if self.steps:
+            body.append(f"{len(self.steps)} step(s): ")
+            body.append(", ".join(self.steps[:6]) + (" …" if len(self.steps) > 6 else ""))
+            body.append("\n\n")
+        body.append("It runs in one transaction (all or nothing) and takes locks on dead_letter_events while it runs.")
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._start(dry_run=False)
+
+        self.app.push_screen(ConfirmModal("Run the migration?", body, yes_label="Upgrade", danger=True), answered)
+
+    def _start(self, *, dry_run: bool) -> None:
+        if self.running:
+            return
+        self.running = True
+        self.outcome = None
+        self.sql = []
+        self.query_one("#migration-sql", Static).update("")
+        self.query_one(StepLog).reset()
+        self.query_one("#migration-outcome", Static).update(
+            Text("Dry run: rendering the SQL…" if dry_run else "Upgrading… (steps appear as they run)", style="yellow")
+        )
+        self.refresh_bindings()
+        self.run_worker(
+            lambda: self._run(dry_run),
+            name="migration",
+            group="migration",
+            thread=True,
+            exclusive=True,
+            exit_on_error=False,
+        )
+
+    def _run(self, dry_run: bool) -> None:
+        from dlq_tui.migrate.runner import MigrationError
+
+        source = self.dlq.source
+        try:
+            for step in source.dry_run() if dry_run else source.upgrade():
+                self.post_message(StepReported(step, dry_run))
+        except MigrationError as exc:
+            self.post_message(MigrationFinished(dry_run, False, str(exc)))
+            return
+        self.post_message(MigrationFinished(dry_run, True))
+
+    def on_step_reported(self, message: StepReported) -> None:
+        from dlq_tui.text import safe_text
+
+        step = message.step
+        self.query_one(StepLog).report(step)
+        sql = getattr(step, "sql", None)
+        if sql:
+            block = Text(f"-- {step.number}. ", style="dim")
+            block.append_text(safe_text(str(step.name), style="dim"))
+            block.append("\n")
+            block.append_text(safe_text(str(sql), limit=20_000, multiline=True, style="cyan"))
+            self.sql.append(block)
+            self.query_one("#migration-sql", Static).update(Group(Text("SQL", style="bold underline"), *self.sql))
+
+    def on_migration_finished(self, message: MigrationFinished) -> None:
+        from dlq_tui.text import plain
+
+        self.running = False
+        self.refresh_bindings()
+        outcome = self.query_one("#migration-outcome", Static)
+        if message.dry_run:
+            outcome.update(Text("Dry run finished: nothing was changed. The SQL is below.", style="bold green"))
+            self.outcome = "dry-run"
+        elif message.ok:
+            outcome.update(Text("✓ Migration finished: the database is at schema v7.", style="bold green"))
+            self.outcome = "done"
+            self.notify("migration finished: schema v7", severity="information", markup=False)
+        else:
+            text = Text("✗ Migration failed and was rolled back: ", style="bold red")
+            text.append(plain(message.message, limit=500))
+            outcome.update(text)
+            self.outcome = "failed"
+        self.action_refresh()
+
+    def worker_failed(self, worker: Worker[object]) -> None:
+        if worker.group == "migration":
+            self.running = False
+            self.outcome = "failed"
+            self.refresh_bindings()
+            self.query_one("#migration-outcome", Static).update(Text("✗ The migration did not run.", style="bold red"))

@@ -1,0 +1,113 @@
+"""The app's only door to the database: thin, blocking calls into dlq_tui.db and dlq_tui.migrate.
+
+Every method opens its own pooled connection, so screens can run them concurrently in thread workers.
+Tests subclass DataSource to make a call slow or failing without touching the screens.
+The ui never writes SQL: everything here delegates to the db layer or the migration runner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Engine
+
+from dlq_tui.db.connect import is_sqlite, make_engine
+from dlq_tui.db.models import EventDetail, EventFilter, EventPage, HealthSnapshot, PageCursor
+
+if TYPE_CHECKING:
+    from dlq_tui.config import Settings
+
+# A backstop: a thread worker cannot cancel its query, so the server does it after this long.
+STATEMENT_TIMEOUT_MS = 30_000
+PAGE_SIZE = 200
+
+
+class DataSource:
+    def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
+        self.settings = settings
+        self.dsn = settings.dsn
+        self.engine = engine or make_engine(
+            settings.dsn, read_only=settings.read_only, statement_timeout_ms=STATEMENT_TIMEOUT_MS
+        )
+        self._migration_engine: Engine | None = None
+
+    @property
+    def is_sqlite(self) -> bool:
+        return is_sqlite(self.dsn)
+
+    def close(self) -> None:
+        self.engine.dispose()
+        if self._migration_engine is not None:
+            self._migration_engine.dispose()
+
+    # --- read side -------------------------------------------------------------------------------
+    def health(self) -> HealthSnapshot:
+        from dlq_tui.db.queries import fetch_health
+
+        with self.engine.connect() as conn:
+            return fetch_health(conn)
+
+    def page(
+        self,
+        flt: EventFilter,
+        *,
+        after: PageCursor | None = None,
+        before: PageCursor | None = None,
+        limit: int = PAGE_SIZE,
+    ) -> EventPage:
+        from dlq_tui.db.queries import fetch_page
+
+        with self.engine.connect() as conn:
+            return fetch_page(conn, flt, after=after, before=before, limit=limit)
+
+    def page_at(self, flt: EventFilter, event_id: int, limit: int = PAGE_SIZE) -> EventPage | None:
+        from dlq_tui.db.queries import page_starting_at
+
+        with self.engine.connect() as conn:
+            return page_starting_at(conn, flt, event_id, limit=limit)
+
+    def event(self, event_id: int, payload_chars: int) -> EventDetail | None:
+        from dlq_tui.db.queries import fetch_event
+
+        with self.engine.connect() as conn:
+            return fetch_event(conn, event_id, payload_chars=payload_chars)
+
+    def payload_slice(self, event_id: int, start_char: int, length: int) -> str:
+        from dlq_tui.db.queries import fetch_payload_slice
+
+        with self.engine.connect() as conn:
+            return fetch_payload_slice(conn, event_id, start_char, length)
+
+    def reasons(self) -> list[str]:
+        from dlq_tui.db.queries import known_reasons
+
+        with self.engine.connect() as conn:
+            return known_reasons(conn)
+
+    # --- schema and migration ---------------------------------------------------------------------
+    def _migrator(self) -> Engine:
+        # Migrations may run for minutes and must write: no statement timeout, never read-only.
+        if self._migration_engine is None:
+            self._migration_engine = make_engine(self.dsn)
+        return self._migration_engine
+
+    def schema_status(self) -> Any:
+        from dlq_tui.migrate.runner import check
+
+        return check(self.engine)
+
+    def plan(self) -> list[str]:
+        from dlq_tui.migrate.runner import plan
+
+        return plan(self.engine)
+
+    def dry_run(self) -> Iterator[Any]:
+        from dlq_tui.migrate.runner import dry_run
+
+        return dry_run(self._migrator())
+
+    def upgrade(self) -> Iterator[Any]:
+        from dlq_tui.migrate.runner import upgrade
+
+        return upgrade(self._migrator())

@@ -1,0 +1,253 @@
+"""The detail pane: every column of one event, checksum verdict, timelines, payload and metadata.
+
+Everything from the database goes through dlq_tui.text. A payload longer than one page is shown a page
+at a time (the screen fetches further pages with fetch_payload_slice in a worker), so a 5 MB payload
+never reaches a widget whole.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from rich.console import Group
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from dlq_tui.db.models import EventDetail
+from dlq_tui.db.schema import priority_label
+from dlq_tui.ui import format as fmt
+
+PAYLOAD_PAGE_CHARS = 8_000
+
+TIME_KEYS = ("timestamp", "time", "at", "attempted_at", "occurred_at", "created_at")
+KIND_KEYS = ("type", "error_type", "method", "action", "kind")
+MESSAGE_KEYS = ("message", "error", "error_message", "detail", "reason", "note")
+SUCCESS_KEYS = ("success", "ok", "succeeded")
+
+
+def _label(name: str) -> Text:
+    return Text(f"{name:<13}", style="bold dim")
+
+
+def _field(name: str, value: Text | str) -> Text:
+    line = _label(name)
+    line.append_text(value if isinstance(value, Text) else Text(value))
+    return line
+
+
+def _first(entry: dict[str, Any], keys: tuple[str, ...]) -> tuple[str | None, Any]:
+    for key in keys:
+        if key in entry:
+            return key, entry[key]
+    return None, None
+
+
+def timeline(title: str, value: Any) -> Text:
+    """A list of dict entries as one line each (time, kind, message, success); unknown keys are kept."""
+    from dlq_tui.text import safe_json, safe_text
+
+    out = Text()
+    if value is None:
+        out.append(f"── {title}: none\n", style="bold dim")
+        return out
+    if isinstance(value, str):
+        # Too big or too deep to parse (the db layer hands back the text): show the text, cut.
+        out.append(f"── {title} (shown as stored text)\n", style="bold yellow")
+        out.append_text(safe_text(value, limit=2000, multiline=True))
+        out.append("\n")
+        return out
+    if not isinstance(value, list):
+        # Not the documented shape: show exactly what is stored.
+        out.append(f"── {title} (not a list, shown as stored)\n", style="bold yellow")
+        out.append_text(safe_json(json.dumps(value)))
+        out.append("\n")
+        return out
+    out.append(f"── {title} ({len(value)})\n", style="bold")
+    for entry in value[-50:]:
+        if not isinstance(entry, dict):
+            out.append("  • ")
+            out.append_text(safe_text(json.dumps(entry), limit=300))
+            out.append("\n")
+            continue
+        used: set[str] = set()
+        t_key, t_val = _first(entry, TIME_KEYS)
+        k_key, k_val = _first(entry, KIND_KEYS)
+        m_key, m_val = _first(entry, MESSAGE_KEYS)
+        s_key, s_val = _first(entry, SUCCESS_KEYS)
+        used.update(k for k in (t_key, k_key, m_key, s_key) if k)
+        mark = (
+            Text("  ? ", style="dim")
+            if s_key is None
+            else (Text("  ✓ ", style="green") if s_val is True else Text("  ✗ ", style="bold red"))
+        )
+        out.append_text(mark)
+        out.append_text(safe_text(str(t_val) if t_val is not None else "-", limit=32, style="dim"))
+        out.append("  ")
+        out.append_text(safe_text(str(k_val) if k_val is not None else "-", limit=40, style="cyan"))
+        if m_key:
+            out.append("  ")
+            out.append_text(safe_text(m_val if isinstance(m_val, str) else json.dumps(m_val), limit=300))
+        for key, extra in entry.items():
+            if key in used:
+                continue
+            out.append("\n      ")
+            out.append_text(safe_text(f"{key}=", limit=60, style="dim"))
+            out.append_text(safe_text(extra if isinstance(extra, str) else json.dumps(extra), limit=300))
+        out.append("\n")
+    if len(value) > 50:
+        out.append(f"  (first {len(value) - 50} older entries not shown)\n", style="dim")
+    return out
+
+
+def checksum_text(detail: EventDetail) -> Text:
+    status = detail.checksum_status
+    if status == "match":
+        return Text("match ✓ (sha256 of payload::text recomputed now)", style="green")
+    if status == "mismatch":
+        text = Text("MISMATCH", style="bold white on red")
+        text.append(f"  stored {detail.payload_checksum}  computed {detail.computed_checksum}", style="red")
+        return text
+    return Text("none (no checksum stored)", style="dim")
+
+
+class EventDetailPane(VerticalScroll):
+    """Focusable (enter from the table) so long details scroll with the keyboard."""
+
+    can_focus = True
+    DEFAULT_CSS = """
+    EventDetailPane { border: round $panel-lighten-2; border-title-color: $text-muted; padding: 0 1; }
+    EventDetailPane:focus { border: round $accent; }
+    EventDetailPane > Static { height: auto; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.border_title = "detail"
+        self.detail: EventDetail | None = None
+        self.payload_page = 0
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text("Highlight an event to see it here.", style="dim"), id="detail-fields")
+        yield Static(id="detail-timelines")
+        yield Static(id="detail-payload")
+        yield Static(id="detail-metadata")
+
+    @property
+    def payload_pages(self) -> int:
+        if self.detail is None:
+            return 0
+        return max(1, -(-self.detail.payload_total_chars // PAYLOAD_PAGE_CHARS))
+
+    def show_loading(self, event_id: int) -> None:
+        self.border_title = f"event {event_id} …"
+
+    def show_missing(self, event_id: int) -> None:
+        self.detail = None
+        self.border_title = f"event {event_id}"
+        self.query_one("#detail-fields", Static).update(Text("This event no longer exists.", style="yellow"))
+        for name in ("timelines", "payload", "metadata"):
+            self.query_one(f"#detail-{name}", Static).update("")
+
+    def show(self, detail: EventDetail, now: datetime) -> None:
+        from dlq_tui.text import safe_json, safe_text
+
+        self.detail = detail
+        self.payload_page = 0
+        row = detail.row
+        self.border_title = f"event {row.id}"
+        lines = [
+            _field("priority", Text(f"{row.priority} {priority_label(row.priority)}")),
+            _field("class", safe_text(row.classification) if row.classification else Text("unclassified", "dim")),
+            _field("reason", safe_text(row.reason)),
+            _field("source", safe_text(row.source or "-")),
+            _field("offset", str(row.source_offset) if row.source_offset is not None else "-"),
+            _field("ingest id", safe_text(detail.ingest_id or "-")),
+            _field("created", f"{fmt.when(row.created_at)} UTC ({fmt.age_between(row.created_at, now)} ago)"),
+            _field("updated", fmt.when(detail.updated_at)),
+            _field("last process", fmt.when(detail.last_processed_at)),
+            _field("retries", Text(str(row.retry_count), style="bold yellow" if row.retry_count > 5 else "")),
+            _field("resolved", self._resolved(detail)),
+            _field("lock", self._lock(detail, now)),
+            _field("checksum", checksum_text(detail)),
+            _field("idempotency", safe_text(detail.idempotency_key or "-")),
+        ]
+        self.query_one("#detail-fields", Static).update(Group(*lines))
+        self.query_one("#detail-timelines", Static).update(
+            Group(
+                timeline("error history", detail.error_history),
+                timeline("processing attempts", detail.processing_attempts),
+            )
+        )
+        self._show_payload_text(detail.payload_text if self.payload_pages == 1 else None)
+        metadata = Text("── metadata\n", style="bold")
+        metadata.append_text(
+            safe_json(detail.metadata_text) if detail.metadata_text is not None else Text("none", "dim")
+        )
+        self.query_one("#detail-metadata", Static).update(metadata)
+        self.scroll_home(animate=False)
+
+    def _resolved(self, detail: EventDetail) -> Text:
+        from dlq_tui.text import safe_text
+
+        if not detail.row.resolved:
+            return Text("no", style="yellow")
+        text = Text(f"yes, {fmt.when(detail.resolved_at)}", style="green")
+        if detail.resolution_method:
+            text.append(" via ")
+            text.append_text(safe_text(detail.resolution_method))
+        return text
+
+    def _lock(self, detail: EventDetail, now: datetime) -> Text:
+        row = detail.row
+        state = fmt.lock_state(row, now)
+        if state == "free":
+            return Text("free", style="dim")
+        text = Text(str(row.processing_lock))
+        if state == "held" and row.lock_expires_at is not None:
+            text.append(f"  held, {fmt.age_between(now, row.lock_expires_at)} left", style="bold magenta")
+        else:
+            text.append(f"  expired at {fmt.when(row.lock_expires_at)}", style="yellow")
+        return text
+
+    def _payload_header(self) -> Text:
+        assert self.detail is not None
+        text = Text(f"── payload ({self.detail.payload_total_bytes:,} bytes)", style="bold")
+        if self.payload_pages > 1:
+            start = self.payload_page * PAYLOAD_PAGE_CHARS
+            end = min(self.detail.payload_total_chars, start + PAYLOAD_PAGE_CHARS)
+            text.append(
+                f"  page {self.payload_page + 1}/{self.payload_pages}: chars {start:,}-{end:,} of "
+                f"{self.detail.payload_total_chars:,}  ] next  [ previous",
+                style="bold yellow",
+            )
+        text.append("\n")
+        return text
+
+    def _show_payload_text(self, whole: str | None) -> None:
+        """whole: the complete payload (pretty JSON); None: show page 0 of a long payload as raw text."""
+        from dlq_tui.text import safe_json
+
+        assert self.detail is not None
+        if whole is not None:
+            self.query_one("#detail-payload", Static).update(Group(self._payload_header(), safe_json(whole)))
+        else:
+            self.show_payload_page(0, self.detail.payload_text[:PAYLOAD_PAGE_CHARS])
+
+    def show_payload_page(self, page: int, chunk: str) -> None:
+        from dlq_tui.text import safe_text
+
+        if self.detail is None:
+            return
+        self.payload_page = page
+        body = safe_text(chunk, limit=PAYLOAD_PAGE_CHARS, multiline=True)
+        more = self.detail.payload_total_chars - (page + 1) * PAYLOAD_PAGE_CHARS
+        footer = (
+            Text(f"\n… {more:,} more characters: press ] for the next page", style="bold yellow")
+            if more > 0
+            else Text()
+        )
+        self.query_one("#detail-payload", Static).update(Group(self._payload_header(), body, footer))

@@ -1,0 +1,213 @@
+"""The pending-events table: a DataTable over a BOUNDED window of keyset pages.
+
+DataTable measures and stores every row it holds, so it must never hold the whole queue. This widget
+keeps at most MAX_PAGES pages: when the cursor nears the bottom it asks for the next page (and the
+top page is dropped when it arrives); near the top it asks for the previous one (dropping the bottom).
+Memory and redraw cost stay flat however far an operator scrolls. It fetches nothing itself: it posts
+NeedPage and the screen runs the query in a worker, then calls add_page().
+
+Marks (space, *) live here as a set of event ids, independent of the window, so triage actions can act
+on "the marked events, else the highlighted one" (selected_ids).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from datetime import datetime
+from typing import ClassVar, Literal
+
+from rich.text import Text
+from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.widgets import DataTable
+
+from dlq_tui.db.models import EventPage, EventRow, PageCursor
+from dlq_tui.db.schema import priority_label
+from dlq_tui.ui import format as fmt
+
+Direction = Literal["next", "previous"]
+
+# key, header, width: fixed widths, so DataTable does not measure every cell of every page.
+COLUMNS: tuple[tuple[str, str, int], ...] = (
+    ("mark", " ", 1),
+    ("id", "id", 6),
+    ("priority", "priority", 8),
+    ("class", "class", 12),
+    ("reason", "reason", 19),
+    ("source", "source", 14),
+    ("retries", "rt", 3),
+    ("age", "age", 7),
+    ("lock", "lock", 9),
+)
+PRIORITY_STYLE = {1: "bold red", 2: "red", 3: "yellow"}
+LOCK_STYLE = {"held": "bold magenta", "expired": "dim yellow", "free": "dim"}
+
+
+class EventTable(DataTable[Text]):
+    MAX_PAGES = 3
+    PREFETCH_ROWS = 10  # ask for the next page this many rows before the edge: scrolling never stops
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("space", "toggle_mark", "Mark", id="events.mark"),
+        Binding("asterisk", "mark_all", "Mark page", key_display="*", id="events.mark_all"),
+    ]
+
+    class NeedPage(Message):
+        def __init__(self, table: EventTable, direction: Direction, cursor: PageCursor) -> None:
+            super().__init__()
+            self.table = table
+            self.direction = direction
+            self.cursor = cursor
+
+    class MarksChanged(Message):
+        def __init__(self, count: int) -> None:
+            super().__init__()
+            self.count = count
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=True, cursor_foreground_priority="renderable")
+        self.pages: deque[list[EventRow]] = deque()
+        self.rows_by_id: dict[int, EventRow] = {}
+        self.at_start = True
+        self.at_end = True
+        self.pending: Direction | None = None  # a page request in flight (never two at once)
+        self.marked: set[int] = set()
+        self.now: datetime | None = None  # frozen clock (tests); None = each row's db_now
+
+    def on_mount(self) -> None:
+        for key, header, width in COLUMNS:
+            self.add_column(header, width=width, key=key)
+
+    # --- the window --------------------------------------------------------------------------------
+    @property
+    def window_rows(self) -> list[EventRow]:
+        return [row for page in self.pages for row in page]
+
+    @property
+    def highlighted(self) -> EventRow | None:
+        if self.row_count == 0:
+            return None
+        row_key, _ = self.coordinate_to_cell_key(self.cursor_coordinate)
+        return self.rows_by_id.get(int(row_key.value)) if row_key.value is not None else None
+
+    def reset(self, page: EventPage, *, at_start: bool, focus_id: int | None = None) -> None:
+        """Show one page (a new filter, a reload, a jump)."""
+        self.pages = deque([page.rows]) if page.rows else deque()
+        self.at_start = at_start
+        self.at_end = page.next_cursor is None
+        self.pending = None
+        self._redraw(focus_id=focus_id, keep_offset=False)
+
+    def add_page(self, direction: Direction, page: EventPage) -> None:
+        self.pending = None
+        keep = self.highlighted.id if self.highlighted else None
+        if direction == "next":
+            if page.rows:
+                self.pages.append(page.rows)
+            self.at_end = page.next_cursor is None or not page.rows
+            if len(self.pages) > self.MAX_PAGES:
+                self.pages.popleft()
+                self.at_start = False
+        else:
+            if page.rows:
+                self.pages.appendleft(page.rows)
+            # A short page means nothing is left above it.
+            self.at_start = len(page.rows) < self._page_size()
+            if len(self.pages) > self.MAX_PAGES:
+                self.pages.pop()
+                self.at_end = False
+        self._redraw(focus_id=keep, keep_offset=True)
+
+    def _page_size(self) -> int:
+        from dlq_tui.ui.source import PAGE_SIZE
+
+        return PAGE_SIZE
+
+    def _redraw(self, *, focus_id: int | None, keep_offset: bool) -> None:
+        offset = self.cursor_row - int(self.scroll_y) if keep_offset else 0
+        self.clear()
+        rows = self.window_rows
+        self.rows_by_id = {row.id: row for row in rows}
+        self.add_rows_keyed(rows)
+        if not rows:
+            return
+        index = next((i for i, row in enumerate(rows) if row.id == focus_id), 0) if focus_id is not None else 0
+        if keep_offset:
+            self.scroll_to(y=max(0, index - offset), animate=False, immediate=True)
+        self.move_cursor(row=index, animate=False, scroll=not keep_offset)
+
+    def add_rows_keyed(self, rows: Iterable[EventRow]) -> None:
+        for row in rows:
+            self.add_row(*self.cells(row), key=str(row.id))
+
+    def cells(self, row: EventRow) -> list[Text]:
+        from dlq_tui.text import safe_text
+
+        now = self.now or row.db_now
+        state = fmt.lock_state(row, now)
+        lock = Text("resolved", style="green") if row.resolved else Text(fmt.lock_label(row, now), LOCK_STYLE[state])
+        return [
+            Text("●" if row.id in self.marked else " ", style="bold cyan"),
+            Text(str(row.id), style="dim" if row.resolved else ""),
+            Text(priority_label(row.priority), style=PRIORITY_STYLE.get(row.priority, "")),
+            safe_text(row.classification, limit=24) if row.classification else Text("-", style="dim"),
+            safe_text(row.reason, limit=60),
+            safe_text(fmt.short_source(row.source, 14), limit=60),
+            Text(str(row.retry_count), style="bold yellow" if row.retry_count > 5 else "", justify="right"),
+            Text(fmt.age_between(row.created_at, now)),
+            lock,
+        ]
+
+    # --- paging on cursor moves --------------------------------------------------------------------
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if self.pending is not None or not self.pages:
+            return
+        if event.cursor_row >= self.row_count - self.PREFETCH_ROWS and not self.at_end:
+            self.pending = "next"
+            self.post_message(self.NeedPage(self, "next", self.pages[-1][-1].cursor))
+        elif event.cursor_row < self.PREFETCH_ROWS and not self.at_start:
+            self.pending = "previous"
+            self.post_message(self.NeedPage(self, "previous", self.pages[0][0].cursor))
+
+    def page_failed(self) -> None:
+        self.pending = None
+
+    # --- marks ---------------------------------------------------------------------------------------
+    def selected_ids(self) -> list[int]:
+        """What an action applies to: the marked events, else the highlighted one."""
+        if self.marked:
+            return sorted(self.marked)
+        row = self.highlighted
+        return [row.id] if row else []
+
+    def _show_mark(self, event_id: int) -> None:
+        if str(event_id) in self.rows:
+            self.update_cell(str(event_id), "mark", Text("●" if event_id in self.marked else " ", style="bold cyan"))
+
+    def action_toggle_mark(self) -> None:
+        row = self.highlighted
+        if row is None:
+            return
+        self.marked.symmetric_difference_update({row.id})
+        self._show_mark(row.id)
+        self.post_message(self.MarksChanged(len(self.marked)))
+        if self.cursor_row < self.row_count - 1:
+            self.move_cursor(row=self.cursor_row + 1)
+
+    def action_mark_all(self) -> None:
+        ids = [row.id for row in self.window_rows]
+        if ids and all(i in self.marked for i in ids):
+            self.marked.difference_update(ids)
+        else:
+            self.marked.update(ids)
+        for event_id in ids:
+            self._show_mark(event_id)
+        self.post_message(self.MarksChanged(len(self.marked)))
+
+    def clear_marks(self) -> None:
+        ids = list(self.marked)
+        self.marked.clear()
+        for event_id in ids:
+            self._show_mark(event_id)
+        self.post_message(self.MarksChanged(0))
