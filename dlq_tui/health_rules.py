@@ -68,8 +68,10 @@ def _limits(warn: float | None, crit: float | None, unit: str = "") -> str:
 
 
 def _count_check(field: str, what: str, value: int, warn: int | None, crit: int | None) -> Finding | None:
+    """what is "event(s) ..." phrasing; the plural is picked here."""
     if warn is None and crit is None:
         return None
+    what = what.replace("event(s)", "event" if value == 1 else "events")
     return Finding(_level(value, warn, crit), field, f"{value:,} {what}{_limits(warn, crit)}")
 
 
@@ -93,15 +95,15 @@ def evaluate(snapshot: HealthSnapshot, thresholds: Thresholds | None = None) -> 
     t = thresholds or Thresholds()
     f = snapshot.figures
     findings: list[Finding | None] = [
-        _count_check("pending_events", "pending events", f.pending_events, t.pending_warn, t.pending_crit),
+        _count_check("pending_events", "pending event(s)", f.pending_events, t.pending_warn, t.pending_crit),
         _count_check(
             "high_retry_events",
-            "events retried more than 5 times",
+            "event(s) retried more than 5 times",
             f.high_retry_events,
             t.high_retry_warn,
             t.high_retry_crit,
         ),
-        _count_check("locked_events", "events locked by a processor", f.locked_events, t.locked_warn, t.locked_crit),
+        _count_check("locked_events", "event(s) locked by a processor", f.locked_events, t.locked_warn, t.locked_crit),
     ]
     if t.oldest_warn_hours is not None or t.oldest_crit_hours is not None:
         if f.oldest_pending_at is None:
@@ -122,7 +124,7 @@ def evaluate(snapshot: HealthSnapshot, thresholds: Thresholds | None = None) -> 
     findings.append(
         _count_check(
             "malicious_events",
-            f"pending events classified malicious ({f.malicious_events:,} in total)",
+            f"pending event(s) classified malicious, {f.malicious_events:,} in total",
             malicious_pending,
             t.malicious_warn,
             t.malicious_crit,
@@ -132,7 +134,7 @@ def evaluate(snapshot: HealthSnapshot, thresholds: Thresholds | None = None) -> 
     findings.append(
         _count_check(
             "high_priority_events",
-            "pending events of priority 1-3",
+            "pending event(s) of priority 1-3",
             high_pending,
             t.high_priority_warn,
             t.high_priority_crit,
@@ -158,6 +160,11 @@ def breaker_finding(b: Breaker, db_now: datetime) -> Finding:
     if state == "half_open":
         return Finding("warning", field, f"breaker {name} is half-open ({counts}{when})")
     return Finding("warning", field, f"breaker {name} is in an unknown state {state!r} ({counts})")
+
+
+def worst_first(findings: list[Finding]) -> list[Finding]:
+    """Critical, then warning, then ok; stable within a level."""
+    return sorted(findings, key=lambda f: -LEVELS.index(f.level))
 
 
 def overall(findings: list[Finding]) -> Level:

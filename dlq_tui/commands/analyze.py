@@ -38,18 +38,17 @@ def analysis_report(analysis: Analysis, pending: int) -> str:
     if not analysis.top_reasons:
         lines.append("  (no pending events)")
     else:
-        lines.append(f"  {'reason':<40} {'count':>9} {'share':>6} {'avg retries':>12}")
+        lines.append(f"  {'count':>9} {'share':>6} {'avg retries':>12}  reason")
     for r in analysis.top_reasons:
-        lines.append(
-            f"  {plain(r.reason, limit=40):<40} {r.count:>9,} {_share(r.count, pending)} {r.avg_retries:>12.2f}"
-        )
+        # The reason goes last: database text of any length cannot push the numbers out of their columns.
+        lines.append(f"  {r.count:>9,} {_share(r.count, pending)} {r.avg_retries:>12.2f}  {plain(r.reason, limit=80)}")
     lines += ["", "Pending by priority"]
     for p, n in analysis.pending_by_priority:
-        lines.append(f"  {p:>2} {priority_label(p):<10} {n:>9,} {_share(n, pending)}")
+        lines.append(f"  {n:>9,} {_share(n, pending)}  {p:>2} {priority_label(p)}")
     lines += ["", "Pending by classification"]
     for c, n in analysis.pending_by_classification:
-        name = "(unclassified)" if c is None else plain(c, limit=32)
-        lines.append(f"  {name:<24} {n:>9,} {_share(n, pending)}")
+        name = "(unclassified)" if c is None else plain(c, limit=80)
+        lines.append(f"  {n:>9,} {_share(n, pending)}  {name}")
     return "\n".join(lines)
 
 

@@ -24,7 +24,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from dlq_tui.db import schema
 from dlq_tui.db.connect import ConnectionFault, explain_connection_error, make_engine, scrub
 from dlq_tui.db.models import HealthSnapshot
-from dlq_tui.health_rules import Finding, Thresholds, evaluate, exit_code, format_age, overall
+from dlq_tui.health_rules import Finding, Thresholds, evaluate, exit_code, format_age, overall, worst_first
 
 EXIT_UNKNOWN = 3
 STATUS_NAMES = {"ok": "OK", "warning": "WARNING", "critical": "CRITICAL"}
@@ -280,8 +280,9 @@ def health_report(snapshot: HealthSnapshot, findings: list[Finding], thresholds:
     level = overall(findings)
     f = snapshot.figures
     now = snapshot.db_now
-    problems = [x for x in findings if x.level != "ok"]
-    summary = "; ".join(plain(x.message, limit=200) for x in problems) or f"{f.pending_events:,} pending events"
+    problems = [x for x in worst_first(findings) if x.level != "ok"]
+    pending = f"{f.pending_events:,} pending event{'' if f.pending_events == 1 else 's'}"
+    summary = "; ".join(plain(x.message, limit=200) for x in problems) or pending
     by_field = {x.field: x for x in findings}
 
     def mark(field: str) -> str:
@@ -325,7 +326,7 @@ def health_report(snapshot: HealthSnapshot, findings: list[Finding], thresholds:
             f"failed {r.failed:>5}  skipped {r.skipped:>5}  {r.duration_ms:>7} ms{tripped}"
         )
     lines += ["", "Findings"]
-    for x in findings:
+    for x in worst_first(findings):
         lines.append(f"  {STATUS_NAMES[x.level]:<9} {plain(x.message, limit=300)}")
     return "\n".join(lines)
 
