@@ -1,0 +1,84 @@
+"""`dlq-tui --migrate [--dry-run]`: the live step log of the v7 migration, or the SQL it would run.
+
+Exit codes: 0 migrated (or already at v7); 1 the migration failed (rolled back, database unchanged);
+2 the database could not be reached, or the option is not available.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from sqlalchemy import Engine
+
+from dlq_tui.db.connect import (
+    ConnectionFault,
+    connection_errors,
+    describe_target,
+    explain_connection_error,
+    make_engine,
+)
+from dlq_tui.migrate.steps import STEP_NAMES, MigrationError, StepEvent
+from dlq_tui.text import plain
+
+EXIT_OK, EXIT_FAILED, EXIT_FAULT = 0, 1, 2
+_STATUS_MARK = {"done": "✓", "skipped": "·", "failed": "✗"}
+
+
+def format_step(event: StepEvent) -> str:
+    """One line per finished step: number, name, status, timing, detail (detail sanitized)."""
+    timing = f"{event.duration_s:7.2f} s" if event.duration_s is not None else " " * 9
+    mark = _STATUS_MARK.get(event.status, " ")
+    return (
+        f"{mark} {event.number:>2}/{len(STEP_NAMES)} {event.name:<18} {event.status:<7} {timing}  "
+        f"{plain(event.detail)}".rstrip()
+    )
+
+
+def run_migrate(dsn: str, *, dry_run: bool, online: bool, batch_size: int, max_rate: float | None) -> int:
+    if online:
+        print(
+            "dlq-tui: --online is not available yet; run `dlq-tui --migrate` (one transaction) instead",
+            file=sys.stderr,
+        )
+        return EXIT_FAULT
+    try:
+        engine = make_engine(dsn)
+    except ConnectionFault as exc:
+        print(f"dlq-tui: {exc}", file=sys.stderr)
+        return EXIT_FAULT
+    try:
+        return _dry_run(engine) if dry_run else _upgrade(engine, dsn)
+    except MigrationError as exc:
+        print(f"dlq-tui: migration failed: {plain(str(exc))}", file=sys.stderr)
+        return EXIT_FAILED
+    except connection_errors() as exc:
+        print(f"dlq-tui: {explain_connection_error(exc, dsn)}", file=sys.stderr)
+        return EXIT_FAULT
+    finally:
+        engine.dispose()
+
+
+def _upgrade(engine: Engine, dsn: str) -> int:
+    from dlq_tui.migrate.runner import upgrade
+
+    print(f"Migrating {describe_target(dsn).label()} to schema v7", flush=True)
+    last: StepEvent | None = None
+    for event in upgrade(engine):
+        if event.status in ("done", "skipped", "failed"):
+            print(format_step(event), flush=True)
+            last = event
+    if last is not None and last.name == "commit":
+        print(f"✓ {plain(last.detail)}")
+    return EXIT_OK
+
+
+def _dry_run(engine: Engine) -> int:
+    from dlq_tui.migrate.runner import dry_run
+
+    print("-- dlq-tui --migrate --dry-run: the SQL the migration would run, in order; nothing is changed.")
+    print("-- Everything runs in one transaction, under SET LOCAL lock_timeout and an advisory lock.")
+    for event in dry_run(engine):
+        print(f"\n-- step {event.number} {event.name}: {event.status}. {plain(event.detail)}".rstrip())
+        if event.sql:
+            print(event.sql)  # our own SQL text: no database content in it
+    return EXIT_OK
