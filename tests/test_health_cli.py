@@ -277,3 +277,37 @@ def test_hostile_demo_rows_reach_no_terminal_raw(
     code, out, _ = health(capsys, v7_dsn, "--json")
     assert not RAW_CONTROL.search(out)
     assert "evil\x1b]0;title\x07\x1b[2J[bold]x[/]" in [b["name"] for b in json.loads(out)["breakers"]]
+
+
+# ------------------------------------------------------------------------------------------ the rules
+
+
+def test_rules_give_one_finding_per_checked_field_and_per_breaker(v7_engine: Engine) -> None:
+    from dlq_tui.db.queries import fetch_health
+    from dlq_tui.health_rules import Thresholds, evaluate, overall
+
+    with v7_engine.begin() as conn:
+        insert_breaker(conn, "b_half", "half_open")
+        insert_breaker(conn, "b_odd", "melting")
+        insert_event(conn, priority=1)
+    with v7_engine.connect() as conn:
+        snap = fetch_health(conn)
+    findings = evaluate(snap)
+    assert [f.field for f in findings] == [
+        "pending_events",
+        "high_retry_events",
+        "locked_events",
+        "oldest_pending_at",
+        "malicious_events",
+        "breaker:b_half",
+        "breaker:b_odd",
+    ]  # high priority is shown but not checked unless asked for
+    assert overall(findings) == "warning"
+    assert "unknown state 'melting'" in findings[-1].message
+    strict = evaluate(snap, Thresholds(high_priority_crit=1, pending_warn=None, pending_crit=None))
+    assert "pending_events" not in {f.field for f in strict}
+    assert overall(strict) == "critical"
+
+
+def test_sqlite_has_no_health(tmp_path: object, capsys: pytest.CaptureFixture[str]) -> None:
+    _assert_unknown(*health(capsys, f"sqlite:///{tmp_path}/x.db"), "PostgreSQL-only")

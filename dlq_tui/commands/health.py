@@ -22,7 +22,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from dlq_tui.db import schema
-from dlq_tui.db.connect import ConnectionFault, explain_connection_error, make_engine, scrub
+from dlq_tui.db.connect import ConnectionFault, explain_connection_error, is_sqlite, make_engine, scrub
 from dlq_tui.db.models import HealthSnapshot
 from dlq_tui.health_rules import Finding, Thresholds, evaluate, exit_code, format_age, overall, worst_first
 
@@ -177,6 +177,8 @@ def _current_user(engine: Any) -> str:
 
 def read_database(dsn: str, reader: Callable[[Connection], T]) -> T:
     """Run reader on a fresh connection; any fault an operator can fix becomes ReadFault(one line)."""
+    if is_sqlite(dsn):
+        raise ReadFault("schema v7 is PostgreSQL-only: a SQLite database has no DLQ health to read")
     try:
         engine = make_engine(dsn, statement_timeout_ms=STATEMENT_TIMEOUT_MS, pool_size=1)
     except ConnectionFault as exc:
@@ -187,9 +189,10 @@ def read_database(dsn: str, reader: Callable[[Connection], T]) -> T:
         except (SQLAlchemyError, ConnectionFault) as exc:
             raise ReadFault(explain_connection_error(exc, dsn)) from None
         try:
+            # REPEATABLE READ READ ONLY: every figure from one snapshot (pending counts and the analysis
+            # agree), without ever waiting on or blocking writers.
+            conn = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
             with conn.begin():
-                # One snapshot for every figure: REPEATABLE READ would be stricter, but the figures are
-                # only a moment's picture and the read must never wait on writers.
                 return reader(conn)
         except DBAPIError as exc:
             if exc.connection_invalidated or getattr(exc.orig, "sqlstate", None) is None:
