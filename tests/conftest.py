@@ -34,12 +34,13 @@ def empty_engine(empty_dsn: str) -> Iterator[Engine]:
 
 @pytest.fixture(scope="session")
 def v7_template(pg_server: TestServer) -> Iterator[str]:
-    """A database at schema v7 built once per session; tests get copies of it (fast file copy)."""
-    from tests.dbstates import create_v7_from_metadata
+    """A database at schema v7 built once per session by the real migration runner (so every test starts
+    from what `dlq-tui --migrate` produces); tests get copies of it (fast file copy)."""
+    from tests.dbstates import make_v7
 
     name = pg_server.create_database()
     engine = make_engine(pg_server.dsn_for(name))
-    create_v7_from_metadata(engine)
+    make_v7(engine)
     engine.dispose()
     yield name
     pg_server.drop_database(name)

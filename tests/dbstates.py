@@ -3,7 +3,8 @@
 The legacy builders use hand-written DDL taken from legacy-schema.md (not the migration's own code),
 so the migration tests cross-check the runner against an independent description of the databases
 it meets. Rows are generated server-side so that a million of them take seconds, not minutes.
-`create_v7_from_metadata` builds the v7 end state from dlq_tui.db.schema as a second cross-check.
+`make_v7` goes through the real migration runner; `create_v7_from_metadata` builds the v7 end state
+from dlq_tui.db.schema as a second cross-check (and to build v8+ databases).
 """
 
 from __future__ import annotations
@@ -154,6 +155,14 @@ def make_v8(engine: Engine, rows: int = 0) -> None:
     with engine.begin() as conn:
         conn.execute(text("ALTER TABLE dead_letter_events ADD COLUMN v8_tenant VARCHAR(32)"))
         insert_legacy_rows(conn, rows)
+
+
+def make_v7(engine: Engine) -> None:
+    """An empty database taken to v7 by the migration runner itself (what `dlq-tui --migrate` produces)."""
+    from dlq_tui.migrate.runner import upgrade
+
+    for _event in upgrade(engine):
+        pass
 
 
 def create_v7_from_metadata(engine: Engine, *, marker: str = "7") -> None:

@@ -229,7 +229,7 @@ def test_failure_mid_migration_leaves_the_database_unchanged(empty_engine: Engin
     with pytest.raises(MigrationError, match="step 8 create_tables: injected failure; rolled back, nothing changed"):
         for event in runner.upgrade(empty_engine, hooks={"after_step": fail_after}):
             seen.append(event)
-    assert [e for e in seen if e.status == "failed"][0].name == "create_tables"
+    assert next(e for e in seen if e.status == "failed").name == "create_tables"
     assert snapshot(empty_engine) == before
     assert runner.check(empty_engine).marker == 6
 
@@ -249,7 +249,7 @@ def test_wrong_column_type_is_refused_before_any_change(empty_engine: Engine) ->
     with empty_engine.begin() as conn:
         conn.execute(text("ALTER TABLE dead_letter_events ADD COLUMN priority TEXT"))
     before = snapshot(empty_engine)
-    with pytest.raises(MigrationError, match="column dead_letter_events.priority is text, expected integer"):
+    with pytest.raises(MigrationError, match=r"column dead_letter_events\.priority is text, expected integer"):
         run_upgrade(empty_engine)
     assert snapshot(empty_engine) == before
     assert any("priority is text" in p for p in runner.check(empty_engine).problems)
