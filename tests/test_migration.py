@@ -208,7 +208,9 @@ def test_dry_run_changes_nothing_and_shows_the_sql_in_order(empty_engine: Engine
         if (state == "legacy")
         else "ADD COLUMN payload_checksum" in sql
     )
-    assert sql.index("CREATE INDEX ix_dead_letter_events_payload_checksum") < sql.index("uq_idempotency_key UNIQUE")
+    # The unique constraint comes right after the backfill (its index build is the duplicate check).
+    assert sql.index("uq_idempotency_key UNIQUE") < sql.index("CREATE INDEX ix_dead_letter_events_payload_checksum")
+    assert sql.index("CREATE INDEX ix_dead_letter_events_classification") < sql.index("ck_priority_range CHECK")
     assert sql.index("CREATE OR REPLACE VIEW dlq_health") < sql.index("CREATE TRIGGER update_dead_letter_events")
     assert runner.plan(empty_engine)[:2] == (
         ["baseline", "add_columns"] if state == "empty" else ["add_columns", "backfill"]

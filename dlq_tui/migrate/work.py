@@ -14,6 +14,7 @@ are cleared next, and only then come the indexes, constraints, tables, view, fun
 from __future__ import annotations
 
 from sqlalchemy import Column, Index, MetaData, Table
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from dlq_tui.db import schema
@@ -210,33 +211,51 @@ SELECT count(*), count(*) FILTER (WHERE keyless) FROM upd"""
     return int(row[0]), int(row[1])
 
 
-def duplicate_keys(steps: Steps, *, needed: bool) -> None:
-    """Before the unique constraint: the oldest row keeps a shared key, later duplicates get NULL."""
-    with steps.step("duplicate_keys") as out:
-        if not needed:
-            out.skipped, out.detail = True, "unique constraint already in place"
-            return
-        # Hash-aggregate to find shared keys (no sort of the whole table), then rank only those rows.
-        result = steps.sql(
-            f"""WITH shared AS MATERIALIZED (
-    SELECT idempotency_key AS k FROM {EVENTS} WHERE idempotency_key IS NOT NULL GROUP BY 1 HAVING count(*) > 1
-), ranked AS (
+_UNIQUE_SQL = f"ALTER TABLE {EVENTS} ADD CONSTRAINT {schema.V7_UNIQUE_CONSTRAINT} UNIQUE (idempotency_key)"
+_CLEAR_DUPLICATES_SQL = f"""WITH ranked AS (
     SELECT id, row_number() OVER (PARTITION BY idempotency_key ORDER BY created_at, id) AS rn
-    FROM {EVENTS} WHERE idempotency_key IN (SELECT k FROM shared)
+    FROM {EVENTS} WHERE idempotency_key IS NOT NULL
 ), upd AS (
     UPDATE {EVENTS} d SET idempotency_key = NULL FROM ranked r WHERE d.id = r.id AND r.rn > 1 RETURNING 1
 )
 SELECT count(*) FROM upd"""
-        )
-        if result is None:
-            out.detail = "would clear keys of later duplicates"
+
+
+def duplicate_keys(steps: Steps, *, needed: bool) -> None:
+    """The unique constraint, built right after the backfill; the oldest row keeps a shared key.
+
+    Most databases have no duplicate sources, so the unique index is simply built (its sort is the
+    duplicate check, nothing is scanned twice). Only when it reports a violation is it rolled back to
+    a savepoint, later duplicates (by created_at, id) get a NULL key, and it is built again.
+    """
+    with steps.step("duplicate_keys") as out:
+        if not needed:
+            out.skipped, out.detail = True, "unique constraint already in place"
             return
-        count = int(result.scalar_one())
-        out.detail = (
-            f"{_n(count)} later duplicate sources left without key (oldest row keeps it)"
-            if count
-            else "no duplicate sources"
-        )
+        if not steps.execute:
+            steps.sql("SAVEPOINT dlq_unique")
+            steps.sql(_UNIQUE_SQL)
+            steps.sql("-- only if that reports duplicate keys:\nROLLBACK TO SAVEPOINT dlq_unique")
+            steps.sql(_CLEAR_DUPLICATES_SQL)
+            steps.sql(_UNIQUE_SQL)
+            out.detail = "unique constraint first; clears later duplicates' keys if it finds any"
+            steps.cat.constraints[schema.V7_UNIQUE_CONSTRAINT] = (EVENTS, "u")
+            return
+        savepoint = steps.conn.begin_nested()
+        try:
+            steps.sql(_UNIQUE_SQL)
+            savepoint.commit()
+            count = 0
+        except IntegrityError as exc:
+            if getattr(exc.orig, "sqlstate", None) != "23505":
+                raise
+            savepoint.rollback()
+            result = steps.sql(_CLEAR_DUPLICATES_SQL)
+            count = int(result.scalar_one()) if result is not None else 0
+            steps.sql(_UNIQUE_SQL)
+        steps.cat.constraints[schema.V7_UNIQUE_CONSTRAINT] = (EVENTS, "u")
+        found = f"{_n(count)} later duplicate sources left without key (oldest row keeps it)" if count else ""
+        out.detail = f"{found or 'no duplicate sources'}; {schema.V7_UNIQUE_CONSTRAINT} added"
 
 
 def create_indexes(steps: Steps) -> None:
@@ -252,13 +271,16 @@ def create_indexes(steps: Steps) -> None:
 def add_constraints(steps: Steps) -> None:
     cat = steps.cat
     with steps.step("add_constraints") as out:
-        clauses = [f"ADD CONSTRAINT {n} CHECK ({schema.V7_CHECK_CONSTRAINTS[n]})" for n in cat.missing_checks()]
-        if not cat.has_unique():
+        checks = cat.missing_checks()
+        clauses = [f"ADD CONSTRAINT {n} CHECK ({schema.V7_CHECK_CONSTRAINTS[n]})" for n in checks]
+        if not cat.has_unique():  # normally added with the duplicate check above
             clauses.append(f"ADD CONSTRAINT {schema.V7_UNIQUE_CONSTRAINT} UNIQUE (idempotency_key)")
         if clauses:  # one statement: the checks are validated in a single scan
             steps.sql(f"ALTER TABLE {EVENTS}\n    " + ",\n    ".join(clauses))
         out.skipped = not clauses
-        out.detail = _created(len(clauses), 3)
+        out.detail = _created(len(checks), len(schema.V7_CHECK_CONSTRAINTS)) + " (checks)"
+        if len(clauses) > len(checks):
+            out.detail += f"; {schema.V7_UNIQUE_CONSTRAINT} added"
 
 
 def create_tables(steps: Steps) -> None:
