@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from dlq_tui import __version__
 from dlq_tui.config import DsnChoice, Settings, default_operator, resolve_dsn
-from dlq_tui.db.connect import ConnectionFault, mask_dsn
+from dlq_tui.db.connect import ConnectionFault, classify_connection_error, connection_errors, mask_dsn, scrub
 
 EXIT_OK = 0
 EXIT_PROBLEM = 1
@@ -78,8 +78,24 @@ def resolve_database(choice: DsnChoice, *, demo: bool = False) -> tuple[str, boo
 
 
 def fail(message: str, code: int = EXIT_FAULT) -> int:
-    print(f"dlq-tui: {message}", file=sys.stderr)
+    # One line whatever the message holds: a stray newline would read as two faults.
+    print(f"dlq-tui: {' '.join(message.split())}", file=sys.stderr)
     return code
+
+
+def _fault_line(exc: BaseException, dsn: str) -> tuple[str, int]:
+    """The line and exit code for a connection-class exception that reached the top.
+
+    Commands handle their own faults; this is the net under them, so that no connection problem ever
+    ends in a traceback. Exceptions that are not connection problems say "database error" (exit 1).
+    """
+    line = classify_connection_error(exc, dsn)
+    code = EXIT_FAULT
+    if line is None:
+        inner = getattr(exc, "orig", None) or exc
+        first = (str(inner).strip().splitlines() or [type(inner).__name__])[0]
+        line, code = scrub(f"database error: {first}", dsn), EXIT_PROBLEM
+    return line, code
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -134,6 +150,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         return run_app(settings, demo=args.demo)
     except ConnectionFault as exc:
         return fail(str(exc))
+    except connection_errors() as exc:
+        return fail(*_fault_line(exc, dsn))
     except KeyboardInterrupt:
         return fail("interrupted", 130)
 
