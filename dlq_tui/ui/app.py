@@ -19,6 +19,7 @@ from dlq_tui.config import Settings
 from dlq_tui.db.connect import connection_errors, describe_target, explain_connection_error, scrub
 from dlq_tui.ui.commands import DlqCommands
 from dlq_tui.ui.messages import SchemaChecked
+from dlq_tui.ui.screens.base import schema_usable
 from dlq_tui.ui.screens.events import EventsScreen
 from dlq_tui.ui.screens.health import HealthScreen
 from dlq_tui.ui.screens.help import HelpScreen
@@ -95,16 +96,17 @@ class DlqApp(App[int]):
         status = message.status
         self.schema_status = status
         self.connection_state = "connected"
+        usable = schema_usable(status)
         marker = getattr(status, "marker", None)
         catalog = getattr(status, "catalog_version", None)
-        version = marker if marker is not None else catalog
-        if bool(getattr(status, "current", False)):
+        version = catalog if usable else (marker if marker is not None else catalog)
+        if usable:
             self.schema_label = f"schema v{version}"
-        elif version is None:
+        elif not version:
             self.schema_label = "no dlq schema"
         else:
             self.schema_label = f"schema v{version} (needs v7)"
-        self.schema_ready = bool(getattr(status, "current", False))
+        self.schema_ready = usable
 
     # --- actions -----------------------------------------------------------------------------------
     async def action_go(self, mode: str) -> None:

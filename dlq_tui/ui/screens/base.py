@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 if TYPE_CHECKING:
     from dlq_tui.ui.app import DlqApp
+
+
+def schema_usable(status: Any) -> bool:
+    """Can health and events work? Every v7 object present on PostgreSQL.
+
+    Not the runner's `current`: that also counts data notes (rows a legacy writer left without a
+    checksum), which the migration panel shows but which must not hide the queue from an operator.
+    """
+    return (
+        getattr(status, "dialect", "postgresql") == "postgresql"
+        and getattr(status, "catalog_version", None) == 7
+        and not getattr(status, "missing", None)
+    )
 
 
 class DlqScreen(Screen[None]):

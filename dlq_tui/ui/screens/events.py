@@ -225,25 +225,24 @@ class EventsScreen(DlqScreen):
         )
 
     def _set_status(self, *, loading: bool = False, failed: bool = False) -> None:
+        # One line, most useful first: where the window is, then the filter (it may be cut on the right).
         table = self.table
         text = Text()
-        described = describe_filter(self.filter)
-        text.append("pending + resolved" if self.filter.include_resolved else "pending", style="bold")
-        text.append(" · priority, then oldest first")
-        if described:
-            text.append(" · filter: ", style="dim")
-            text.append(described, style="bold cyan")
+        text.append("pending+resolved" if self.filter.include_resolved else "pending", style="bold")
         if table.row_count:
-            first, last = table.pages[0][0].id, table.pages[-1][-1].id
-            text.append(f" · {table.row_count} rows in view (ids {first}…{last})", style="dim")
-            text.append(" · top" if table.at_start else " · more above ↑", style="dim")
-            text.append(" · end of list" if table.at_end else " · more below ↓", style="dim")
+            text.append(" · top" if table.at_start else " · ↑ more", style="dim")
+            text.append(" · end of list" if table.at_end else " · ↓ more", style="dim")
+            text.append(f" · {table.row_count} in view", style="dim")
         if table.marked:
             text.append(f" · {len(table.marked)} marked", style="bold cyan")
         if loading:
             text.append(" · loading…", style="yellow")
         if failed:
             text.append(" · load failed (r retries)", style="bold red")
+        described = describe_filter(self.filter)
+        if described:
+            text.append(" · filter: ", style="dim")
+            text.append(described, style="bold cyan")
         self.query_one("#events-status", Static).update(text)
 
     def on_event_table_marks_changed(self, message: EventTable.MarksChanged) -> None:

@@ -223,7 +223,7 @@ class HealthScreen(DlqScreen):
         tile("high_priority_events", f"{figures.high_priority_events:,}", "all time")
         self._draw_findings(findings)
         self._draw_breakers(snapshot, now)
-        self._draw_runs(snapshot)
+        self._draw_runs(snapshot, now)
         self._draw_analysis(snapshot)
 
     def _draw_findings(self, findings: list[Any]) -> None:
@@ -270,13 +270,13 @@ class HealthScreen(DlqScreen):
             table.add_row(Text("no breakers recorded", style="dim"), "", "", "")
         self.query_one("#breakers", Static).update(table)
 
-    def _draw_runs(self, snapshot: HealthSnapshot) -> None:
+    def _draw_runs(self, snapshot: HealthSnapshot, now: datetime) -> None:
         from dlq_tui.text import safe_text
 
         table = _small_table("Last processing runs", "started", "method", "done", "failed", "took")
         for run in snapshot.recent_runs[:8]:
             table.add_row(
-                fmt.when(run.started_at)[11:16],
+                fmt.age_between(run.started_at, now) + " ago",
                 safe_text(run.method, limit=20),
                 f"{run.processed}",
                 Text(f"{run.failed}", style="red" if run.failed else ""),

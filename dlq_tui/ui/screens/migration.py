@@ -18,10 +18,10 @@ from textual.message import Message
 from textual.widgets import Footer, Static
 from textual.worker import Worker
 
-from dlq_tui.ui.screens.base import DlqScreen
+from dlq_tui.ui.screens.base import DlqScreen, schema_usable
 from dlq_tui.ui.screens.confirm import ConfirmModal
 from dlq_tui.ui.widgets.connection_bar import ConnectionBar
-from dlq_tui.ui.widgets.step_log import StepLog
+from dlq_tui.ui.widgets.step_log import StepLog, step_title
 
 SQLITE_NOTE = (
     "This is a SQLite database. Schema v7 is PostgreSQL-only (JSONB audit columns, the health view, triggers, "
@@ -97,7 +97,7 @@ class MigrationScreen(DlqScreen):
     def on_plan_loaded(self, message: PlanLoaded) -> None:
         self.data_ok()
         self.steps = message.steps
-        if not self.running:
+        if not self.running and self.outcome is None:  # keep the log of a run (or dry run) on screen
             self.query_one(StepLog).show_plan(self.steps)
         self._show_status()
         self.refresh_bindings()
@@ -120,13 +120,15 @@ class MigrationScreen(DlqScreen):
             out.append("Marker    ", style="bold dim")
             out.append(f"schema_state says {marker}" if marker is not None else "no schema_state marker")
             out.append("    Catalog  ", style="bold dim")
-            out.append(f"looks like v{catalog}" if catalog is not None else "no dead-letter tables")
+            out.append(f"looks like v{catalog}" if catalog else "no dead-letter tables")
             revision = getattr(status, "alembic_revision", None)
             out.append("    Alembic  ", style="bold dim")
             out.append(str(revision) if revision else "not stamped")
             out.append("\n")
             if getattr(status, "current", False):
                 out.append("✓ The database is at schema v7: nothing to do.", style="bold green")
+            elif schema_usable(status) and not self.steps:
+                out.append("✓ Every v7 object is in place; the notes below are about data.", style="bold green")
             else:
                 out.append(f"{len(self.steps)} step(s) to run. ", style="bold yellow")
                 out.append("d", style="bold reverse")
@@ -163,7 +165,7 @@ class MigrationScreen(DlqScreen):
         body.append(" to schema v7?\n\n")
         if self.steps:
             body.append(f"{len(self.steps)} step(s): ")
-            body.append(", ".join(self.steps[:6]) + (" …" if len(self.steps) > 6 else ""))
+            body.append(", ".join(step_title(s) for s in self.steps[:6]) + (" …" if len(self.steps) > 6 else ""))
             body.append("\n\n")
         body.append("It runs in one transaction (all or nothing) and takes locks on dead_letter_events while it runs.")
 

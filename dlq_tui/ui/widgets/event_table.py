@@ -50,6 +50,9 @@ class EventTable(DataTable[Text]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("space", "toggle_mark", "Mark", id="events.mark"),
+        # The columns fit the screen, so home/end mean first/last row (DataTable uses them to scroll sideways).
+        Binding("home", "scroll_top", "First row", show=False, id="events.first"),
+        Binding("end", "scroll_bottom", "Last row", show=False, id="events.last"),
         Binding("asterisk", "mark_all", "Mark page", key_display="*", id="events.mark_all"),
     ]
 
@@ -163,10 +166,13 @@ class EventTable(DataTable[Text]):
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if self.pending is not None or not self.pages:
             return
-        if event.cursor_row >= self.row_count - self.PREFETCH_ROWS and not self.at_end:
+        # The cursor as it is now, not as the event saw it: a redraw passes through row 0 on its way
+        # back to the highlighted event, and that transient must not ask for the previous page.
+        row = self.cursor_row
+        if row >= self.row_count - self.PREFETCH_ROWS and not self.at_end:
             self.pending = "next"
             self.post_message(self.NeedPage(self, "next", self.pages[-1][-1].cursor))
-        elif event.cursor_row < self.PREFETCH_ROWS and not self.at_start:
+        elif row < self.PREFETCH_ROWS and not self.at_start:
             self.pending = "previous"
             self.post_message(self.NeedPage(self, "previous", self.pages[0][0].cursor))
 

@@ -20,14 +20,14 @@ def describe_status(status: Any) -> Text:
     catalog = getattr(status, "catalog_version", None)
     missing = list(getattr(status, "missing", []) or [])
     problems = list(getattr(status, "problems", []) or [])
-    if marker is None and catalog is None:
+    if marker is None and not catalog:
         out.append("This database has no dead-letter tables yet.\n", style="bold")
     else:
         out.append("This database is not at schema v7.\n", style="bold")
         out.append("schema_state marker: ")
         out.append(str(marker) if marker is not None else "none")
         out.append("    catalog looks like: ")
-        out.append(f"v{catalog}" if catalog is not None else "unknown")
+        out.append(f"v{catalog}" if catalog else "no dead-letter tables")
         out.append("\n")
     if missing:
         out.append(f"\nMissing ({len(missing)}): ")

@@ -8,6 +8,7 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 STATUS_STYLE = {
+    "pending": "dim",
     "running": "bold yellow",
     "started": "bold yellow",
     "done": "bold green",
@@ -17,7 +18,25 @@ STATUS_STYLE = {
     "planned": "cyan",
 }
 COLUMN_KEYS = ("number", "name", "status", "time", "detail")
-STATUS_ICON = {"running": "…", "started": "…", "done": "✓", "ok": "✓", "skipped": "–", "failed": "✗", "planned": "·"}
+STATUS_ICON = {
+    "pending": "·",
+    "running": "…",
+    "started": "…",
+    "done": "✓",
+    "ok": "✓",
+    "skipped": "–",
+    "failed": "✗",
+    "planned": "·",
+}
+
+
+def step_title(name: str) -> str:
+    """The runner's readable title for a step name (the name itself when it has none)."""
+    try:
+        from dlq_tui.migrate.steps import STEP_TITLES
+    except ImportError:  # pragma: no cover - the runner is part of the package
+        return name
+    return STEP_TITLES.get(name, name)
 
 
 class StepLog(DataTable[Text]):
@@ -25,7 +44,7 @@ class StepLog(DataTable[Text]):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
-        self.statuses: dict[int, str] = {}
+        self.statuses: dict[str, str] = {}
 
     def on_mount(self) -> None:
         self.add_column("#", width=3, key="number")
@@ -44,16 +63,16 @@ class StepLog(DataTable[Text]):
 
         number = int(step.number)
         status = str(step.status)
-        self.statuses[number] = status
+        self.statuses[str(step.name)] = status
         duration = getattr(step, "duration_s", None)
         cells = [
             Text(str(number), style="dim"),
-            safe_text(str(step.name), limit=120),
+            safe_text(step_title(str(step.name)), limit=120),
             Text(f"{STATUS_ICON.get(status, '?')} {status}", style=STATUS_STYLE.get(status, "")),
             Text("" if duration is None else f"{duration:.2f} s", justify="right"),
             safe_text(str(getattr(step, "detail", "") or ""), limit=200),
         ]
-        key = str(number)
+        key = str(step.name)  # plan rows and run events meet on the step name
         if key in self.rows:
             for column, cell in zip(COLUMN_KEYS, cells, strict=True):
                 self.update_cell(key, column, cell)
@@ -65,12 +84,12 @@ class StepLog(DataTable[Text]):
         from dlq_tui.text import safe_text
 
         self.reset()
-        for number, name in enumerate(steps, start=1):
+        for name in steps:
             self.add_row(
-                Text(str(number), style="dim"),
-                safe_text(name, limit=120),
+                Text("·", style="dim"),
+                safe_text(step_title(name), limit=120),
                 Text(f"{STATUS_ICON['planned']} to run", style=STATUS_STYLE["planned"]),
                 Text(""),
                 Text(""),
-                key=str(number),
+                key=name,
             )

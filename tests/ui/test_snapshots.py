@@ -1,0 +1,31 @@
+"""SVG snapshots of every screen on the demo data at 100x30 (frozen clock, fixed connection label)."""
+
+from __future__ import annotations
+
+from tests.ui.conftest import SIZE, DemoDb, demo_app, settle
+
+
+def _after(*keys: str):  # type: ignore[no-untyped-def]
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        await settle(pilot)
+        for key in keys:
+            await pilot.press(key)
+            await settle(pilot)
+
+    return run_before
+
+
+def test_health_snapshot(demo_db: DemoDb, snap_compare) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(demo_app(demo_db), terminal_size=SIZE, run_before=_after())
+
+
+def test_events_snapshot(demo_db: DemoDb, snap_compare) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(demo_app(demo_db), terminal_size=SIZE, run_before=_after("e", "down", "down"))
+
+
+def test_migration_snapshot(demo_db: DemoDb, snap_compare) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(demo_app(demo_db), terminal_size=SIZE, run_before=_after("m"))
+
+
+def test_help_snapshot(demo_db: DemoDb, snap_compare) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(demo_app(demo_db), terminal_size=SIZE, run_before=_after("e", "question_mark"))
