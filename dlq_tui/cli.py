@@ -108,8 +108,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     if args.migrate and args.command:
         parser.error("--migrate cannot be combined with a command")
 
-    choice = resolve_dsn(args.dsn)
     try:
+        choice = resolve_dsn(args.dsn)
         dsn, embedded = resolve_database(choice, demo=args.demo)
     except ConnectionFault as exc:
         return fail(str(exc))

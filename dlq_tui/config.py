@@ -20,8 +20,18 @@ class DsnChoice:
 
 
 def resolve_dsn(flag: str | None, env: dict[str, str] | None = None) -> DsnChoice:
+    """The first of: --dsn, DLQ_TUI_DSN, DATABASE_URL, PG* variables, the embedded server.
+
+    Empty variables count as unset (as libpq treats them), but an explicitly empty --dsn is refused:
+    it is almost always `--dsn "$VAR"` with VAR unset, and silently starting the embedded server
+    instead would show an operator an empty queue rather than the one they meant.
+    """
     env = dict(os.environ) if env is None else env
-    if flag:
+    if flag is not None:
+        if not flag.strip():
+            from dlq_tui.db.connect import ConnectionFault
+
+            raise ConnectionFault("--dsn was given an empty value (an unset variable?)")
         return DsnChoice(flag, "--dsn")
     for name in ("DLQ_TUI_DSN", "DATABASE_URL"):
         if env.get(name):

@@ -260,9 +260,7 @@ def test_dsn_options_are_kept_with_read_only(fault_server: FaultServer) -> None:
         engine.dispose()
 
 
-def test_fault_from_database_url(
-    fault_server: FaultServer, monkeypatch: pytest.MonkeyPatch, capsys
-) -> None:
+def test_fault_from_database_url(fault_server: FaultServer, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     monkeypatch.setenv("DATABASE_URL", fault_server.tcp_uri(password=WRONG_PASSWORD))
     assert run(["check"]) == 2
     err = capsys.readouterr().err

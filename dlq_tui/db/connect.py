@@ -219,6 +219,8 @@ def _invalid(reason: str) -> ConnectionFault:
 def _vetted_reason(libpq_message: str, dsn: str) -> str:
     """libpq's parse error, first line, with every quoted DSN fragment checked for secrets."""
     first = (libpq_message.strip().splitlines() or ["cannot be parsed"])[0]
+    if first.startswith('invalid connection option ""'):
+        first = 'a "=" without a key name before it'
     first = re.sub(r'"([^"]*)"', lambda m: f'"{_safe(m.group(1), dsn)}"', first)
     return scrub(first.removesuffix(" in connection info string"), dsn)
 
