@@ -1,6 +1,6 @@
 """Wall time of `upgrade()` on legacy v6 databases of 10k and 1M rows, on an embedded PostgreSQL.
 
-Usage: python bench/migration_timing.py [ROWS ...]   (default: 10000 1000000)
+Usage: python bench/migration_timing.py [--no-duplicates] [ROWS ...]   (default: 10000 1000000)
 Prints each step's duration as the step log reports it, and the total (every checksum and key filled).
 """
 
@@ -20,15 +20,16 @@ from tests import dbstates
 from tests.pg import start_test_server, stop_test_server
 
 
-def main(sizes: list[int]) -> None:
+def main(sizes: list[int], duplicates: bool) -> None:
     server = start_test_server()
     try:
         for rows in sizes:
             name = server.create_database()
             engine = make_engine(server.dsn_for(name))
             dbstates.make_legacy_v6(engine, rows)
-            with engine.begin() as conn:  # a few duplicate sources, as real databases have
-                dbstates.add_duplicate_sources(conn, (4, 8, 12))
+            if duplicates:  # a few duplicate sources, as real databases have
+                with engine.begin() as conn:
+                    dbstates.add_duplicate_sources(conn, (4, 8, 12))
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 conn.execute(text("CHECKPOINT"))
             started = time.perf_counter()
@@ -41,10 +42,8 @@ def main(sizes: list[int]) -> None:
                         "(WHERE idempotency_key IS NULL) FROM dead_letter_events"
                     )
                 ).one()
-            print(
-                f"\n{rows:,} legacy rows (+3 duplicates): {total:.2f} s total; NULL checksums {gaps[0]}, "
-                f"NULL keys {gaps[1]}"
-            )
+            label = f"{rows:,} legacy rows" + (" (+3 duplicate sources)" if duplicates else "")
+            print(f"\n{label}: {total:.2f} s total; NULL checksums {gaps[0]}, NULL keys {gaps[1]}")
             for e in events:
                 print(f"  {e.number:>2} {e.name:<18} {e.status:<7} {e.duration_s or 0:7.2f} s  {e.detail}")
             engine.dispose()
@@ -54,4 +53,5 @@ def main(sizes: list[int]) -> None:
 
 
 if __name__ == "__main__":
-    main([int(a) for a in sys.argv[1:]] or [10_000, 1_000_000])
+    args = [a for a in sys.argv[1:] if a != "--no-duplicates"]
+    main([int(a) for a in args] or [10_000, 1_000_000], duplicates="--no-duplicates" not in sys.argv)

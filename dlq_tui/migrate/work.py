@@ -213,7 +213,8 @@ SELECT count(*), count(*) FILTER (WHERE keyless) FROM upd"""
 
 _UNIQUE_SQL = f"ALTER TABLE {EVENTS} ADD CONSTRAINT {schema.V7_UNIQUE_CONSTRAINT} UNIQUE (idempotency_key)"
 _CLEAR_DUPLICATES_SQL = f"""WITH ranked AS (
-    SELECT id, row_number() OVER (PARTITION BY idempotency_key ORDER BY created_at, id) AS rn
+    -- COLLATE "C": byte-wise equality is what matters for hex keys, and it sorts several times faster.
+    SELECT id, row_number() OVER (PARTITION BY idempotency_key COLLATE "C" ORDER BY created_at, id) AS rn
     FROM {EVENTS} WHERE idempotency_key IS NOT NULL
 ), upd AS (
     UPDATE {EVENTS} d SET idempotency_key = NULL FROM ranked r WHERE d.id = r.id AND r.rn > 1 RETURNING 1
