@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from dlq_tui.db.connect import ConnectionFault, connection_errors, explain_connection_error, make_engine
+from dlq_tui.db.connect import connection_errors, explain_connection_error, open_checked
 from dlq_tui.migrate.runner import SchemaStatus, check
 from dlq_tui.text import plain
 
@@ -13,11 +13,7 @@ EXIT_OK, EXIT_NOT_CURRENT, EXIT_FAULT = 0, 1, 2
 
 
 def run_check(dsn: str) -> int:
-    try:
-        engine = make_engine(dsn)
-    except ConnectionFault as exc:
-        print(f"dlq-tui: {exc}", file=sys.stderr)
-        return EXIT_FAULT
+    engine = open_checked(dsn)  # a ConnectionFault here is reported by the CLI: one line, exit 2
     try:
         status: SchemaStatus = check(engine)
     except connection_errors() as exc:
