@@ -1,0 +1,89 @@
+"""Read-side measurements on a seeded v7 database: pages of pending events and one health refresh.
+
+The pages are fetched with dlq_tui.db.queries.fetch_page, exactly what the events screen runs; the
+EXPLAIN ANALYZE excerpts come from queries.page_query, the same SELECT.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.dialects import postgresql
+
+from bench.stats import Spread, repeat_ms
+from dlq_tui.db import queries
+from dlq_tui.db.models import EventFilter, PageCursor
+
+PAGE_ROWS = 200  # the events screen's page size
+DEEP_PAGES = 100
+
+
+@dataclass
+class PageResults:
+    first: Spread
+    deep: Spread
+    first_all: Spread  # include resolved (the `v` toggle)
+    deep_all: Spread
+    explain_first: str
+    explain_deep: str
+
+
+def cursor_after(conn: Connection, flt: EventFilter, pages: int) -> PageCursor | None:
+    """The cursor a user reaches by scrolling `pages` pages down from the top."""
+    cursor = None
+    for _ in range(pages):
+        page = queries.fetch_page(conn, flt, after=cursor, limit=PAGE_ROWS)
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    return cursor
+
+
+def explain(conn: Connection, flt: EventFilter, after: PageCursor | None) -> str:
+    """EXPLAIN (ANALYZE, BUFFERS) of the exact page SELECT."""
+    compiled = queries.page_query(flt, after=after, limit=PAGE_ROWS).compile(dialect=postgresql.psycopg.dialect())
+    rows = conn.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + str(compiled), compiled.params).all()
+    return "\n".join(r[0] for r in rows)
+
+
+def _page_timing(conn: Connection, flt: EventFilter, after: PageCursor | None, repeats: int) -> Spread:
+    def one() -> None:
+        page = queries.fetch_page(conn, flt, after=after, limit=PAGE_ROWS)
+        assert page.rows, "a benchmark page came back empty"
+        conn.rollback()  # each page in its own transaction, as the screen's worker does
+
+    return repeat_ms(one, repeats)
+
+
+def measure_pages(engine: Engine, repeats: int) -> PageResults:
+    pending, everything = EventFilter(), EventFilter(include_resolved=True)
+    with engine.connect() as conn:
+        deep_cursor = cursor_after(conn, pending, DEEP_PAGES)
+        deep_all_cursor = cursor_after(conn, everything, DEEP_PAGES)
+        conn.rollback()
+        return PageResults(
+            first=_page_timing(conn, pending, None, repeats),
+            deep=_page_timing(conn, pending, deep_cursor, repeats),
+            first_all=_page_timing(conn, everything, None, repeats),
+            deep_all=_page_timing(conn, everything, deep_all_cursor, repeats),
+            explain_first=explain(conn, pending, None),
+            explain_deep=explain(conn, pending, deep_cursor),
+        )
+
+
+def measure_health(engine: Engine, repeats: int) -> tuple[Spread, dict[str, Any]]:
+    """One refresh = queries.fetch_health in one transaction (what the health screen's worker runs)."""
+    figures: dict[str, Any] = {}
+
+    def one() -> None:
+        with engine.connect() as conn:
+            snap = queries.fetch_health(conn)
+            figures["pending"] = snap.figures.pending_events
+            figures["processed"] = snap.figures.processed_events
+            figures["locked"] = snap.figures.locked_events
+            conn.rollback()
+
+    spread = repeat_ms(one, repeats)
+    return spread, figures
