@@ -7,7 +7,8 @@ The ui never writes SQL: everything here delegates to the db layer or the migrat
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
@@ -17,6 +18,8 @@ from dlq_tui.db.models import EventDetail, EventFilter, EventPage, HealthSnapsho
 
 if TYPE_CHECKING:
     from dlq_tui.config import Settings
+    from dlq_tui.db.models import ActionResult
+    from dlq_tui.db.triage import Operator
 
 # A backstop: a thread worker cannot cancel its query, so the server does it after this long.
 STATEMENT_TIMEOUT_MS = 30_000
@@ -31,6 +34,7 @@ class DataSource:
             settings.dsn, read_only=settings.read_only, statement_timeout_ms=STATEMENT_TIMEOUT_MS
         )
         self._migration_engine: Engine | None = None
+        self._operator: Operator | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -111,3 +115,55 @@ class DataSource:
         from dlq_tui.migrate.runner import upgrade
 
         return upgrade(self._migrator())
+
+    # --- triage (write side; each call is its own transaction per batch, see dlq_tui.db.triage) ------
+    @property
+    def operator(self) -> Operator:
+        """Built once per app session: one lock token, so locks taken in this session read as "mine"."""
+        if self._operator is None:
+            from dlq_tui.config import default_operator
+            from dlq_tui.db.triage import Operator
+
+            name = (self.settings.operator or "").strip() or default_operator()
+            self._operator = Operator(name, lock_ttl_minutes=self.settings.lock_ttl_minutes)
+        return self._operator
+
+    def claim(self, ids: Sequence[int]) -> ActionResult:
+        from dlq_tui.db import triage
+
+        return triage.claim(self.engine, self.operator, ids)
+
+    def release(self, ids: Sequence[int]) -> ActionResult:
+        from dlq_tui.db import triage
+
+        return triage.release(self.engine, self.operator, ids)
+
+    def classify(self, ids: Sequence[int], classification: str | None) -> ActionResult:
+        from dlq_tui.db import triage
+
+        return triage.classify(self.engine, self.operator, ids, classification)
+
+    def set_priority(self, ids: Sequence[int], priority: int) -> ActionResult:
+        from dlq_tui.db import triage
+
+        return triage.set_priority(self.engine, self.operator, ids, priority)
+
+    def resolve(self, ids: Sequence[int], method: str, note: str | None = None) -> ActionResult:
+        from dlq_tui.db import triage
+
+        return triage.resolve(self.engine, self.operator, ids, method, note)
+
+    def reopen(self, ids: Sequence[int]) -> ActionResult:
+        from dlq_tui.db import triage
+
+        return triage.reopen(self.engine, self.operator, ids)
+
+    def requeue(self, ids: Sequence[int]) -> ActionResult:
+        from dlq_tui.db import triage
+
+        return triage.requeue(self.engine, self.operator, ids)
+
+    def export(self, ids: Sequence[int], path: Path, *, overwrite: bool = False) -> int:
+        from dlq_tui.db import triage
+
+        return triage.export_jsonl(self.engine, ids, path, overwrite=overwrite)
