@@ -101,6 +101,25 @@ class DataSource:
 
         return check(self.engine)
 
+    # --- link and access (issue 4) ----------------------------------------------------------------
+    def ping(self) -> None:
+        """One round trip on a fresh connection; raises the driver's error when the server is away."""
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+
+    def reset_pool(self) -> None:
+        """Drop pooled connections after a lost link, so the next call dials anew (pre-ping is the backstop)."""
+        self.engine.dispose()
+
+    def access_problem(self) -> Any:
+        """An AccessProblem when the role may not SELECT what the screens read, else None."""
+        from dlq_tui.db.access import unreadable_objects
+
+        if self.is_sqlite:
+            return None
+        with self.engine.connect() as conn:
+            return unreadable_objects(conn)
+
     def plan(self) -> list[str]:
         from dlq_tui.migrate.runner import plan
 
