@@ -108,4 +108,4 @@ def assert_v7_end_state(engine: Engine) -> None:
         revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
     assert tuple(view_cols) == schema.HEALTH_VIEW_COLUMNS
     assert marker == "7"
-    assert revision == "v7"
+    assert revision == "v7_1"  # v7 plus dlq-tui's paging indexes

@@ -18,10 +18,10 @@ def test_migrate_prints_each_step_and_exits_0(empty_engine: Engine, empty_dsn: s
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("Migrating ")
     steps = [line for line in out[1:-1]]
-    assert len(steps) == 14
-    assert steps[2].split()[1:4] == ["3/14", "add_columns", "done"] and steps[2].endswith("12 added")
+    assert len(steps) == 15
+    assert steps[2].split()[1:4] == ["3/15", "add_columns", "done"] and steps[2].endswith("12 added")
     assert "3000" not in steps[3] and "500 rows backfilled" in steps[3]
-    assert steps[-1].split()[1:4] == ["14/14", "commit", "done"]
+    assert steps[-1].split()[1:4] == ["15/15", "commit", "done"]
     assert out[-1].startswith("✓ migrated to v7 in ")
 
     assert run(["--dsn", empty_dsn, "--migrate"]) == 0

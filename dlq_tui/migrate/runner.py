@@ -23,7 +23,7 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from dlq_tui.db import schema
-from dlq_tui.migrate import work
+from dlq_tui.migrate import paging, work
 from dlq_tui.migrate.catalog import Catalog, data_gaps, inspect_catalog
 from dlq_tui.migrate.revision import STEPS_ATTRIBUTE
 from dlq_tui.migrate.steps import (
@@ -50,7 +50,8 @@ __all__ = [
 ]
 
 BASELINE = "v6_baseline"
-HEAD = "v7"
+V7 = "v7"
+HEAD = "v7_1"  # dlq-tui's paging indexes on top of the spec's v7 (see dlq_tui/migrate/paging.py)
 # pg_try_advisory_lock key shared by every dlq-tui migrator ("dlq-tui7" as a bigint).
 ADVISORY_LOCK_KEY = int.from_bytes(b"dlq-tui7", "big")
 LOCK_POLL_S = 0.2
@@ -112,9 +113,9 @@ def _status_of(cat: Catalog, conn: Connection) -> SchemaStatus:
             problems.append(f"marker reads {marker} but every v7 object exists (run dlq-tui --migrate to set it)")
         elif marker < schema.SCHEMA_VERSION:
             problems.append(f"marker reads {marker}: not migrated to v7 (run dlq-tui --migrate)")
-    if cat.alembic_revision not in (None, BASELINE, HEAD):
+    if cat.alembic_revision not in (None, BASELINE, V7, HEAD):
         problems.append(f"alembic_version holds an unknown revision {cat.alembic_revision!r}")
-    elif cat.alembic_revision == HEAD and version < 7:
+    elif cat.alembic_revision in (V7, HEAD) and version < 7:
         problems.append("alembic_version says v7 but v7 objects are missing")
     problems += cat.drift()
     if gaps.rows_without_checksum:
@@ -158,16 +159,16 @@ class _Decision:
 def _decide(cat: Catalog) -> _Decision:
     rev = cat.alembic_revision
     marker = "missing" if cat.marker_raw is None else cat.marker_raw
-    if rev not in (None, BASELINE, HEAD):
+    if rev not in (None, BASELINE, V7, HEAD):
         raise MigrationError(f"alembic_version holds an unknown revision {rev!r}; nothing changed")
     if rev is None:
-        if cat.postgres and cat.v7_complete():
-            return _Decision(HEAD, f"adopted: every v7 object already present (marker {marker}); stamped {HEAD}")
+        if cat.postgres and cat.v7_complete():  # stamped v7: revision v7_1 then adds the paging indexes
+            return _Decision(V7, f"adopted: every v7 object already present (marker {marker}); stamped {V7}")
         if not cat.missing_legacy():
             return _Decision(BASELINE, f"adopted existing legacy tables (marker {marker}); stamped {BASELINE}")
         return _Decision(None, "")
-    if rev == HEAD and cat.postgres and not cat.v7_complete():
-        return _Decision(BASELINE, f"alembic says {HEAD} but v7 objects are missing: completing them")
+    if rev in (V7, HEAD) and cat.postgres and not cat.v7_complete():
+        return _Decision(BASELINE, f"alembic says {rev} but v7 objects are missing: completing them")
     return _Decision(None, "")
 
 
@@ -181,7 +182,7 @@ def _sequence(steps: Steps, cfg: Any | None) -> None:
             raise MigrationError(f"cannot migrate: {refused[0]}{more}; fix it by hand; nothing changed")
     decision = _decide(cat)
     position = decision.stamp or cat.alembic_revision
-    if decision.stamp and decision.stamp == BASELINE and cat.alembic_revision == HEAD:
+    if decision.stamp and decision.stamp == BASELINE and cat.alembic_revision in (V7, HEAD):
         position = BASELINE
     if decision.stamp:  # adoption happens first: report it where it runs
         steps.emit("baseline", "skipped", 0.0, decision.adopt_detail)
@@ -194,7 +195,7 @@ def _sequence(steps: Steps, cfg: Any | None) -> None:
     else:
         if position is None:
             work.baseline(steps)
-        if position != HEAD:
+        if position not in (V7, HEAD):
             if not steps.simulated:
                 steps.inspect()
             work.v7(steps)
@@ -208,6 +209,10 @@ def _sequence(steps: Steps, cfg: Any | None) -> None:
         if not steps.simulated:
             steps.inspect()
         work.set_marker(steps)
+    if "paging_indexes" not in steps.reported:  # at head already, a dry run, or an index dropped by hand
+        if not steps.simulated:
+            steps.inspect()
+        paging.create_paging_indexes(steps)
     work.backfill_new_rows(steps, covered=v7_ran and steps.statuses.get("backfill") in ("done", "skipped"))
 
 
@@ -216,6 +221,9 @@ def _summary(steps: Steps, started: float) -> str:
     late = steps.details.get("backfill_new_rows", "") if steps.statuses.get("backfill_new_rows") == "done" else ""
     if changed == ["set_marker"] or not changed:
         text_ = "already at v7" if not changed else "already at v7 objects; marker set to 7"
+        if steps.statuses.get("paging_indexes") == "done":
+            text_ += "; paging indexes added"
+            return text_ + (f"; {late}" if late else "")
         return text_ + (f"; {late}" if late else "; no schema change")
     return f"migrated to v7 in {time.perf_counter() - started:.1f} s"
 

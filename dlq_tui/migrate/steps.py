@@ -34,6 +34,7 @@ STEP_TITLES: dict[str, str] = {
     "create_function": "create the updated_at function",
     "create_triggers": "create the 2 updated_at triggers",
     "set_marker": "set schema_state to 7",
+    "paging_indexes": "create dlq-tui's event paging indexes (revision v7_1)",
     "backfill_new_rows": "backfill rows written by legacy writers",
     "commit": "commit",
 }
