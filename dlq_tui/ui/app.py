@@ -12,13 +12,17 @@ from typing import Any, ClassVar
 
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.message import Message
 from textual.reactive import reactive
+from textual.timer import Timer
 from textual.worker import get_current_worker
 
 from dlq_tui.config import Settings
-from dlq_tui.db.connect import connection_errors, describe_target, explain_connection_error, scrub
+from dlq_tui.db.connect import describe_target
 from dlq_tui.ui.commands import DlqCommands
+from dlq_tui.ui.faults import describe_fault
 from dlq_tui.ui.messages import SchemaChecked
+from dlq_tui.ui.reconnect import Backoff
 from dlq_tui.ui.screens.base import schema_usable
 from dlq_tui.ui.screens.events import EventsScreen
 from dlq_tui.ui.screens.health import HealthScreen
@@ -31,6 +35,16 @@ Clock = Callable[[], datetime]
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+class Reconnected(Message):
+    """A reconnect attempt got an answer from the server."""
+
+
+class ReconnectFailed(Message):
+    def __init__(self, line: str) -> None:
+        super().__init__()
+        self.line = line
 
 
 class DlqApp(App[int]):
@@ -52,8 +66,12 @@ class DlqApp(App[int]):
     # None while the first schema check runs; True at v7; False when the migration panel is needed.
     schema_ready: reactive[bool | None] = reactive(None)
     schema_label: reactive[str] = reactive("schema ?")
-    # "connecting" | "connected" | "disconnected" (issue 4 adds reconnects with backoff on top).
+    # "connecting" | "connected" | "disconnected" (then reconnect attempts run with backoff until one answers).
     connection_state: reactive[str] = reactive("connecting")
+    # When the app last read data successfully (app clock): the top bar shows it while disconnected.
+    last_good_at: reactive[datetime | None] = reactive(None)
+    # Bumped after every schema check, so notices re-read a status that changed while schema_ready did not.
+    schema_generation: reactive[int] = reactive(0)
 
     def __init__(
         self,
@@ -71,6 +89,12 @@ class DlqApp(App[int]):
         self.clock: Clock = clock or utc_now
         self.target_label = target_label or describe_target(settings.dsn, embedded=settings.embedded).label()
         self.schema_status: Any = None
+        self.access_problem: Any = None  # dlq_tui.db.access.AccessProblem when the role may not read
+        self.backoff = Backoff()
+        self.disconnect_line = ""  # the last reason the link is down (one safe line)
+        self.reconnect_attempts = 0
+        self._retry_timer: Timer | None = None
+        self._retry_due: float | None = None  # loop time of the next attempt
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def on_mount(self) -> None:
@@ -84,18 +108,27 @@ class DlqApp(App[int]):
 
     def _check_schema(self) -> None:
         try:
-            status = self.source.schema_status()
+            # Privileges first: the schema check itself reads the events table, and a role without SELECT
+            # deserves "grant SELECT on ..." rather than a bare "permission denied".
+            access = self.source.access_problem()
+            status = None if access is not None else self.source.schema_status()
         except Exception as exc:
             if not get_current_worker().is_cancelled:
                 self.call_from_thread(self.report_error, exc, "schema check")
             return
         if not get_current_worker().is_cancelled:
-            self.post_message(SchemaChecked(status))
+            self.post_message(SchemaChecked(status, access))
 
     def on_schema_checked(self, message: SchemaChecked) -> None:
         status = message.status
         self.schema_status = status
-        self.connection_state = "connected"
+        self.access_problem = getattr(message, "access", None)
+        self.mark_good()
+        self.schema_generation += 1
+        if self.access_problem is not None:
+            self.schema_label = "no read access"
+            self.schema_ready = False
+            return
         usable = schema_usable(status)
         marker = getattr(status, "marker", None)
         catalog = getattr(status, "catalog_version", None)
@@ -119,14 +152,99 @@ class DlqApp(App[int]):
 
     # --- faults ------------------------------------------------------------------------------------
     def report_error(self, exc: BaseException, context: str = "") -> None:
-        """One place for failed database work: a clear line, the password masked, no traceback."""
+        """One place for failed database work: a clear line, the password masked, no traceback.
+
+        A lost link turns into the "disconnected, retrying" state (one notification, not one per failed
+        poll); a refused triage action is shown as an error in triage's own words.
+        """
         from dlq_tui.text import plain
 
-        if isinstance(exc, connection_errors()):
-            self.connection_state = "disconnected"
-            line = explain_connection_error(exc, self.settings.dsn)
-        else:
-            inner = getattr(exc, "orig", None) or exc
-            first = (str(inner).strip().splitlines() or [type(inner).__name__])[0]
-            line = scrub(f"{context + ': ' if context else ''}{first}", self.settings.dsn)
-        self.notify(plain(line, limit=500), title="database", severity="error", timeout=8, markup=False)
+        fault = describe_fault(exc, self.settings.dsn, context)
+        if fault.lost_connection:
+            first = self.connection_lost(fault.line)
+            if not first and fault.kind == "connection":
+                return  # already disconnected and retrying: the top bar says so
+        title = {"refused": "not done", "permission": "permission denied"}.get(fault.kind, "database")
+        self.notify(plain(fault.line, limit=500), title=title, severity="error", timeout=8, markup=False)
+
+    # --- the link: lost, retried with backoff, back -------------------------------------------------
+    def mark_good(self, at: datetime | None = None) -> None:
+        """A query just succeeded: remember when, and the link is up."""
+        self.last_good_at = at or self.clock()
+        if self.connection_state != "connected":
+            self.connection_state = "connected"
+
+    def connection_lost(self, line: str) -> bool:
+        """Enter "disconnected" and schedule reconnects; False when that was already the state."""
+        self.disconnect_line = line
+        if self.connection_state == "disconnected":
+            return False
+        self.connection_state = "disconnected"
+        # Pooled connections point at a server that is gone: drop them so every new call dials anew.
+        self.source.reset_pool()
+        self._schedule_retry()
+        return True
+
+    def retry_in(self) -> float | None:
+        """Seconds until the next reconnect attempt (None while one is running)."""
+        if self._retry_due is None:
+            return None
+        return max(0.0, self._retry_due - self._loop_time())
+
+    def retry_now(self) -> None:
+        """`r` while disconnected: try at once instead of waiting out the backoff."""
+        if self.connection_state == "disconnected" and self._retry_due is not None:
+            self._cancel_retry()
+            self._attempt_reconnect()
+
+    def _loop_time(self) -> float:
+        import time
+
+        return time.monotonic()
+
+    def _schedule_retry(self) -> None:
+        self._cancel_retry()
+        delay = self.backoff.next_delay()
+        self._retry_due = self._loop_time() + delay
+        self._retry_timer = self.set_timer(delay, self._attempt_reconnect)
+
+    def _cancel_retry(self) -> None:
+        if self._retry_timer is not None:
+            self._retry_timer.stop()
+        self._retry_timer = None
+        self._retry_due = None
+
+    def _attempt_reconnect(self) -> None:
+        self._retry_timer = None
+        self._retry_due = None
+        self.reconnect_attempts += 1
+        self.run_worker(self._ping, name="reconnect", group="reconnect", thread=True, exclusive=True)
+
+    def _ping(self) -> None:
+        try:
+            self.source.ping()
+        except Exception as exc:  # every failure means "not yet": say why in the bar, try again later
+            fault = describe_fault(exc, self.settings.dsn, "reconnect")
+            self.post_message(ReconnectFailed(fault.line))
+            return
+        self.post_message(Reconnected())
+
+    def on_reconnected(self, _message: Reconnected) -> None:
+        # The ping is not data: last_good_at stays the time of the last real read until a screen reads.
+        if self.connection_state == "disconnected":
+            self.connection_state = "connected"
+
+    def on_reconnect_failed(self, message: ReconnectFailed) -> None:
+        if self.connection_state == "disconnected":
+            self.disconnect_line = message.line
+            self.source.reset_pool()
+            self._schedule_retry()
+
+    def watch_connection_state(self, old: str, new: str) -> None:
+        if new == "connected" and old == "disconnected":
+            self._cancel_retry()
+            self.backoff.reset()
+            self.notify("connection to the database is back", title="database", timeout=4, markup=False)
+            # The server may have come back restored from a backup: read the schema again. Screens watch
+            # connection_state and refresh what they show (health at once, events on the next action).
+            self.check_schema()

@@ -8,8 +8,12 @@ from textual.message import Message
 
 
 class SchemaChecked(Message):
-    """The runner's check(): marker, catalog version, missing objects, whether v7 is current."""
+    """The runner's check(): marker, catalog version, missing objects, whether v7 is current.
 
-    def __init__(self, status: Any) -> None:
+    `access` is an AccessProblem when the role may not read the tables (then `status` is None).
+    """
+
+    def __init__(self, status: Any, access: Any = None) -> None:
         super().__init__()
         self.status = status
+        self.access = access

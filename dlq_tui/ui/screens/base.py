@@ -46,5 +46,4 @@ class DlqScreen(Screen[None]):
 
     def data_ok(self) -> None:
         """A query just succeeded: the link is up (clears a "disconnected" left by an earlier fault)."""
-        if self.dlq.connection_state != "connected":
-            self.dlq.connection_state = "connected"
+        self.dlq.mark_good()

@@ -2,7 +2,9 @@
 
 The refresh loop polls in a thread worker and re-arms its timer only after a poll finished (success
 or failure), so polls never overlap and a slow query never holds up a key. It pauses while the screen
-is hidden (another screen or a dialog on top) and catches up when it comes back.
+is hidden (another screen or a dialog on top) and catches up when it comes back. While the link is
+down it stops polling (the app's reconnect attempts take over), keeps the last figures with their age,
+and polls at once when the link is back.
 """
 
 from __future__ import annotations
@@ -112,7 +114,13 @@ class HealthScreen(DlqScreen):
 
     def on_mount(self) -> None:
         self.watch(self.app, "schema_ready", self._schema_ready_changed)
+        self.watch(self.app, "connection_state", self._connection_changed, init=False)
         self.set_interval(1.0, self._show_staleness)
+
+    def _connection_changed(self, state: str) -> None:
+        self._show_staleness()
+        if state == "connected" and self._active and self.dlq.schema_ready and not self._loading:
+            self.refresh_now()  # back: fresh figures now, not at the next tick
 
     def busy(self) -> bool:
         return self._loading or (self.dlq.schema_ready is True and self._read_at is None)
@@ -147,7 +155,7 @@ class HealthScreen(DlqScreen):
 
     def _arm(self) -> None:
         self._disarm()
-        if self._active and self.dlq.schema_ready:
+        if self._active and self.dlq.schema_ready and self.dlq.connection_state != "disconnected":
             self._timer = self.set_timer(self.dlq.settings.refresh_seconds, self.refresh_now)
 
     def _disarm(self) -> None:
@@ -156,7 +164,12 @@ class HealthScreen(DlqScreen):
             self._timer = None
 
     def action_refresh(self) -> None:
-        self.refresh_now()
+        if self.dlq.connection_state == "disconnected":
+            self.dlq.retry_now()  # do not wait out the backoff
+        elif self.dlq.schema_ready is False:
+            self.dlq.check_schema()  # after a GRANT or a migration elsewhere
+        else:
+            self.refresh_now()
 
     def refresh_now(self) -> None:
         if not self.dlq.schema_ready:
@@ -182,7 +195,7 @@ class HealthScreen(DlqScreen):
 
     def on_health_loaded(self, message: HealthLoaded) -> None:
         self._loading = False
-        self.data_ok()
+        self.dlq.mark_good(message.read_at)
         self._snapshot = message.snapshot
         self._read_at = message.read_at
         self._draw(message.snapshot, message.findings)
@@ -249,7 +262,7 @@ class HealthScreen(DlqScreen):
         text = self._findings_text.copy()
         text.append(f"   · figures from {fmt.age(seconds)} ago", style="dim")
         if self.dlq.connection_state == "disconnected":
-            text.append(" (last good data)", style="bold red")
+            text.append(" (last good data; disconnected, retrying)", style="bold red")
         self.query_one("#health-status", Static).update(text)
 
     def _draw_breakers(self, snapshot: HealthSnapshot, now: datetime) -> None:

@@ -112,7 +112,12 @@ class MigrationScreen(DlqScreen):
         out.append("\n")
         if self.dlq.source.is_sqlite:
             out.append(SQLITE_NOTE + "\n", style="yellow")
-        if status is None:
+        access = getattr(self.dlq, "access_problem", None)
+        if access is not None:
+            from dlq_tui.ui.widgets.schema_notice import describe_access
+
+            out.append_text(describe_access(access))
+        elif status is None:
             out.append("Reading the schema…", style="italic")
         else:
             marker = getattr(status, "marker", None)

@@ -1,4 +1,5 @@
-"""What health and events show instead of data when the database is not at schema v7 (or is empty)."""
+"""What health and events show instead of data: the database is not at schema v7, is empty, has drifted
+(v7 objects dropped or altered), or the role may not read it. Always an explanation plus the next step."""
 
 from __future__ import annotations
 
@@ -8,10 +9,37 @@ from rich.text import Text
 from textual.widgets import Static
 
 
-def describe_status(status: Any) -> Text:
+def describe_access(problem: Any) -> Text:
+    """The role may not SELECT some objects: name them and give the GRANT that fixes it."""
+    from dlq_tui.text import safe_text
+
+    out = Text()
+    out.append("Your database role may not read the dead-letter tables.\n", style="bold")
+    out.append("Role ")
+    out.append_text(safe_text(problem.role, limit=80, style="bold"))
+    out.append(" has no SELECT privilege on: ")
+    out.append_text(safe_text(", ".join(problem.objects), limit=300))
+    out.append("\n\nAsk the database owner or an administrator to run:\n  ")
+    out.append_text(safe_text(problem.grant_sql(), limit=500, style="bold"))
+    out.append("\nthen press ")
+    out.append("r", style="bold reverse")
+    out.append(" to check again. From a shell: ")
+    out.append("dlq-tui check", style="bold")
+    out.append(" explains the state.")
+    return out
+
+
+def _is_drift(marker: Any, catalog: Any, missing: list[str]) -> bool:
+    """Said to be v7 (marker) but v7 objects are gone: someone dropped or altered them."""
+    return bool(missing) and isinstance(marker, int) and marker >= 7
+
+
+def describe_status(status: Any, access: Any = None) -> Text:
     """A plain-language explanation of the runner's SchemaStatus, plus the next step."""
     from dlq_tui.text import safe_text
 
+    if access is not None:
+        return describe_access(access)
     out = Text()
     if status is None:
         out.append("Reading the schema version…\n", style="italic")
@@ -22,6 +50,9 @@ def describe_status(status: Any) -> Text:
     problems = list(getattr(status, "problems", []) or [])
     if marker is None and not catalog:
         out.append("This database has no dead-letter tables yet.\n", style="bold")
+    elif _is_drift(marker, catalog, missing):
+        out.append("This database says it is at schema v7, but v7 objects are missing (schema drift).\n", style="bold")
+        out.append("Something dropped or altered them after the migration; the screens cannot work without them.\n")
     else:
         out.append("This database is not at schema v7.\n", style="bold")
         out.append("schema_state marker: ")
@@ -39,7 +70,10 @@ def describe_status(status: Any) -> Text:
         out.append("\n")
     out.append("\nPress ")
     out.append("m", style="bold reverse")
-    out.append(" to open the migration panel: it shows the steps, a dry run, and upgrades to v7.\n")
+    if _is_drift(marker, catalog, missing):
+        out.append(" to open the migration panel: its dry run shows whether it can re-create them (u repairs).\n")
+    else:
+        out.append(" to open the migration panel: it shows the steps, a dry run, and upgrades to v7.\n")
     out.append("From a shell: ")
     out.append("dlq-tui check", style="bold")
     out.append(" explains the state, ")
@@ -53,5 +87,9 @@ class SchemaNotice(Static):
     SchemaNotice { border: round $warning; padding: 1 2; margin: 1 2; height: auto; }
     """
 
+    def on_mount(self) -> None:
+        # A recheck can change the status while schema_ready stays False (v6 -> no access): redraw then too.
+        self.watch(self.app, "schema_generation", lambda _: self.show_status(getattr(self.app, "schema_status", None)))
+
     def show_status(self, status: Any) -> None:
-        self.update(describe_status(status))
+        self.update(describe_status(status, getattr(self.app, "access_problem", None)))
