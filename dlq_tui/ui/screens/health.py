@@ -262,7 +262,7 @@ class HealthScreen(DlqScreen):
         text = self._findings_text.copy()
         text.append(f"   · figures from {fmt.age(seconds)} ago", style="dim")
         if self.dlq.connection_state == "disconnected":
-            text.append(" (last good data; disconnected, retrying)", style="bold red")
+            text.append(" (last good data)", style="bold red")
         self.query_one("#health-status", Static).update(text)
 
     def _draw_breakers(self, snapshot: HealthSnapshot, now: datetime) -> None:
