@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.dialects import postgresql
 
 from bench.stats import Spread, repeat_ms
@@ -26,8 +26,10 @@ class PageResults:
     deep: Spread
     first_all: Spread  # include resolved (the `v` toggle)
     deep_all: Spread
+    middle: Spread  # a page half way through the pending events (the `end` key / a jump lands there)
     explain_first: str
     explain_deep: str
+    explain_middle: str
 
 
 def cursor_after(conn: Connection, flt: EventFilter, pages: int) -> PageCursor | None:
@@ -39,6 +41,18 @@ def cursor_after(conn: Connection, flt: EventFilter, pages: int) -> PageCursor |
             break
         cursor = page.next_cursor
     return cursor
+
+
+def middle(conn: Connection) -> PageCursor | None:
+    """The key half way through the pending events (found once with OFFSET: setup, not timed)."""
+    row = conn.execute(
+        text(
+            "SELECT priority, created_at, id FROM dead_letter_events WHERE NOT resolved "
+            "ORDER BY priority, created_at, id OFFSET (SELECT count(*) / 2 FROM dead_letter_events WHERE NOT resolved) "
+            "LIMIT 1"
+        )
+    ).first()
+    return PageCursor(row.priority, row.created_at, row.id) if row else None
 
 
 def explain(conn: Connection, flt: EventFilter, after: PageCursor | None) -> str:
@@ -62,14 +76,17 @@ def measure_pages(engine: Engine, repeats: int) -> PageResults:
     with engine.connect() as conn:
         deep_cursor = cursor_after(conn, pending, DEEP_PAGES)
         deep_all_cursor = cursor_after(conn, everything, DEEP_PAGES)
+        middle_cursor = middle(conn)
         conn.rollback()
         return PageResults(
             first=_page_timing(conn, pending, None, repeats),
             deep=_page_timing(conn, pending, deep_cursor, repeats),
             first_all=_page_timing(conn, everything, None, repeats),
             deep_all=_page_timing(conn, everything, deep_all_cursor, repeats),
+            middle=_page_timing(conn, pending, middle_cursor, repeats),
             explain_first=explain(conn, pending, None),
             explain_deep=explain(conn, pending, deep_cursor),
+            explain_middle=explain(conn, pending, middle_cursor),
         )
 
 

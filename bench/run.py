@@ -45,6 +45,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--triage-seconds", type=float, default=10.0)
     p.add_argument("--app-size", type=_sizes, default=[1_000_000], help="N for the app measurements")
     p.add_argument("--app-pages", type=int, default=1000, help="pages to scroll for the app memory measurement")
+    p.add_argument("--startup-repeats", type=int, default=5, help="launches of the real app in tmux")
+    p.add_argument("--db-prefix", default="bench", help="prefix of the databases the runner creates")
     p.add_argument("--repeats", type=int, default=15, help="timed repetitions of each page/health measurement")
     p.add_argument("--only", default=",".join(ALL), help=f"comma-separated subset of {','.join(ALL)}")
     p.add_argument("--out", type=Path, default=Path("bench/results.json"), help="where to write every sample")
@@ -62,7 +64,7 @@ class Run:
     # --- databases ------------------------------------------------------------------------------
     def v7_database(self, rows: int) -> tuple[str, Engine]:
         """A seeded v7 database of `rows` rows (reused from --pgdata when it already holds one)."""
-        name = f"bench_v7_{rows}"
+        name = f"{self.args.db_prefix}_v7_{rows}"
         if self.args.pgdata is not None and self.server.exists(name):
             dsn = self.server.dsn_for(name)
             engine = make_engine(dsn, pool_size=8)
@@ -85,7 +87,7 @@ class Run:
     def done_with(self, rows: int, engine: Engine) -> None:
         engine.dispose()
         if self.args.pgdata is None:
-            self.server.drop(f"bench_v7_{rows}")
+            self.server.drop(f"{self.args.db_prefix}_v7_{rows}")
 
     # --- measurements ---------------------------------------------------------------------------
     def reads(self, rows: int, which: set[str]) -> None:
@@ -96,10 +98,11 @@ class Run:
             out = self.results.setdefault("reads", {}).setdefault(str(rows), {"table": table_size(engine)})
             if "pages" in which:
                 pages = measure_pages(engine, self.args.repeats)
-                for key in ("first", "deep", "first_all", "deep_all"):
+                for key in ("first", "deep", "middle", "first_all", "deep_all"):
                     out[f"page_{key}"] = getattr(pages, key).as_dict()
                     self.say(f"  N={rows:,} page {key:<9}: {getattr(pages, key)}")
                 out["explain_first"], out["explain_deep"] = pages.explain_first, pages.explain_deep
+                out["explain_middle"] = pages.explain_middle
             if "health" in which:
                 repeats = max(3, self.args.repeats // 3) if rows >= 5_000_000 else self.args.repeats
                 health, figures = measure_health(engine, repeats)
@@ -133,12 +136,12 @@ class Run:
         finally:
             # Triage changed the data: never reuse this database for read measurements.
             engine.dispose()
-            self.server.drop(f"bench_v7_{rows}")
+            self.server.drop(f"{self.args.db_prefix}_v7_{rows}")
 
     def migration(self, rows: int, duplicates: int) -> None:
         from bench.migration import measure_migration
 
-        name = f"bench_legacy_{rows}_{duplicates}"
+        name = f"{self.args.db_prefix}_legacy_{rows}_{duplicates}"
         dsn = self.server.create(name)
         engine = make_engine(dsn)
         try:
@@ -174,7 +177,7 @@ class Run:
 
         dsn, engine = self.v7_database(rows)
         try:
-            res = measure_app(dsn, pages=self.args.app_pages, say=self.say)
+            res = measure_app(dsn, pages=self.args.app_pages, startups=self.args.startup_repeats, say=self.say)
             self.results["app"] = {"rows": rows, **res}
         finally:
             self.done_with(rows, engine)
@@ -221,7 +224,7 @@ def machine(server: BenchServer) -> dict[str, Any]:
         "python": platform.python_version(),
         "postgresql": server.version(),
         "load_before": os.getloadavg(),
-        "server": "embedded (temporary data dir)" if server.handle is not None else mask_dsn(server.admin_dsn),
+        "server": "embedded" if server.handle is not None else mask_dsn(server.admin_dsn),
     }
 
 

