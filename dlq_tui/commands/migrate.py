@@ -1,7 +1,9 @@
 """`dlq-tui --migrate [--dry-run]`: the live step log of the v7 migration, or the SQL it would run.
 
-Exit codes: 0 migrated (or already at v7); 1 the migration failed (rolled back, database unchanged);
-2 the database could not be reached, or the option is not available.
+`--online` streams the online migration (short locks, batched backfill with progress lines, resumable).
+Exit codes: 0 migrated (or already at v7); 1 the migration failed (atomic: rolled back, database
+unchanged; online: consistent, a second run resumes); 2 the database could not be reached or the
+connection was lost.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from dlq_tui.db.connect import (
 from dlq_tui.migrate.steps import STEP_NAMES, MigrationError, StepEvent
 from dlq_tui.text import plain
 
+RESUME = "the database is consistent; run `dlq-tui --migrate --online` again to resume"
+
 EXIT_OK, EXIT_FAILED, EXIT_FAULT = 0, 1, 2
 _STATUS_MARK = {"done": "✓", "skipped": "·", "failed": "✗"}
 
@@ -35,19 +39,18 @@ def format_step(event: StepEvent) -> str:
 
 
 def run_migrate(dsn: str, *, dry_run: bool, online: bool, batch_size: int, max_rate: float | None) -> int:
-    if online:
-        print(
-            "dlq-tui: --online is not available yet; run `dlq-tui --migrate` (one transaction) instead",
-            file=sys.stderr,
-        )
-        return EXIT_FAULT
     try:
         engine = make_engine(dsn)
     except ConnectionFault as exc:
         print(f"dlq-tui: {exc}", file=sys.stderr)
         return EXIT_FAULT
     try:
+        if online:
+            return _online_dry_run(engine) if dry_run else _online(engine, dsn, batch_size, max_rate)
         return _dry_run(engine) if dry_run else _upgrade(engine, dsn)
+    except KeyboardInterrupt:
+        print("dlq-tui: interrupted" + (f"; {RESUME}" if online else ""), file=sys.stderr)
+        return EXIT_FAILED
     except MigrationError as exc:
         print(f"dlq-tui: migration failed: {plain(str(exc))}", file=sys.stderr)
         return EXIT_FAILED
@@ -69,6 +72,40 @@ def _upgrade(engine: Engine, dsn: str) -> int:
             last = event
     if last is not None and last.name == "commit":
         print(f"✓ {plain(last.detail)}")
+    return EXIT_OK
+
+
+def format_progress(event: StepEvent) -> str:
+    """A "running" event with news (backfill progress, the index being built, a lock retry)."""
+    return f"  … {event.number:>2}/{len(STEP_NAMES)} {event.name:<18} {plain(event.detail)}"
+
+
+def _online(engine: Engine, dsn: str, batch_size: int, max_rate: float | None) -> int:
+    from dlq_tui.migrate.online import online_upgrade
+
+    print(f"Migrating {describe_target(dsn).label()} to schema v7 online (short locks, resumable)", flush=True)
+    last: StepEvent | None = None
+    for event in online_upgrade(engine, batch_size=batch_size, max_rate=max_rate):
+        if event.status in ("done", "skipped", "failed"):
+            print(format_step(event), flush=True)
+            last = event
+        elif event.status == "running" and event.detail:
+            print(format_progress(event), flush=True)
+    if last is not None and last.name == "commit":
+        print(f"✓ {plain(last.detail)}")
+    return EXIT_OK
+
+
+def _online_dry_run(engine: Engine) -> int:
+    from dlq_tui.migrate.online import online_dry_run
+
+    print("-- dlq-tui --migrate --online --dry-run: the steps and SQL the online migration would run; nothing changed.")
+    print("-- Each statement runs in its own short transaction (or autocommit for CONCURRENTLY) under a short")
+    print("-- lock_timeout with retries; the backfill repeats its batch statement until every row is done.")
+    for event in online_dry_run(engine):
+        print(f"\n-- step {event.number} {event.name}: {event.status}. {plain(event.detail)}".rstrip())
+        if event.sql:
+            print(event.sql)  # our own SQL text: no database content in it
     return EXIT_OK
 
 

@@ -321,22 +321,41 @@ def _upgrade(engine: Engine, report: Any, lock_wait_s: float, lock_timeout_ms: i
 
 def _take_lock(engine: Engine, steps: Steps, wait_s: float) -> Connection:
     with steps.step("acquire_lock") as out:
-        conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        started = time.perf_counter()
-        try:
-            while not conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": ADVISORY_LOCK_KEY}).scalar():
-                waited = time.perf_counter() - started
-                if waited >= wait_s:
-                    raise MigrationError(
-                        f"another migration is running (waited {waited:.1f} s for its lock); nothing changed"
-                    )
-                time.sleep(min(LOCK_POLL_S, max(0.0, wait_s - waited)))
-        except BaseException:
-            conn.close()
-            raise
-        waited = time.perf_counter() - started
+        conn, waited = take_advisory_lock(engine, wait_s)
         out.detail = f"waited {waited:.1f} s for another migration" if waited >= LOCK_POLL_S else "free"
     return conn
+
+
+def take_advisory_lock(
+    engine: Engine, wait_s: float, *, unchanged: str = "nothing changed"
+) -> tuple[Connection, float]:
+    """The migrators' advisory lock on a dedicated session, polled (never a blocking wait: see FINDINGS.md).
+
+    Returns the connection holding it and the seconds waited; raises MigrationError after `wait_s`.
+    """
+    conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    started = time.perf_counter()
+    try:
+        while not conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": ADVISORY_LOCK_KEY}).scalar():
+            waited = time.perf_counter() - started
+            if waited >= wait_s:
+                raise MigrationError(f"another migration is running (waited {waited:.1f} s for its lock); {unchanged}")
+            time.sleep(min(LOCK_POLL_S, max(0.0, wait_s - waited)))
+    except BaseException:
+        conn.close()
+        raise
+    return conn, time.perf_counter() - started
+
+
+def release_advisory_lock(conn: Connection) -> None:
+    _release_lock(conn)
+
+
+def stamp(conn: Connection, revision: str = HEAD) -> None:
+    """Record `revision` in alembic_version inside conn's current transaction (the online path stamps v7)."""
+    from alembic import command
+
+    command.stamp(_alembic_config(conn, None), revision, purge=True)
 
 
 def _release_lock(conn: Connection) -> None:
@@ -375,7 +394,7 @@ def _ensure_failed_event(steps: Steps, message: str) -> None:
         steps.emit(name, "failed", None, message)
 
 
-def _alembic_config(conn: Connection, steps: Steps) -> Any:
+def _alembic_config(conn: Connection, steps: Steps | None) -> Any:
     from alembic.config import Config  # imported only where migrations run (~0.3 s)
 
     cfg = Config()

@@ -212,7 +212,7 @@ SELECT count(*), count(*) FILTER (WHERE keyless) FROM upd"""
 
 
 _UNIQUE_SQL = f"ALTER TABLE {EVENTS} ADD CONSTRAINT {schema.V7_UNIQUE_CONSTRAINT} UNIQUE (idempotency_key)"
-_CLEAR_DUPLICATES_SQL = f"""WITH ranked AS (
+CLEAR_DUPLICATES_SQL = f"""WITH ranked AS (
     -- COLLATE "C": byte-wise equality is what matters for hex keys, and it sorts several times faster.
     SELECT id, row_number() OVER (PARTITION BY idempotency_key COLLATE "C" ORDER BY created_at, id) AS rn
     FROM {EVENTS} WHERE idempotency_key IS NOT NULL
@@ -237,7 +237,7 @@ def duplicate_keys(steps: Steps, *, needed: bool) -> None:
             steps.sql("SAVEPOINT dlq_unique")
             steps.sql(_UNIQUE_SQL)
             steps.sql("-- only if that reports duplicate keys:\nROLLBACK TO SAVEPOINT dlq_unique")
-            steps.sql(_CLEAR_DUPLICATES_SQL)
+            steps.sql(CLEAR_DUPLICATES_SQL)
             steps.sql(_UNIQUE_SQL)
             out.detail = "unique constraint first; clears later duplicates' keys if it finds any"
             steps.cat.constraints[schema.V7_UNIQUE_CONSTRAINT] = (EVENTS, "u")
@@ -251,7 +251,7 @@ def duplicate_keys(steps: Steps, *, needed: bool) -> None:
             if getattr(exc.orig, "sqlstate", None) != "23505":
                 raise
             savepoint.rollback()
-            result = steps.sql(_CLEAR_DUPLICATES_SQL)
+            result = steps.sql(CLEAR_DUPLICATES_SQL)
             count = int(result.scalar_one()) if result is not None else 0
             steps.sql(_UNIQUE_SQL)
         steps.cat.constraints[schema.V7_UNIQUE_CONSTRAINT] = (EVENTS, "u")
