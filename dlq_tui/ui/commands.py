@@ -33,6 +33,27 @@ PALETTE: tuple[PaletteCommand, ...] = (
     PaletteCommand("Previous payload page", "Page back through a long payload ([)", "events", "payload_page(-1)"),
     PaletteCommand("Mark event", "Mark or unmark the highlighted event (space)", "events", "toggle_mark"),
     PaletteCommand("Mark page", "Mark every event in view, or unmark them (*)", "events", "mark_all"),
+    PaletteCommand(
+        "Claim events", "Take the processing lock of the marked or highlighted events (c)", "events", "claim"
+    ),
+    PaletteCommand(
+        "Release events", "Give back your lock (or an expired one) on the selected events (u)", "events", "release"
+    ),
+    PaletteCommand("Classify events", "malicious, corrupted, format_error, or clear (k)", "events", "classify"),
+    PaletteCommand("Set priority", "Priority 1 (critical) to 10 for the selected events (p)", "events", "priority"),
+    PaletteCommand(
+        "Resolve events", "Resolve with a method and an optional note, after a confirmation (x)", "events", "resolve"
+    ),
+    PaletteCommand("Reopen events", "Undo a resolve; list resolved events first with v (o)", "events", "reopen"),
+    PaletteCommand(
+        "Requeue events",
+        "Hand back to the processor, counted in metadata, after a confirmation (R)",
+        "events",
+        "requeue",
+    ),
+    PaletteCommand(
+        "Export events", "Write the selected events as JSON Lines for forensics (E, ctrl+s)", "events", "export"
+    ),
     PaletteCommand("Migration dry run", "Show the SQL the upgrade would run (d)", "migration", "dry_run"),
     PaletteCommand(
         "Run migration", "Upgrade the database to schema v7, after a confirmation (u)", "migration", "upgrade"
@@ -51,6 +72,11 @@ class DlqCommands(Provider):
             return
         if app.current_mode != command.mode:  # type: ignore[attr-defined]
             await app.switch_mode(command.mode)
+        # A key greyed out in the footer is silent; a command picked by name says why it cannot run.
+        reason = getattr(app.screen, "unavailable_reason", lambda action: None)(command.action)
+        if reason is not None:
+            app.notify(reason, severity="error" if "read-only" in reason else "warning", markup=False)
+            return
         await app.run_action(command.action, app.screen)
 
     async def discover(self) -> Hits:

@@ -2,12 +2,16 @@
 
 Every query runs in a thread worker; results come back as typed messages tagged with a generation
 number, so a reply that arrives after the filter changed is dropped instead of mixing two lists.
-Triage (issue 7) plugs in here: actions apply to EventTable.selected_ids() and then call reload_keep().
+Triage (issue 7): actions apply to EventTable.selected_ids() (the marked events, else the highlighted one),
+ask for a y/n confirmation when they are destructive or touch more than one event, run in a thread worker,
+report dlq_tui.db.triage.describe(result) as a notification and reload the view keeping the cursor.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import ClassVar, Literal
 
 from rich.text import Text
@@ -19,10 +23,15 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import Worker
 
-from dlq_tui.db.models import EventDetail, EventFilter, EventPage
+from dlq_tui.db.models import ActionResult, EventDetail, EventFilter, EventPage
+from dlq_tui.db.schema import CLASSIFICATIONS, priority_label
 from dlq_tui.ui.screens.base import DlqScreen
+from dlq_tui.ui.screens.choice import Choice, ChoiceModal
+from dlq_tui.ui.screens.confirm import ConfirmModal
+from dlq_tui.ui.screens.export import ExportModal, default_export_path
 from dlq_tui.ui.screens.filter import FilterModal, describe_filter
 from dlq_tui.ui.screens.jump import JumpModal
+from dlq_tui.ui.screens.resolve import Resolution, ResolveModal
 from dlq_tui.ui.widgets.connection_bar import ConnectionBar
 from dlq_tui.ui.widgets.event_detail import PAYLOAD_PAGE_CHARS, EventDetailPane
 from dlq_tui.ui.widgets.event_table import EventTable
@@ -30,6 +39,17 @@ from dlq_tui.ui.widgets.schema_notice import SchemaNotice
 
 LoadKind = Literal["reset", "next", "previous", "jump"]
 DETAIL_DELAY_S = 0.12  # wait for the cursor to rest before loading a detail (holding ↓ stays smooth)
+
+READ_ONLY_REFUSAL = "read-only mode: actions are disabled"
+# Actions that write to the database (refused in read-only mode). Export only reads: it stays available.
+WRITE_ACTIONS = frozenset({"claim", "release", "classify", "priority", "resolve", "reopen", "requeue"})
+TRIAGE_ACTIONS = WRITE_ACTIONS | {"export"}
+
+CLASSIFY_CHOICES = [
+    *(Choice(name[0], name, name) for name in CLASSIFICATIONS),  # m c f
+    Choice("n", "none (clear the classification)", None),
+]
+PRIORITY_CHOICES = [Choice(str(p % 10), f"{p} {priority_label(p)}", p) for p in range(1, 11)]  # 0 means 10
 
 
 class PageLoaded(Message):
@@ -62,16 +82,58 @@ class ReasonsLoaded(Message):
         self.reasons = reasons
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What a triage worker reports back: the result (possibly partial) and a refusal line, if any."""
+
+    verb: str
+    result: ActionResult | None
+    refusal: str | None
+    focus_id: int | None  # keep the cursor here after the reload
+
+
+class ActionFinished(Message):
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__()
+        self.outcome = outcome
+
+
+class ExportFinished(Message):
+    def __init__(self, path: Path, written: int | None, refusal: str | None) -> None:
+        super().__init__()
+        self.path = path
+        self.written = written
+        self.refusal = refusal
+
+
 class EventsScreen(DlqScreen):
     TITLE_TEXT = "events"
     BINDINGS: ClassVar[list[BindingType]] = [
+        # Triage: on the marked events, else the highlighted one (greyed out in read-only mode).
+        # First in the list: the footer shows them first, before the keys for moving around.
+        Binding("c", "claim", "Claim", id="events.claim"),
+        Binding("u", "release", "Release", id="events.release"),
+        Binding("k", "classify", "Classify", id="events.classify"),
+        Binding("p", "priority", "Priority", id="events.priority"),
+        Binding("x", "resolve", "Resolve", id="events.resolve"),
+        Binding("o", "reopen", "Reopen", id="events.reopen"),
+        Binding("R", "requeue", "Requeue", key_display="R", id="events.requeue"),
+        Binding("E", "export", "Export", key_display="E", id="events.export"),
+        Binding("ctrl+s", "export", "Export (as E)", show=False, id="events.export_save"),
         Binding("r", "refresh", "Reload", id="events.reload"),
         Binding("slash", "filter", "Filter", key_display="/", id="events.filter"),
         Binding("backspace", "clear_filter", "Clear filter", show=False, id="events.clear_filter"),
-        Binding("g", "jump", "Jump to id", id="events.jump"),
+        Binding("g", "jump", "Jump", tooltip="Jump to id", id="events.jump"),
         Binding("v", "toggle_resolved", "Resolved", id="events.resolved"),
         Binding("d", "toggle_detail", "Detail", id="events.detail"),
-        Binding("right_square_bracket", "payload_page(1)", "Payload ›", key_display="]", id="events.payload_next"),
+        Binding(
+            "right_square_bracket",
+            "payload_page(1)",
+            "Payload ›",
+            key_display="]",
+            id="events.payload_next",
+            show=False,
+        ),
         Binding(
             "left_square_bracket",
             "payload_page(-1)",
@@ -93,6 +155,9 @@ class EventsScreen(DlqScreen):
         self._loaded_once = False
         self.loading_generation: int | None = None  # a reset/jump load in flight
         self.detail_pending = False
+        self.actions_running = 0
+        self._quiet_jumps: set[int] = set()  # jump generations that fall back to a reload instead of warning
+        self._follow_generations: set[int] = set()  # reloads that jump to their focus_id if it is further down
 
     def compose(self) -> ComposeResult:
         yield ConnectionBar("events")
@@ -102,7 +167,7 @@ class EventsScreen(DlqScreen):
             with Container(id="events-split"):
                 yield EventTable(id="events-table")
                 yield EventDetailPane(id="events-detail")
-        yield Footer()
+        yield Footer(compact=True)
 
     def busy(self) -> bool:
         if self.dlq.schema_ready is not True:
@@ -112,6 +177,7 @@ class EventsScreen(DlqScreen):
             or self.loading_generation is not None
             or self.table.pending is not None
             or self.detail_pending
+            or self.actions_running > 0
         )
 
     @property
@@ -125,6 +191,9 @@ class EventsScreen(DlqScreen):
     def on_mount(self) -> None:
         if self.dlq.frozen_clock:
             self.table.now = self.dlq.clock()
+        token = self.dlq.source.operator.lock_token
+        self.table.my_token = token
+        self.pane.my_token = token
         self.watch(self.app, "schema_ready", self._schema_ready_changed)
 
     def _schema_ready_changed(self, ready: bool | None) -> None:
@@ -188,6 +257,10 @@ class EventsScreen(DlqScreen):
         if message.kind in ("reset", "jump"):
             self.loading_generation = None
         if message.kind == "jump" and message.page is None:
+            if message.generation in self._quiet_jumps:  # after an action: the event left the view
+                self._quiet_jumps.discard(message.generation)
+                self.reload()
+                return
             self.notify(
                 f"event {message.focus_id} is not in the list (resolved, filtered out, or gone)",
                 severity="warning",
@@ -197,11 +270,17 @@ class EventsScreen(DlqScreen):
             return
         page = message.page
         assert page is not None
+        if message.generation in self._follow_generations:
+            self._follow_generations.discard(message.generation)
+            if message.focus_id is not None and all(row.id != message.focus_id for row in page.rows):
+                self.jump_to(message.focus_id, quiet=True)
+                return
         if message.kind in ("next", "previous"):
             table.add_page(message.kind, page)
         else:
             table.reset(page, at_start=message.kind == "reset", focus_id=message.focus_id)
             self._loaded_once = True
+            self._follow_cursor()  # after an action the detail was invalidated: show the new state
         self._set_status()
         if table.row_count == 0:
             self._show_empty()
@@ -286,7 +365,7 @@ class EventsScreen(DlqScreen):
             self.pane.show_missing(message.event_id)
             return
         now = self.dlq.clock() if self.dlq.frozen_clock else message.detail.row.db_now
-        self.pane.show(message.detail, now)
+        self.pane.show(message.detail, now, live=not self.dlq.frozen_clock)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if self.pane.display:
@@ -342,6 +421,7 @@ class EventsScreen(DlqScreen):
         if flt != self.filter:
             self.filter = flt
             self._detail_id = None
+            self.refresh_bindings()  # reopen shows only while resolved events are listed
             self.reload()
 
     def action_filter(self) -> None:
@@ -364,8 +444,10 @@ class EventsScreen(DlqScreen):
 
         self.app.push_screen(JumpModal(), done)
 
-    def jump_to(self, event_id: int) -> None:
+    def jump_to(self, event_id: int, *, quiet: bool = False) -> None:
         self.generation += 1
+        if quiet:
+            self._quiet_jumps.add(self.generation)
         self.loading_generation = self.generation
         self._set_status(loading=True)
         flt, generation = self.filter, self.generation
@@ -384,3 +466,282 @@ class EventsScreen(DlqScreen):
 
     def action_mark_all(self) -> None:
         self.table.action_mark_all()
+
+    # --- triage (issue 7) ----------------------------------------------------------------------------
+    def unavailable_reason(self, action: str) -> str | None:
+        """Why a triage action cannot run now (None: it can). check_action and the palette both use it."""
+        if action not in TRIAGE_ACTIONS:
+            return None
+        if action in WRITE_ACTIONS and self.dlq.settings.read_only:
+            return READ_ONLY_REFUSAL
+        if self.dlq.schema_ready is not True:
+            return "the events are not available until the schema is at v7"
+        if action == "reopen" and not self.filter.include_resolved:
+            return "reopen works on resolved events: press v to list them first"
+        return None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        reason = self.unavailable_reason(action)
+        if reason is None:
+            return True
+        # Reopen is hidden while no resolved event can be highlighted; everything else is greyed out.
+        return False if action == "reopen" and not self.dlq.settings.read_only else None
+
+    def _selection(self, action: str) -> tuple[list[int], str] | None:
+        reason = self.unavailable_reason(action)
+        if reason is not None:
+            self.notify(reason, severity="error" if reason == READ_ONLY_REFUSAL else "warning", markup=False)
+            return None
+        ids = self.table.selected_ids()
+        if not ids:
+            self.notify("no event selected", severity="warning", markup=False)
+            return None
+        plural = "s" if len(ids) != 1 else ""
+        return ids, (f"{len(ids)} marked event{plural}" if self.table.marked else f"event {ids[0]}")
+
+    def _confirm(
+        self, verb: str, ids: list[int], subject: str, details: Sequence[str], run: Callable[[], None]
+    ) -> None:
+        """Ask y/n (focus on No) naming the verb, the count and the view the set was chosen in."""
+        body = Text()
+        body.append(f"{verb} {subject}", style="bold")
+        for line in details:
+            body.append(f"\n{line}")
+        if self.table.marked:
+            shown = len(set(ids).intersection(self.table.rows_by_id))
+            view = "pending+resolved" if self.filter.include_resolved else "pending"
+            described = describe_filter(self.filter)
+            body.append(f"\nthe set: the {len(ids)} events you marked ({shown} in view)", style="dim")
+            body.append(f"\nview: {view}" + (f", filter: {described}" if described else ""), style="dim")
+        else:
+            body.append("\nthe set: the highlighted event", style="dim")
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                run()
+
+        title = f"{verb} {len(ids)} event{'s' if len(ids) != 1 else ''}?"
+        self.app.push_screen(ConfirmModal(title, body, yes_label=verb, danger=True), answered)
+
+    def _start(
+        self,
+        verb: str,
+        ids: list[int],
+        subject: str,
+        call: Callable[[list[int]], ActionResult],
+        *,
+        confirm: bool,
+        details: Sequence[str] = (),
+        leaves_view: bool = False,
+    ) -> None:
+        focus_id = self._focus_after(ids, leaves_view)
+
+        def run() -> None:
+            self.actions_running += 1
+            self.run_worker(
+                lambda: self._act(verb, ids, call, focus_id),
+                name=f"{verb.lower()} action",
+                group="triage",
+                thread=True,
+                exit_on_error=False,
+            )
+
+        if confirm or len(ids) > 1:
+            self._confirm(verb, ids, subject, details, run)
+        else:
+            run()
+
+    def _act(self, verb: str, ids: list[int], call: Callable[[list[int]], ActionResult], focus_id: int | None) -> None:
+        """Thread worker: one triage call; a refusal is an outcome (one line), not a worker error."""
+        from dlq_tui.db.triage import ActionRefused
+
+        try:
+            outcome = Outcome(verb, call(ids), None, focus_id)
+        except ActionRefused as exc:
+            outcome = Outcome(verb, exc.result, str(exc), focus_id)
+        except Exception:
+            self.call_from_thread(self._one_action_done)
+            raise
+        self.post_message(ActionFinished(outcome))
+
+    def _one_action_done(self) -> None:
+        self.actions_running = max(0, self.actions_running - 1)
+
+    def _focus_after(self, ids: list[int], leaves_view: bool) -> int | None:
+        """The highlighted event, or (when it will leave the view) the nearest one below, else above it."""
+        table = self.table
+        rows = table.window_rows
+        row = table.highlighted
+        if row is None:
+            return None
+        gone = set(ids) if leaves_view else set()
+        here = table.cursor_row
+        for candidate in [*rows[here:], *reversed(rows[:here])]:
+            if candidate.id not in gone:
+                return candidate.id
+        return None
+
+    def on_action_finished(self, message: ActionFinished) -> None:
+        from dlq_tui.db.triage import describe
+
+        self._one_action_done()
+        outcome = message.outcome
+        result = outcome.result
+        if outcome.refusal is not None:
+            self.notify(outcome.refusal, title=outcome.verb.lower(), severity="error", timeout=10, markup=False)
+        if result is not None and (outcome.refusal is None or result.done):
+            severity = "warning" if result.skipped else "information"
+            self.notify(describe(result), title=outcome.verb.lower(), severity=severity, timeout=8, markup=False)
+        if result is not None and result.done:
+            self.table.unmark(result.done)
+        self._reload_at(outcome.focus_id)
+
+    def _reload_at(self, focus_id: int | None) -> None:
+        """Show the new state without losing the place: reload from the top; if the event is not on the first
+        page (it was further down, or a new priority moved it), open the page that starts at it instead."""
+        self._detail_id = None
+        self.reload(focus_id=focus_id)
+        if focus_id is not None:
+            self._follow_generations.add(self.generation)
+
+    def action_claim(self) -> None:
+        if (picked := self._selection("claim")) is not None:
+            ids, subject = picked
+            ttl = self.dlq.source.operator.lock_ttl_minutes
+            self._start("Claim", ids, subject, self.dlq.source.claim, confirm=False, details=[f"lock for {ttl} min"])
+
+    def action_release(self) -> None:
+        if (picked := self._selection("release")) is not None:
+            ids, subject = picked
+            self._start("Release", ids, subject, self.dlq.source.release, confirm=False)
+
+    def action_classify(self) -> None:
+        if (picked := self._selection("classify")) is None:
+            return
+        ids, subject = picked
+
+        def chosen(choice: Choice | None) -> None:
+            if choice is None:
+                return
+            value: str | None = choice.value
+            self._start(
+                "Classify",
+                ids,
+                subject,
+                lambda i: self.dlq.source.classify(i, value),
+                confirm=False,
+                details=[f"as {value}" if value else "clear the classification"],
+            )
+
+        self.app.push_screen(ChoiceModal(f"Classify {subject} as", CLASSIFY_CHOICES), chosen)
+
+    def action_priority(self) -> None:
+        if (picked := self._selection("priority")) is None:
+            return
+        ids, subject = picked
+
+        def chosen(choice: Choice | None) -> None:
+            if choice is None:
+                return
+            value: int = choice.value
+            self._start(
+                "Prioritize",
+                ids,
+                subject,
+                lambda i: self.dlq.source.set_priority(i, value),
+                confirm=False,
+                details=[f"to priority {value} ({priority_label(value)})"],
+            )
+
+        self.app.push_screen(ChoiceModal(f"Priority for {subject} (0 = 10)", PRIORITY_CHOICES), chosen)
+
+    def action_resolve(self) -> None:
+        from dlq_tui.db.triage import RESOLUTION_METHODS
+
+        if (picked := self._selection("resolve")) is None:
+            return
+        ids, subject = picked
+
+        def chosen(answer: Resolution | None) -> None:
+            if answer is None:
+                return
+            details = [f"as {RESOLUTION_METHODS[answer.method]} ({answer.method})"]
+            if answer.note:
+                details.append(f"note: {answer.note}")
+            self._start(
+                "Resolve",
+                ids,
+                subject,
+                lambda i: self.dlq.source.resolve(i, answer.method, answer.note),
+                confirm=True,
+                details=details,
+                leaves_view=not self.filter.include_resolved,
+            )
+
+        self.app.push_screen(ResolveModal(subject), chosen)
+
+    def action_reopen(self) -> None:
+        if (picked := self._selection("reopen")) is not None:
+            ids, subject = picked
+            self._start("Reopen", ids, subject, self.dlq.source.reopen, confirm=False, details=["resolved → pending"])
+
+    def action_requeue(self) -> None:
+        if (picked := self._selection("requeue")) is not None:
+            ids, subject = picked
+            self._start(
+                "Requeue",
+                ids,
+                subject,
+                self.dlq.source.requeue,
+                confirm=True,
+                details=["back to the processor: unresolved, lock cleared, requeue counted in metadata"],
+            )
+
+    def action_export(self) -> None:
+        if (picked := self._selection("export")) is None:
+            return
+        ids, subject = picked
+
+        def write(path: Path, overwrite: bool) -> None:
+            self.actions_running += 1
+            self.run_worker(
+                lambda: self._export(ids, path, overwrite),
+                name="export",
+                group="triage",
+                thread=True,
+                exit_on_error=False,
+            )
+
+        def chosen(path: Path | None) -> None:
+            if path is None:
+                return
+            if not path.exists():
+                write(path, False)
+                return
+            body = Text(f"{path} already exists.\nReplace it with the {len(ids)} exported events?")
+            self.app.push_screen(
+                ConfirmModal(f"Overwrite {path.name}?", body, yes_label="Overwrite", danger=True),
+                lambda yes: write(path, True) if yes else None,
+            )
+
+        self.app.push_screen(ExportModal(subject, default_export_path(self.dlq.clock())), chosen)
+
+    def _export(self, ids: list[int], path: Path, overwrite: bool) -> None:
+        from dlq_tui.db.triage import ActionRefused
+
+        try:
+            message = ExportFinished(path, self.dlq.source.export(ids, path, overwrite=overwrite), None)
+        except ActionRefused as exc:
+            message = ExportFinished(path, None, str(exc))
+        except Exception:
+            self.call_from_thread(self._one_action_done)
+            raise
+        self.post_message(message)
+
+    def on_export_finished(self, message: ExportFinished) -> None:
+        self._one_action_done()
+        if message.refusal is not None:
+            self.notify(message.refusal, title="export", severity="error", timeout=10, markup=False)
+        else:
+            n = message.written or 0
+            self.notify(f"exported {n} event{'s' if n != 1 else ''} to {message.path}", title="export", markup=False)

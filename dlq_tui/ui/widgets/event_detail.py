@@ -8,7 +8,9 @@ never reaches a widget whole.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+import time
+import uuid
+from datetime import datetime, timedelta
 from typing import Any
 
 from rich.console import Group
@@ -68,6 +70,9 @@ def timeline(title: str, value: Any) -> Text:
         return out
     out.append(f"── {title} ({len(value)})\n", style="bold")
     for entry in value[-50:]:
+        if is_audit_entry(entry):
+            out.append_text(audit_line(entry))
+            continue
         if not isinstance(entry, dict):
             out.append("  • ")
             out.append_text(safe_text(json.dumps(entry), limit=300))
@@ -103,6 +108,69 @@ def timeline(title: str, value: Any) -> Text:
     return out
 
 
+AUDIT_PREFIX = "operator:"
+AUDIT_KEYS = {"timestamp", "method", "operator", "success", "changes", "note"}
+
+
+def is_audit_entry(entry: Any) -> bool:
+    """An entry written by dlq_tui.db.triage (anything else, even if similar, takes the generic path)."""
+    return (
+        isinstance(entry, dict)
+        and isinstance(entry.get("method"), str)
+        and entry["method"].startswith(AUDIT_PREFIX)
+        and isinstance(entry.get("changes", {}), dict)
+        and set(entry) <= AUDIT_KEYS
+    )
+
+
+def _audit_value(key: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if key == "processing_lock" and isinstance(value, str):
+        return value[:8] + "…"  # a lock token: its first group is enough to tell two apart
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+def audit_line(entry: dict[str, Any]) -> Text:
+    """`✓ 2024-03-12T09:30  classify by alice  classification - → malicious` (+ the note below)."""
+    from dlq_tui.text import safe_text
+
+    out = Text("  ✓ ", style="green") if entry.get("success") is True else Text("  ✗ ", style="bold red")
+    out.append_text(safe_text(str(entry.get("timestamp", "-"))[:19], limit=32, style="dim"))
+    out.append("  ")
+    out.append_text(safe_text(entry["method"].removeprefix(AUDIT_PREFIX), limit=40, style="bold cyan"))
+    out.append(" by ", style="dim")
+    out.append_text(safe_text(str(entry.get("operator", "?")), limit=60, style="bold"))
+    changes = entry.get("changes") or {}
+    for key, change in changes.items():
+        out.append("\n      ")
+        out.append_text(safe_text(key, limit=60, style="dim"))
+        out.append(" ")
+        if isinstance(change, dict) and set(change) == {"old", "new"}:
+            out.append_text(safe_text(_audit_value(key, change["old"]), limit=120))
+            out.append(" → ", style="dim")
+            out.append_text(safe_text(_audit_value(key, change["new"]), limit=120, style="bold"))
+        else:
+            out.append_text(safe_text(json.dumps(change), limit=300))
+    if not changes:
+        out.append("  (no change)", style="dim")
+    if entry.get("note") is not None:
+        out.append("\n      note ", style="dim")
+        out.append_text(safe_text(str(entry["note"]), limit=300))
+    out.append("\n")
+    return out
+
+
+def countdown(seconds: float) -> str:
+    """Time left on a lock, to the second: 29:05, 1:02:03."""
+    seconds = max(0, int(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
 def checksum_text(detail: EventDetail) -> Text:
     status = detail.checksum_status
     if status == "match":
@@ -129,6 +197,15 @@ class EventDetailPane(VerticalScroll):
         self.border_title = "detail"
         self.detail: EventDetail | None = None
         self.payload_page = 0
+        self.my_token: uuid.UUID | None = None  # this session's lock token (set by the events screen)
+        self._fields: list[Text] = []
+        self._now: datetime | None = None  # the clock when the detail was shown ...
+        self._shown_at = 0.0  # ... and the monotonic instant of that, so the countdown needs no query
+        self._live = True  # False under a frozen clock: screenshots stay the same
+
+    def on_mount(self) -> None:
+        # Cheap: it redraws one field list, and only while a lock is shown.
+        self.set_interval(1.0, self._tick)
 
     def compose(self) -> ComposeResult:
         yield Static(Text("Highlight an event to see it here.", style="dim"), id="detail-fields")
@@ -152,10 +229,11 @@ class EventDetailPane(VerticalScroll):
         for name in ("timelines", "payload", "metadata"):
             self.query_one(f"#detail-{name}", Static).update("")
 
-    def show(self, detail: EventDetail, now: datetime) -> None:
+    def show(self, detail: EventDetail, now: datetime, *, live: bool = True) -> None:
         from dlq_tui.text import safe_json, safe_text
 
         self.detail = detail
+        self._now, self._shown_at, self._live = now, time.monotonic(), live
         self.payload_page = 0
         row = detail.row
         self.border_title = f"event {row.id}"
@@ -175,6 +253,7 @@ class EventDetailPane(VerticalScroll):
             _field("checksum", checksum_text(detail)),
             _field("idempotency", safe_text(detail.idempotency_key or "-")),
         ]
+        self._fields = lines
         self.query_one("#detail-fields", Static).update(Group(*lines))
         self.query_one("#detail-timelines", Static).update(
             Group(
@@ -206,12 +285,30 @@ class EventDetailPane(VerticalScroll):
         state = fmt.lock_state(row, now)
         if state == "free":
             return Text("free", style="dim")
-        text = Text(str(row.processing_lock))
+        mine = self.my_token is not None and row.processing_lock == self.my_token
         if state == "held" and row.lock_expires_at is not None:
-            text.append(f"  held, {fmt.age_between(now, row.lock_expires_at)} left", style="bold magenta")
+            left = countdown((row.lock_expires_at - now).total_seconds())
+            if mine:
+                text = Text(f"mine, {left} left", style="bold green")
+            else:
+                text = Text(f"held by another session, {left} left", style="bold magenta")
+            text.append(f" (until {fmt.when(row.lock_expires_at)} UTC)", style="dim")
         else:
-            text.append(f"  expired at {fmt.when(row.lock_expires_at)}", style="yellow")
+            text = Text(f"expired at {fmt.when(row.lock_expires_at)} UTC", style="yellow")
+            text.append(" (free to claim)", style="dim")
+        text.append(f"  {str(row.processing_lock)[:8]}…", style="dim")  # the token's first group tells them apart
         return text
+
+    def _tick(self) -> None:
+        detail = self.detail
+        if detail is None or self._now is None or detail.row.processing_lock is None or not self._fields:
+            return
+        now = self._now + timedelta(seconds=time.monotonic() - self._shown_at) if self._live else self._now
+        index = next((i for i, line in enumerate(self._fields) if line.plain.startswith("lock ")), None)
+        if index is None:
+            return
+        self._fields[index] = _field("lock", self._lock(detail, now))
+        self.query_one("#detail-fields", Static).update(Group(*self._fields))
 
     def _payload_header(self) -> Text:
         assert self.detail is not None

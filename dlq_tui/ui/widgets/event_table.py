@@ -12,6 +12,7 @@ on "the marked events, else the highlighted one" (selected_ids).
 
 from __future__ import annotations
 
+import uuid
 from collections import deque
 from collections.abc import Iterable
 from datetime import datetime
@@ -41,7 +42,7 @@ COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("lock", "lock", 9),
 )
 PRIORITY_STYLE = {1: "bold red", 2: "red", 3: "yellow"}
-LOCK_STYLE = {"held": "bold magenta", "expired": "dim yellow", "free": "dim"}
+LOCK_STYLE = {"mine": "bold green", "held": "bold magenta", "expired": "dim yellow", "free": "dim"}
 
 
 class EventTable(DataTable[Text]):
@@ -77,6 +78,7 @@ class EventTable(DataTable[Text]):
         self.pending: Direction | None = None  # a page request in flight (never two at once)
         self.marked: set[int] = set()
         self.now: datetime | None = None  # frozen clock (tests); None = each row's db_now
+        self.my_token: uuid.UUID | None = None  # this session's lock token: its locks read "mine", not "held"
 
     def on_mount(self) -> None:
         for key, header, width in COLUMNS:
@@ -148,8 +150,7 @@ class EventTable(DataTable[Text]):
         from dlq_tui.text import safe_text
 
         now = self.now or row.db_now
-        state = fmt.lock_state(row, now)
-        lock = Text("resolved", style="green") if row.resolved else Text(fmt.lock_label(row, now), LOCK_STYLE[state])
+        lock = Text("resolved", style="green") if row.resolved else self.lock_cell(row, now)
         return [
             Text("●" if row.id in self.marked else " ", style="bold cyan"),
             Text(str(row.id), style="dim" if row.resolved else ""),
@@ -161,6 +162,14 @@ class EventTable(DataTable[Text]):
             Text(fmt.age_between(row.created_at, now)),
             lock,
         ]
+
+    def lock_cell(self, row: EventRow, now: datetime) -> Text:
+        """Lock cell: "mine 29m" (this session holds it) vs "held 12m" (someone else: read-only to you)."""
+        state = fmt.lock_state(row, now)
+        label = fmt.lock_label(row, now)
+        if state == "held" and self.my_token is not None and row.processing_lock == self.my_token:
+            return Text(label.replace("held", "mine", 1), LOCK_STYLE["mine"])
+        return Text(label, LOCK_STYLE[state])
 
     # --- paging on cursor moves --------------------------------------------------------------------
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -212,8 +221,12 @@ class EventTable(DataTable[Text]):
         self.post_message(self.MarksChanged(len(self.marked)))
 
     def clear_marks(self) -> None:
-        ids = list(self.marked)
-        self.marked.clear()
-        for event_id in ids:
+        self.unmark(list(self.marked))
+
+    def unmark(self, ids: Iterable[int]) -> None:
+        """Drop these ids from the marks (after an action: done events are unmarked, skipped ones stay)."""
+        gone = self.marked.intersection(ids)
+        self.marked.difference_update(gone)
+        for event_id in gone:
             self._show_mark(event_id)
-        self.post_message(self.MarksChanged(0))
+        self.post_message(self.MarksChanged(len(self.marked)))

@@ -1,0 +1,223 @@
+"""Triage from the keyboard on a real PostgreSQL (demo data): keys, confirmations, live view, read-only.
+
+The apps here run on the live clock (not the frozen one of the snapshots), so lock countdowns are real.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+from textual.widgets import Input
+
+from dlq_tui.ui.screens.confirm import ConfirmModal
+from dlq_tui.ui.screens.events import EventsScreen
+from tests.ui.conftest import SIZE, DemoDb, make_app, screen_text, settle
+
+
+async def open_events(pilot) -> EventsScreen:  # type: ignore[no-untyped-def]
+    await settle(pilot)
+    await pilot.press("e")
+    await settle(pilot)
+    screen = pilot.app.screen
+    assert isinstance(screen, EventsScreen)
+    return screen
+
+
+async def press(pilot, *keys: str) -> None:  # type: ignore[no-untyped-def]
+    for key in keys:
+        await pilot.press(key)
+        await settle(pilot)
+
+
+def rows(db: DemoDb, ids: list[int]) -> dict[int, dict[str, Any]]:
+    with db.engine.connect() as conn:
+        found = conn.execute(text("SELECT * FROM dead_letter_events WHERE id = ANY(:ids)"), {"ids": ids})
+        return {r["id"]: dict(r) for r in found.mappings()}
+
+
+def lock_cell(screen: EventsScreen, event_id: int) -> str:
+    return screen.table.get_row(str(event_id))[-1].plain
+
+
+def widget_text(screen: EventsScreen, selector: str) -> str:
+    from rich.console import Console
+
+    console = Console(width=200, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    console.print(screen.query_one(selector).content)  # type: ignore[attr-defined]
+    return console.export_text()
+
+
+def notes(app) -> list[str]:  # type: ignore[no-untyped-def]
+    return [str(n.message) for n in app._notifications]
+
+
+async def test_claim_by_key_shows_mine_and_holds_the_lock(demo_db: DemoDb) -> None:
+    app = make_app(demo_db.dsn)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_events(pilot)
+        event_id = screen.table.highlighted.id
+        await press(pilot, "c")
+        row = rows(demo_db, [event_id])[event_id]
+        assert row["processing_lock"] == app.source.operator.lock_token
+        assert screen.table.highlighted.id == event_id  # the cursor stayed on the event
+        assert lock_cell(screen, event_id) in ("mine 29m", "mine 30m")  # refreshed without `r`
+        fields = widget_text(screen, "#detail-fields")
+        assert "mine, 29:" in fields or "mine, 30:00" in fields  # the detail pane's countdown
+        audit = widget_text(screen, "#detail-timelines")
+        assert "claim by tester" in audit and "processing_lock - → " in audit  # the audit entry reads well
+        assert "claim: 1 done" in notes(app)
+
+
+async def test_bulk_resolve_asks_naming_the_count_then_resolves_all(demo_db: DemoDb) -> None:
+    app = make_app(demo_db.dsn)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_events(pilot)
+        await press(pilot, "space", "space", "space")
+        ids = screen.table.selected_ids()
+        assert len(ids) == 3
+        await press(pilot, "x", "1")  # first method, then the note field
+        await pilot.press(*"dup of 42 [b]x[/b]")
+        await press(pilot, "enter")
+        assert isinstance(app.screen, ConfirmModal)
+        shown = screen_text(app)
+        assert "Resolve 3 events?" in shown and "Resolve 3 marked events" in shown
+        assert "note: dup of 42 [b]x[/b]" in shown  # typed text is shown literally, never as markup
+        await press(pilot, "n")
+        assert all(not r["resolved"] for r in rows(demo_db, ids).values())
+        assert screen.table.selected_ids() == ids  # nothing done: the marks stay
+
+        await press(pilot, "x", "1", "enter", "y")
+        after = rows(demo_db, ids)
+        assert all(r["resolved"] and r["resolution_method"] == "operator_discarded" for r in after.values())
+        assert not set(ids) & {r.id for r in screen.table.window_rows}  # they left the pending view
+        assert not screen.table.marked
+        assert "resolve: 3 done" in notes(app)
+
+
+async def test_classify_and_priority_update_the_table(demo_db: DemoDb) -> None:
+    app = make_app(demo_db.dsn)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_events(pilot)
+        await press(pilot, "down", "down")
+        event_id = screen.table.highlighted.id
+        await press(pilot, "k", "c")  # corrupted
+        assert screen.table.highlighted.id == event_id
+        assert screen.table.highlighted.classification == "corrupted"
+        await press(pilot, "p", "0")  # priority 10: the event moves to the end of the queue, the cursor follows
+        assert screen.table.highlighted.id == event_id
+        assert screen.table.highlighted.priority == 10
+        row = rows(demo_db, [event_id])[event_id]
+        assert (row["classification"], row["priority"]) == ("corrupted", 10)
+        methods = [entry["method"] for entry in row["processing_attempts"][-2:]]
+        assert methods == ["operator:classify", "operator:prioritize"]
+        assert "priority" in widget_text(screen, "#detail-timelines")
+
+
+async def test_event_held_by_another_session_is_skipped_and_reported(demo_db: DemoDb) -> None:
+    app = make_app(demo_db.dsn)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_events(pilot)
+        first, second = (r.id for r in screen.table.window_rows[:2])
+        other = uuid.uuid4()
+        with demo_db.engine.begin() as conn:  # a second connection: another operator's session
+            conn.execute(
+                text(
+                    "UPDATE dead_letter_events SET processing_lock = :t,"
+                    " lock_expires_at = now() + interval '12 minutes',"
+                    " classification = NULL WHERE id = ANY(:ids)"
+                ),
+                {"t": other, "ids": [first, second]},
+            )
+            conn.execute(
+                text("UPDATE dead_letter_events SET processing_lock = NULL, lock_expires_at = NULL WHERE id = :j"),
+                {"j": second},
+            )
+        await press(pilot, "space", "space")  # mark both
+        await press(pilot, "k", "m", "y")  # two events: a confirmation first
+        assert "classify: 1 done, 1 skipped (1 held by another session)" in notes(app)
+        after = rows(demo_db, [first, second])
+        assert after[first]["processing_lock"] == other
+        assert after[second]["classification"] == "malicious"
+        assert screen.table.marked == {first}  # the skipped event stays marked, the done one is unmarked
+        assert lock_cell(screen, first) in ("held 11m", "held 12m")  # someone else's lock, not "mine"
+
+
+async def test_reopen_and_requeue(demo_db: DemoDb) -> None:
+    with demo_db.engine.begin() as conn:
+        event_id = conn.execute(
+            text("SELECT id FROM dead_letter_events WHERE resolved AND processing_lock IS NULL ORDER BY id LIMIT 1")
+        ).scalar_one()
+    app = make_app(demo_db.dsn)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_events(pilot)
+        assert screen.check_action("reopen", ()) is False  # hidden while only pending events are listed
+        await press(pilot, "v")
+        assert screen.check_action("reopen", ()) is True
+        screen.jump_to(event_id)
+        await settle(pilot)
+        await press(pilot, "o")
+        row = rows(demo_db, [event_id])[event_id]
+        assert not row["resolved"] and row["resolution_method"] is None
+        assert not screen.table.highlighted.resolved
+        await press(pilot, "R")
+        assert isinstance(app.screen, ConfirmModal) and "Requeue 1 event?" in screen_text(app)
+        await press(pilot, "y")
+        row = rows(demo_db, [event_id])[event_id]
+        assert row["metadata_json"]["operator_requeue_count"] == 1
+        assert [e["method"] for e in row["processing_attempts"][-2:]] == ["operator:reopen", "operator:requeue"]
+
+
+async def test_export_writes_jsonl_and_refuses_an_existing_path(demo_db: DemoDb, tmp_path: Path) -> None:
+    target = tmp_path / "out.jsonl"
+    app = make_app(demo_db.dsn)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_events(pilot)
+        await press(pilot, "space", "space")
+        ids = screen.table.selected_ids()
+        await press(pilot, "E")
+        field = app.screen.query_one(Input)
+        assert field.value.startswith("./dlq-export-") and field.value.endswith(".jsonl")
+        field.value = str(target)
+        await press(pilot, "enter")
+        lines = [json.loads(line) for line in target.read_text("ascii").splitlines()]
+        assert [obj["id"] for obj in lines] == ids
+        with demo_db.engine.connect() as conn:
+            stored = conn.execute(text("SELECT payload::text FROM dead_letter_events WHERE id = :i"), {"i": ids[0]})
+            assert lines[0]["payload_text"] == stored.scalar_one()  # exactly as stored
+        assert screen.table.selected_ids() == ids  # export changes nothing: marks stay
+
+        target.write_text("keep me\n")
+        await press(pilot, "ctrl+s")
+        app.screen.query_one(Input).value = str(target)
+        await press(pilot, "enter")
+        assert isinstance(app.screen, ConfirmModal) and "Overwrite out.jsonl?" in screen_text(app)
+        await press(pilot, "n")
+        assert target.read_text() == "keep me\n"
+
+
+async def test_read_only_refuses_every_action_and_changes_nothing(demo_db: DemoDb) -> None:
+    with demo_db.engine.connect() as conn:
+        before = conn.execute(text("SELECT md5(string_agg(t::text, '|' ORDER BY id)) FROM dead_letter_events t"))
+        before_hash = before.scalar_one()
+    app = make_app(demo_db.dsn, read_only=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_events(pilot)
+        assert "READ-ONLY" in screen_text(app)
+        for action in ("claim", "release", "classify", "priority", "resolve", "requeue"):
+            assert screen.check_action(action, ()) is None  # greyed out in the footer
+        await press(pilot, "space", "c", "k", "x", "p", "R")
+        assert isinstance(app.screen, EventsScreen)  # no chooser, no confirmation opened
+        await press(pilot, "ctrl+p")
+        await pilot.press(*"Claim events")
+        await press(pilot, "enter")
+        assert "read-only mode: actions are disabled" in notes(app)
+        screen.action_resolve()  # even called directly: refused with the same line
+        await settle(pilot)
+        assert isinstance(app.screen, EventsScreen)
+    with demo_db.engine.connect() as conn:
+        after = conn.execute(text("SELECT md5(string_agg(t::text, '|' ORDER BY id)) FROM dead_letter_events t"))
+        assert after.scalar_one() == before_hash
