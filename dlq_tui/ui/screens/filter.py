@@ -37,6 +37,14 @@ def describe_filter(flt: EventFilter) -> str:
     return ", ".join(parts)
 
 
+def _completable(reasons: list[str]) -> list[str]:
+    """Reasons the Input may draw as they are: it renders its value and suggestion without escaping, so a
+    reason holding control, bidi or format characters (attacker-written) is never offered for completion."""
+    from dlq_tui.text import plain
+
+    return [reason for reason in reasons if plain(reason) == reason]
+
+
 class FilterModal(ModalScreen[EventFilter | None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel", id="filter.cancel"),
@@ -82,7 +90,7 @@ class FilterModal(ModalScreen[EventFilter | None]):
                 yield Input(
                     flt.reason or "",
                     placeholder="exact reason code (tab completes)",
-                    suggester=SuggestFromList(self.reasons, case_sensitive=False),
+                    suggester=SuggestFromList(_completable(self.reasons), case_sensitive=False),
                     id="f-reason",
                 )
             with Horizontal():
