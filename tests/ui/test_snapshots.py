@@ -29,3 +29,16 @@ def test_migration_snapshot(demo_db: DemoDb, snap_compare) -> None:  # type: ign
 
 def test_help_snapshot(demo_db: DemoDb, snap_compare) -> None:  # type: ignore[no-untyped-def]
     assert snap_compare(demo_app(demo_db), terminal_size=SIZE, run_before=_after("e", "question_mark"))
+
+
+def test_events_resolve_modal_snapshot(demo_db: DemoDb, snap_compare) -> None:  # type: ignore[no-untyped-def]
+    # Three marked rows, then x: the method list with keys and the optional note.
+    app = demo_app(demo_db)
+    assert snap_compare(app, terminal_size=SIZE, run_before=_after("e", "space", "space", "space", "x"))
+
+
+def test_events_bulk_confirm_snapshot(demo_db: DemoDb, snap_compare) -> None:  # type: ignore[no-untyped-def]
+    # The y/n confirmation names the verb, the count, the method and the view the set was marked in.
+    app = demo_app(demo_db)
+    keys = ("e", "space", "space", "space", "x", "2", "enter")
+    assert snap_compare(app, terminal_size=SIZE, run_before=_after(*keys))
