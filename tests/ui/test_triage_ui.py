@@ -15,6 +15,7 @@ from textual.widgets import Input
 
 from dlq_tui.ui.screens.confirm import ConfirmModal
 from dlq_tui.ui.screens.events import EventsScreen
+from tests.test_read_only import select_only_dsn  # noqa: F401  (fixture: a role that may only SELECT)
 from tests.ui.conftest import SIZE, DemoDb, make_app, screen_text, settle
 
 
@@ -51,25 +52,14 @@ def widget_text(screen: EventsScreen, selector: str) -> str:
     return console.export_text()
 
 
+def table_hash(db: DemoDb) -> str:
+    with db.engine.connect() as conn:
+        found = conn.execute(text("SELECT md5(string_agg(t::text, '|' ORDER BY id)) FROM dead_letter_events t"))
+        return found.scalar_one()
+
+
 def notes(app) -> list[str]:  # type: ignore[no-untyped-def]
     return [str(n.message) for n in app._notifications]
-
-
-async def test_claim_by_key_shows_mine_and_holds_the_lock(demo_db: DemoDb) -> None:
-    app = make_app(demo_db.dsn)
-    async with app.run_test(size=SIZE) as pilot:
-        screen = await open_events(pilot)
-        event_id = screen.table.highlighted.id
-        await press(pilot, "c")
-        row = rows(demo_db, [event_id])[event_id]
-        assert row["processing_lock"] == app.source.operator.lock_token
-        assert screen.table.highlighted.id == event_id  # the cursor stayed on the event
-        assert lock_cell(screen, event_id) in ("mine 29m", "mine 30m")  # refreshed without `r`
-        fields = widget_text(screen, "#detail-fields")
-        assert "mine, 29:" in fields or "mine, 30:00" in fields  # the detail pane's countdown
-        audit = widget_text(screen, "#detail-timelines")
-        assert "claim by tester" in audit and "processing_lock - → " in audit  # the audit entry reads well
-        assert "claim: 1 done" in notes(app)
 
 
 async def test_bulk_resolve_asks_naming_the_count_then_resolves_all(demo_db: DemoDb) -> None:
@@ -117,7 +107,7 @@ async def test_classify_and_priority_update_the_table(demo_db: DemoDb) -> None:
         assert "priority" in widget_text(screen, "#detail-timelines")
 
 
-async def test_event_held_by_another_session_is_skipped_and_reported(demo_db: DemoDb) -> None:
+async def test_claim_shows_mine_and_an_event_held_by_another_session_is_skipped(demo_db: DemoDb) -> None:
     app = make_app(demo_db.dsn)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_events(pilot)
@@ -126,24 +116,46 @@ async def test_event_held_by_another_session_is_skipped_and_reported(demo_db: De
         with demo_db.engine.begin() as conn:  # a second connection: another operator's session
             conn.execute(
                 text(
-                    "UPDATE dead_letter_events SET processing_lock = :t,"
-                    " lock_expires_at = now() + interval '12 minutes',"
-                    " classification = NULL WHERE id = ANY(:ids)"
+                    "UPDATE dead_letter_events SET processing_lock = CAST(:t AS uuid),"
+                    " lock_expires_at = now() + interval '12 minutes'"
+                    " WHERE id = :i"
                 ),
-                {"t": other, "ids": [first, second]},
+                {"t": other, "i": first},
             )
-            conn.execute(
-                text("UPDATE dead_letter_events SET processing_lock = NULL, lock_expires_at = NULL WHERE id = :j"),
-                {"j": second},
-            )
-        await press(pilot, "space", "space")  # mark both
-        await press(pilot, "k", "m", "y")  # two events: a confirmation first
+            conn.execute(text("UPDATE dead_letter_events SET classification = NULL WHERE id = :j"), {"j": second})
+
+        await press(pilot, "down", "c")  # claim the second event
+        row = rows(demo_db, [second])[second]
+        assert row["processing_lock"] == app.source.operator.lock_token
+        assert screen.table.highlighted.id == second  # the cursor stayed on the event
+        assert lock_cell(screen, second) in ("mine 29m", "mine 30m")  # refreshed without `r`
+        assert lock_cell(screen, first) in ("held 11m", "held 12m")  # someone else's lock reads differently
+        fields = widget_text(screen, "#detail-fields")
+        assert "mine, 29:" in fields or "mine, 30:00" in fields  # the detail pane's countdown
+        audit = widget_text(screen, "#detail-timelines")
+        assert "claim by tester" in audit and "processing_lock - → " in audit  # the audit entry reads well
+        assert "claim: 1 done" in notes(app)
+
+        await press(pilot, "up", "space", "space")  # mark both
+        await press(pilot, "k", "m")  # two events: a confirmation first
+        assert isinstance(app.screen, ConfirmModal) and "Classify 2 events?" in screen_text(app)
+        await press(pilot, "y")
         assert "classify: 1 done, 1 skipped (1 held by another session)" in notes(app)
         after = rows(demo_db, [first, second])
-        assert after[first]["processing_lock"] == other
+        assert after[first]["processing_lock"] == other and after[first]["classification"] != "malicious"
         assert after[second]["classification"] == "malicious"
         assert screen.table.marked == {first}  # the skipped event stays marked, the done one is unmarked
-        assert lock_cell(screen, first) in ("held 11m", "held 12m")  # someone else's lock, not "mine"
+
+
+async def test_role_without_update_gets_one_clear_line(demo_db: DemoDb, select_only_dsn: str) -> None:  # noqa: F811
+    before = table_hash(demo_db)
+    app = make_app(select_only_dsn)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_events(pilot)
+        await press(pilot, "c")
+        assert "your database role may not change events: permission denied on dead_letter_events" in notes(app)
+        assert not any("Traceback" in n for n in notes(app))
+    assert table_hash(demo_db) == before
 
 
 async def test_reopen_and_requeue(demo_db: DemoDb) -> None:
@@ -200,9 +212,7 @@ async def test_export_writes_jsonl_and_refuses_an_existing_path(demo_db: DemoDb,
 
 
 async def test_read_only_refuses_every_action_and_changes_nothing(demo_db: DemoDb) -> None:
-    with demo_db.engine.connect() as conn:
-        before = conn.execute(text("SELECT md5(string_agg(t::text, '|' ORDER BY id)) FROM dead_letter_events t"))
-        before_hash = before.scalar_one()
+    before = table_hash(demo_db)
     app = make_app(demo_db.dsn, read_only=True)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_events(pilot)
@@ -218,6 +228,4 @@ async def test_read_only_refuses_every_action_and_changes_nothing(demo_db: DemoD
         screen.action_resolve()  # even called directly: refused with the same line
         await settle(pilot)
         assert isinstance(app.screen, EventsScreen)
-    with demo_db.engine.connect() as conn:
-        after = conn.execute(text("SELECT md5(string_agg(t::text, '|' ORDER BY id)) FROM dead_letter_events t"))
-        assert after.scalar_one() == before_hash
+    assert table_hash(demo_db) == before
