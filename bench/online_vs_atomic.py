@@ -68,10 +68,12 @@ def measure(
         writer.thread.start()
         time.sleep(0.5)
         started = time.perf_counter()
-        events = [e for e in migrate(engine) if e.status not in ("pending", "running")]
-        total = time.perf_counter() - started
-        writer.stop.set()
-        writer.thread.join(10)
+        try:
+            events = [e for e in migrate(engine) if e.status not in ("pending", "running")]
+        finally:
+            total = time.perf_counter() - started
+            writer.stop.set()
+            writer.thread.join(10)
         with engine.connect() as conn:
             gaps = conn.execute(
                 text(

@@ -37,6 +37,11 @@ __all__ = ["DEFAULT_LOCK_TIMEOUT_MS", "DEFAULT_RETRIES", "online_dry_run", "onli
 
 DEFAULT_LOCK_TIMEOUT_MS = 1000
 DEFAULT_RETRIES = 8
+# CREATE/DROP INDEX CONCURRENTLY and VALIDATE CONSTRAINT take SHARE UPDATE EXCLUSIVE, which writers'
+# ROW EXCLUSIVE does not conflict with: waiting longer never stalls a writer. It conflicts with
+# autovacuum, which a waiter only cancels after deadlock_timeout (1 s); with the short lock_timeout
+# a 1M-row run after the batched backfill lost that race nine times in a row.
+DEFAULT_SHARE_LOCK_TIMEOUT_MS = 30_000
 BACKOFF_START_S = 0.25
 BACKOFF_MAX_S = 5.0
 PROGRESS_EVERY_S = 0.5
@@ -166,6 +171,7 @@ class _Run:
     lock_timeout_ms: int
     retries: int
     hooks: Mapping[str, Hook]
+    share_lock_timeout_ms: int = DEFAULT_SHARE_LOCK_TIMEOUT_MS
     current: str | None = None
     started: dict[str, float] = field(default_factory=dict)
     statuses: dict[str, str] = field(default_factory=dict)
@@ -205,12 +211,18 @@ class _Run:
         )
         time.sleep(delay)
 
-    def locked(self, name: str, body: Callable[[Connection], T]) -> Generator[StepEvent, None, T]:
-        """body(conn) in one short transaction under lock_timeout, retried with backoff while locks are busy."""
+    def locked(
+        self, name: str, body: Callable[[Connection], T], *, share: bool = False
+    ) -> Generator[StepEvent, None, T]:
+        """body(conn) in one short transaction under lock_timeout, retried with backoff while locks are busy.
+
+        share=True: the statement only takes SHARE UPDATE EXCLUSIVE (writers pass): the long timeout.
+        """
+        timeout = self.share_lock_timeout_ms if share else self.lock_timeout_ms
         for attempt in range(self.retries + 1):
             try:
                 with self.conn.begin():
-                    self.conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(self.lock_timeout_ms)}")
+                    self.conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(timeout)}")
                     return body(self.conn)
             except DBAPIError as exc:
                 if _sqlstate(exc) not in _RETRYABLE or attempt == self.retries:
@@ -267,6 +279,7 @@ def online_upgrade(
     lock_timeout_ms: int = DEFAULT_LOCK_TIMEOUT_MS,
     retries: int = DEFAULT_RETRIES,
     lock_wait_s: float = 30.0,
+    share_lock_timeout_ms: int = DEFAULT_SHARE_LOCK_TIMEOUT_MS,
     hooks: Mapping[str, Hook] | None = None,
 ) -> Iterator[StepEvent]:
     """Migrate to v7 without long locks, yielding StepEvents (the same ones runner.upgrade yields).
@@ -293,6 +306,7 @@ def online_upgrade(
                 lock_timeout_ms=lock_timeout_ms,
                 retries=retries,
                 lock_wait_s=lock_wait_s,
+                share_lock_timeout_ms=share_lock_timeout_ms,
                 hooks=hooks,
             )
         finally:
@@ -321,9 +335,19 @@ def online_upgrade(
             f"waited {waited:.1f} s for another migration" if waited >= runner.LOCK_POLL_S else "free",
         )
         with engine.connect() as conn, engine.connect().execution_options(isolation_level="AUTOCOMMIT") as ddl:
-            ddl.exec_driver_sql(f"SET lock_timeout = {int(lock_timeout_ms)}")
+            ddl.exec_driver_sql(f"SET lock_timeout = {int(share_lock_timeout_ms)}")
             ddl.exec_driver_sql("SET maintenance_work_mem = '256MB'")
-            run = _Run(engine, conn, ddl, batch_size, max_rate, lock_timeout_ms, retries, dict(hooks or {}))
+            run = _Run(
+                engine,
+                conn,
+                ddl,
+                batch_size,
+                max_rate,
+                lock_timeout_ms,
+                retries,
+                dict(hooks or {}),
+                share_lock_timeout_ms,
+            )
             try:
                 yield from _sequence(run, started)
             except (MigrationError, DBAPIError) as exc:
@@ -583,7 +607,7 @@ def _validate(run: _Run) -> Iterator[StepEvent]:
     sql: list[str] = []
     for constraint in pending:
         statement = _validate_sql(constraint)
-        yield from run.locked(name, lambda c, s=statement: c.exec_driver_sql(s))
+        yield from run.locked(name, lambda c, s=statement: c.exec_driver_sql(s), share=True)
         sql.append(statement + ";")
     fixed = []
     for column in _not_null_fixes(cat):  # a half-applied column without its NOT NULL
