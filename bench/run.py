@@ -50,6 +50,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=15, help="timed repetitions of each page/health measurement")
     p.add_argument("--only", default=",".join(ALL), help=f"comma-separated subset of {','.join(ALL)}")
     p.add_argument("--out", type=Path, default=Path("bench/results.json"), help="where to write every sample")
+    p.add_argument(
+        "--spec-indexes-only",
+        action="store_true",
+        help="measure pages without dlq-tui's paging indexes (revision v7_1): the 'before' numbers",
+    )
     p.add_argument("--quiet", action="store_true")
     return p.parse_args(argv)
 
@@ -95,9 +100,15 @@ class Run:
 
         _dsn, engine = self.v7_database(rows)
         try:
-            out = self.results.setdefault("reads", {}).setdefault(str(rows), {"table": table_size(engine)})
+            label = f"{rows}" + ("-spec-indexes-only" if self.args.spec_indexes_only else "")
+            out = self.results.setdefault("reads", {}).setdefault(label, {"table": table_size(engine)})
             if "pages" in which:
-                pages = measure_pages(engine, self.args.repeats)
+                if self.args.spec_indexes_only:
+                    set_paging_indexes(engine, present=False)
+                try:
+                    pages = measure_pages(engine, self.args.repeats)
+                finally:
+                    set_paging_indexes(engine, present=True)
                 for key in ("first", "deep", "middle", "first_all", "deep_all"):
                     out[f"page_{key}"] = getattr(pages, key).as_dict()
                     self.say(f"  N={rows:,} page {key:<9}: {getattr(pages, key)}")
@@ -188,6 +199,22 @@ class Run:
         self.args.out.parent.mkdir(parents=True, exist_ok=True)
         self.args.out.write_text(json.dumps(self.results, indent=2, default=str))
         self.say(f"samples written to {self.args.out}")
+
+
+def set_paging_indexes(engine: Engine, *, present: bool) -> None:
+    """Drop dlq-tui's paging indexes (to measure the spec's indexes alone) or build them back."""
+    from dlq_tui.db.schema import PAGING_INDEXES
+    from dlq_tui.migrate.paging import index_sql
+
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("SET maintenance_work_mem = '512MB'"))
+        for name in PAGING_INDEXES:
+            if present:
+                if conn.execute(text("SELECT to_regclass(:n)"), {"n": name}).scalar() is None:
+                    conn.execute(text(index_sql(name)))
+            else:
+                conn.execute(text(f"DROP INDEX IF EXISTS {name}"))
+        conn.execute(text("ANALYZE dead_letter_events"))
 
 
 def _phases(phases: dict[str, float]) -> str:
