@@ -41,7 +41,7 @@ def rows(db: DemoDb, ids: list[int]) -> dict[int, dict[str, Any]]:
 
 
 def lock_cell(screen: EventsScreen, event_id: int) -> str:
-    return screen.table.get_row(str(event_id))[-1].plain
+    return screen.table.get_cell(str(event_id), "lock").plain
 
 
 def widget_text(screen: EventsScreen, selector: str) -> str:

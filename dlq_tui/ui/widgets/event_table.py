@@ -29,17 +29,20 @@ from dlq_tui.ui import format as fmt
 
 Direction = Literal["next", "previous"]
 
-# key, header, width: fixed widths, so DataTable does not measure every cell of every page.
+# key, header, width: fixed widths, so DataTable does not measure every cell of every page. Everything up to the
+# lock status fits an 80-column terminal; the source (least needed to triage, in full in the detail pane) comes
+# last and simply shows more of itself on wider screens.
+SOURCE_WIDTH = 24
 COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("mark", " ", 1),
-    ("id", "id", 6),
+    ("id", "id", 7),
     ("priority", "priority", 8),
-    ("class", "class", 12),
-    ("reason", "reason", 19),
-    ("source", "source", 14),
-    ("retries", "rt", 3),
+    ("class", "class", 10),
+    ("reason", "reason", 16),
+    ("retries", "rt", 2),
     ("age", "age", 7),
     ("lock", "lock", 9),
+    ("source", "source", SOURCE_WIDTH),
 )
 PRIORITY_STYLE = {1: "bold red", 2: "red", 3: "yellow"}
 LOCK_STYLE = {"mine": "bold green", "held": "bold magenta", "expired": "dim yellow", "free": "dim"}
@@ -157,10 +160,10 @@ class EventTable(DataTable[Text]):
             Text(priority_label(row.priority), style=PRIORITY_STYLE.get(row.priority, "")),
             safe_text(row.classification, limit=24) if row.classification else Text("-", style="dim"),
             safe_text(row.reason, limit=60),
-            safe_text(fmt.short_source(row.source, 14), limit=60),
             Text(str(row.retry_count), style="bold yellow" if row.retry_count > 5 else "", justify="right"),
             Text(fmt.age_between(row.created_at, now)),
             lock,
+            safe_text(fmt.short_source(row.source, SOURCE_WIDTH), limit=60),
         ]
 
     def lock_cell(self, row: EventRow, now: datetime) -> Text:
