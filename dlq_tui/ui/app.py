@@ -41,6 +41,14 @@ class Reconnected(Message):
     """A reconnect attempt got an answer from the server."""
 
 
+class HeartbeatFailed(Message):
+    """The idle-time ping found the link down (no screen was polling to notice)."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__()
+        self.error = error
+
+
 class ReconnectFailed(Message):
     def __init__(self, line: str) -> None:
         super().__init__()
@@ -54,7 +62,7 @@ class DlqApp(App[int]):
     DEFAULT_MODE = "health"
     COMMANDS = App.COMMANDS | {DlqCommands}
     # Wide terminals get the detail pane beside the table, narrow ones below it (see the tcss).
-    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (130, "-wide")]
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (150, "-wide")]
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("h", "go('health')", "Health", id="go.health"),
         Binding("e", "go('events')", "Events", id="go.events"),
@@ -95,10 +103,13 @@ class DlqApp(App[int]):
         self.reconnect_attempts = 0
         self._retry_timer: Timer | None = None
         self._retry_due: float | None = None  # loop time of the next attempt
+        self._last_ok_mono = 0.0  # monotonic time of the last success (data or heartbeat)
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def on_mount(self) -> None:
         self.check_schema()
+        # The events screen does not poll: without this an outage would show only at the next key press.
+        self.set_interval(max(2.0, self.settings.refresh_seconds), self._heartbeat)
 
     def on_unmount(self) -> None:
         self.source.close()
@@ -171,6 +182,7 @@ class DlqApp(App[int]):
     def mark_good(self, at: datetime | None = None) -> None:
         """A query just succeeded: remember when, and the link is up."""
         self.last_good_at = at or self.clock()
+        self._last_ok_mono = self._loop_time()
         if self.connection_state != "connected":
             self.connection_state = "connected"
 
@@ -219,6 +231,22 @@ class DlqApp(App[int]):
         self._retry_due = None
         self.reconnect_attempts += 1
         self.run_worker(self._ping, name="reconnect", group="reconnect", thread=True, exclusive=True)
+
+    def _heartbeat(self) -> None:
+        idle = self._loop_time() - self._last_ok_mono
+        if self.connection_state == "connected" and idle >= self.settings.refresh_seconds:
+            self.run_worker(self._beat, name="heartbeat", group="heartbeat", thread=True, exclusive=True)
+
+    def _beat(self) -> None:
+        try:
+            self.source.ping()
+        except Exception as exc:
+            self.post_message(HeartbeatFailed(exc))
+            return
+        self._last_ok_mono = self._loop_time()  # alive; last_good_at stays the last real read
+
+    def on_heartbeat_failed(self, message: HeartbeatFailed) -> None:
+        self.report_error(message.error, "heartbeat")
 
     def _ping(self) -> None:
         try:

@@ -143,22 +143,69 @@ async def test_server_crash_mid_session_then_recovery_without_restarting_the_app
         refused = [n for n in app._notifications if n.title == "not done"]
         assert refused and refused[-1].severity == "error" and "not done" in refused[-1].message
 
-        down_for = time.monotonic()
         assert app.reconnect_attempts >= 1  # it keeps trying by itself
         restartable_pg.start()
+        server_up = time.monotonic()
         with make_engine(restartable_pg.dsn).begin() as conn:  # news the app must show by itself
             insert_event(conn, source="/var/log/cowrie/new.json", reason="bad json")
         recovered = await wait_for(pilot, lambda: app.connection_state == "connected", 40, "connected again")
         await wait_for(pilot, lambda: "4" in pending_tile(app), 10, "fresh figures after the restart")
+        fresh = time.monotonic() - server_up
         shown = screen_text(app)
         assert "connected" in shown and "disconnected" not in shown and "(last good data" not in shown
         assert app.last_good_at is not None and app.last_good_at > last_good_before
         assert app.backoff.next_delay() == 1.0  # reset after success
         assert app.return_code is None and app._exception is None
         print(
-            f"disconnect noticed after {noticed:.2f} s; back {recovered:.2f} s after the server restart "
-            f"({time.monotonic() - down_for:.1f} s incl. fresh figures); {app.reconnect_attempts} reconnect attempts"
+            f"disconnect noticed after {noticed:.2f} s; connected {recovered:.2f} s after the insert that followed "
+            f"the restart, fresh figures {fresh:.2f} s after the server was up; {app.reconnect_attempts} attempts"
         )
+
+        # Second outage while on the events screen, which does not poll: the heartbeat notices it.
+        await pilot.press("e")
+        await settle(pilot)
+        restartable_pg.crash()
+        idle_noticed = await wait_for(pilot, lambda: app.connection_state == "disconnected", 15, "heartbeat")
+        await pilot.pause(0.2)
+        assert "disconnected, retrying" in screen_text(app)
+        await pilot.press("down")  # keys still move the cursor over the rows already loaded
+        restartable_pg.start()
+        await wait_for(pilot, lambda: app.connection_state == "connected", 40, "connected again (events)")
+        await pilot.press("r")  # events reload on the next action
+        await settle(pilot)
+        assert "/var/log/cowrie/new.json" in screen_text(app) or app.screen.table.row_count == 4
+        print(f"idle outage on the events screen noticed after {idle_noticed:.2f} s")
+
+
+def test_backoff_doubles_to_a_cap_and_resets() -> None:
+    from dlq_tui.ui.reconnect import Backoff, disconnected_label
+
+    backoff = Backoff()
+    assert [backoff.next_delay() for _ in range(8)] == [1, 2, 4, 8, 16, 30, 30, 30]
+    backoff.reset()
+    assert backoff.next_delay() == 1
+    from datetime import UTC, datetime
+
+    at = datetime(2024, 3, 12, 9, 30, 5, tzinfo=UTC)
+    assert disconnected_label(at, 4.2) == "disconnected, retrying in 4s · last good data 09:30:05"
+    assert disconnected_label(None, None) == "disconnected, retrying now · no data read yet"
+
+
+def test_a_slow_query_is_not_a_lost_connection(v7_dsn: str) -> None:
+    """statement_timeout raises an OperationalError too; the app must not call that 'disconnected'."""
+    from sqlalchemy.exc import DBAPIError
+
+    from dlq_tui.ui.faults import describe_fault
+
+    engine = make_engine(v7_dsn, statement_timeout_ms=50)
+    try:
+        with pytest.raises(DBAPIError) as caught, engine.connect() as conn:
+            conn.execute(text("SELECT pg_sleep(1)"))
+    finally:
+        engine.dispose()
+    fault = describe_fault(caught.value, v7_dsn, "health refresh")
+    assert not fault.lost_connection and fault.kind == "other"
+    assert fault.line.startswith("health refresh: canceling statement due to statement timeout")
 
 
 # --- schema faults -------------------------------------------------------------------------------------
