@@ -52,7 +52,10 @@ def describe_status(status: Any, access: Any = None) -> Text:
         out.append("This database has no dead-letter tables yet.\n", style="bold")
     elif _is_drift(marker, catalog, missing):
         out.append("This database says it is at schema v7, but v7 objects are missing (schema drift).\n", style="bold")
-        out.append("Something dropped or altered them after the migration; the screens cannot work without them.\n")
+        out.append(
+            "They were dropped or altered afterwards, or an older migration half-applied; "
+            "the screens cannot work without them.\n"
+        )
     else:
         out.append("This database is not at schema v7.\n", style="bold")
         out.append("schema_state marker: ")
