@@ -365,3 +365,40 @@ def test_connection_lost_mid_session_reads_as_lost(fault_server: FaultServer) ->
     line = explain_connection_error(lost.value, dsn)
     assert line.startswith(f"lost the connection to {ROLE}@127.0.0.1:{fault_server.port}/dlq_fault: ")
     assert PASSWORD not in line
+
+
+def _socket_options(dsn: str) -> tuple[dict[str, str], dict[str, int]]:
+    """libpq's parameters and the kernel's options on the connection's real TCP socket."""
+    import socket
+
+    engine = make_engine(dsn)
+    try:
+        with engine.connect() as conn:
+            raw = conn.connection.dbapi_connection
+            assert raw is not None
+            params = raw.info.get_parameters()
+            with socket.socket(fileno=os.dup(raw.fileno())) as sock:
+                opts = {
+                    "keepalive": sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+                    "idle": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+                    "interval": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL),
+                    "count": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT),
+                    "user_timeout_ms": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT),
+                }
+            assert conn.execute(text("SELECT 1")).scalar_one() == 1  # the dup'd descriptor left the link intact
+    finally:
+        engine.dispose()
+    return params, opts
+
+
+def test_tcp_keepalives_notice_a_lost_server_in_about_30_s(fault_server: FaultServer) -> None:
+    """Over TCP the socket itself carries keepalives (probe after 10 s idle, every 5 s, 3 misses) and a
+    30 s user timeout, so a server lost over the network shows in ~30 s, not the kernel's ~15 minutes;
+    a DSN's own values win."""
+    params, opts = _socket_options(fault_server.tcp_dsn())
+    assert opts == {"keepalive": 1, "idle": 10, "interval": 5, "count": 3, "user_timeout_ms": 30_000}
+    assert params["keepalives_idle"] == "10" and params["tcp_user_timeout"] == "30000"
+
+    params, opts = _socket_options(fault_server.tcp_dsn(keepalives_idle=60, tcp_user_timeout=5000))
+    assert (opts["idle"], opts["user_timeout_ms"], opts["interval"]) == (60, 5000, 5)
+    assert params["keepalives_idle"] == "60"

@@ -26,6 +26,16 @@ from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 APPLICATION_NAME = "dlq-tui"
 MASK = "****"
 DEFAULT_CONNECT_TIMEOUT_S = 10
+# A server lost over the network (cable, VM, NAT state dropped) is otherwise noticed only after the
+# kernel's TCP timeout (~15 min of retransmits). With these, an idle link is probed after 10 s and an
+# unacknowledged send gives up after 30 s. libpq ignores them on unix sockets.
+TCP_KEEPALIVE_DEFAULTS: dict[str, int] = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,  # milliseconds
+}
 # libpq keywords whose values are secrets, not only `password`.
 SECRET_KEYS = ("password", "sslpassword", "scram_client_key", "scram_server_key", "oauth_client_secret")
 # Keys an empty value is certainly a mistake for (typically `port=$PGPORT` with the variable unset);
@@ -278,6 +288,9 @@ def _connect_kwargs(dsn: str, read_only: bool, statement_timeout_ms: int | None)
         extra["application_name"] = APPLICATION_NAME
     if "connect_timeout" not in params and not os.environ.get("PGCONNECT_TIMEOUT"):
         extra["connect_timeout"] = DEFAULT_CONNECT_TIMEOUT_S
+    for key, value in TCP_KEEPALIVE_DEFAULTS.items():
+        if key not in params:  # libpq has no environment variables for these: the DSN alone decides
+            extra[key] = value
     options = [str(params["options"])] if params.get("options") else []
     if read_only:
         options.append("-c default_transaction_read_only=on")
