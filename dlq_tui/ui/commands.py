@@ -58,6 +58,18 @@ PALETTE: tuple[PaletteCommand, ...] = (
     PaletteCommand(
         "Run migration", "Upgrade the database to schema v7, after a confirmation (u)", "migration", "upgrade"
     ),
+    PaletteCommand(
+        "Run online migration",
+        "Upgrade to v7 with short locks, batched and resumable, not atomic, after a confirmation (o)",
+        "migration",
+        "online",
+    ),
+    PaletteCommand(
+        "Online migration dry run",
+        "Show the steps and SQL the online upgrade would run (D)",
+        "migration",
+        "online_dry_run",
+    ),
     PaletteCommand("Recheck schema", "Read the schema version and plan again (r)", "migration", "refresh"),
     PaletteCommand("Help", "Every key on every screen (?)", None, "help"),
     PaletteCommand("Quit", "Leave dlq-tui (q)", None, "quit"),

@@ -27,6 +27,10 @@ PAGE_SIZE = 200
 
 
 class DataSource:
+    # The online migration's pace (the CLI's --batch-size / --max-rate defaults); tests slow it down.
+    online_batch_size: int = 10_000
+    online_max_rate: float | None = None
+
     def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
         self.settings = settings
         self.dsn = settings.dsn
@@ -134,6 +138,17 @@ class DataSource:
         from dlq_tui.migrate.runner import upgrade
 
         return upgrade(self._migrator())
+
+    def online_dry_run(self) -> Iterator[Any]:
+        from dlq_tui.migrate.online import online_dry_run
+
+        return online_dry_run(self._migrator())
+
+    def online_upgrade(self) -> Iterator[Any]:
+        """Short locks, batched backfill, resumable; repeated "running" events carry progress."""
+        from dlq_tui.migrate.online import online_upgrade
+
+        return online_upgrade(self._migrator(), batch_size=self.online_batch_size, max_rate=self.online_max_rate)
 
     # --- triage (write side; each call is its own transaction per batch, see dlq_tui.db.triage) ------
     @property

@@ -5,8 +5,12 @@ from __future__ import annotations
 from sqlalchemy import text
 
 from dlq_tui.db.connect import make_engine
+from dlq_tui.migrate.runner import check
+from dlq_tui.migrate.steps import STEP_NAMES
+from dlq_tui.ui.source import DataSource
+from dlq_tui.ui.widgets.step_log import StepLog
 from tests.dbstates import make_legacy_v6
-from tests.ui.conftest import SIZE, make_app, screen_text, settle
+from tests.ui.conftest import LABEL, SIZE, make_app, screen_text, settle
 
 FINAL = {"done", "skipped"}
 
@@ -105,7 +109,128 @@ async def test_read_only_session_cannot_upgrade(empty_dsn: str) -> None:
         await settle(pilot)
         await pilot.press("m")
         await settle(pilot)
-        await pilot.press("u")
+        for key in ("u", "o"):
+            await pilot.press(key)
+            await settle(pilot)
+            assert type(app.screen).__name__ == "MigrationScreen"  # no confirmation offered
+        assert "Read-only session" in screen_text(app)
+
+
+class SlowOnlineSource(DataSource):
+    """Small batches at a capped rate, so a few thousand rows take long enough to show live progress."""
+
+    online_batch_size = 200
+    online_max_rate = 2500.0
+
+
+async def test_online_upgrade_from_the_panel_streams_progress_in_place(empty_dsn: str) -> None:
+    legacy(empty_dsn, rows=3000)
+    app = make_app(empty_dsn, source_class=SlowOnlineSource)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("m")
+        await settle(pilot)
+        screen = app.screen
+        assert "upgrades online" in screen_text(app)
+
+        await pilot.press("o")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "ConfirmModal"
+        shown = screen_text(app)
+        assert LABEL.split("@")[1] in shown and "NOT atomic" in shown and "resumes" in shown
+        assert app.focused is not None and app.focused.id == "no"
+        await pilot.press("n")
+        await settle(pilot)
+        assert screen.outcome is None
+
+        log = screen.query_one(StepLog)
+        first_start: list[str] = []  # steps in the order they really started
+        progress: list[tuple[str, int]] = []  # the running backfill's detail cell as shown, and the line count
+        original = log.report
+
+        def spy(step):  # type: ignore[no-untyped-def]
+            original(step)
+            if step.status != "pending" and step.name not in first_start:
+                first_start.append(step.name)
+            if step.name == "backfill" and step.status == "running" and "rows/s" in step.detail:
+                progress.append((log.get_cell("backfill", "detail").plain, log.row_count))
+
+        log.report = spy  # type: ignore[method-assign]
+        await pilot.press("o")
+        await pilot.pause()
+        await pilot.press("y")
+        await settle(pilot, timeout=120)
+        assert screen.outcome == "done", screen_text(app)
+        assert "Online migration finished" in screen_text(app)
+
+        # Every step reported once, on one line each, ending done or skipped.
+        assert set(log.statuses) == set(STEP_NAMES)
+        assert all(status in FINAL for status in log.statuses.values()), log.statuses
+        assert log.row_count == len(STEP_NAMES)
+        # The backfill's progress (rows done / total, rate, ETA) was on screen while it ran, updating its
+        # own line: the table never grew a line per progress event.
+        assert progress, "no progress detail was shown while the backfill ran"
+        assert all(" / 3,000 rows" in detail and "ETA" in detail for detail, _ in progress), progress
+        assert all(rows == len(STEP_NAMES) for _, rows in progress)
+        # Lines read in the order the steps ran, which is not number order (paging indexes run early).
+        assert log.order()[: len(first_start)] == first_start
+        assert first_start.index("paging_indexes") < first_start.index("add_constraints")
+
+        with_engine = make_engine(empty_dsn)
+        try:
+            assert check(with_engine).current
+        finally:
+            with_engine.dispose()
+
+        # The other screens work without a restart.
+        await pilot.press("e")
+        await settle(pilot)
+        assert app.screen.table.row_count > 0
+        await pilot.press("h")
+        await settle(pilot)
+        assert "Circuit breakers" in screen_text(app)
+
+
+async def test_online_dry_run_shows_its_plan_and_changes_nothing(empty_dsn: str) -> None:
+    legacy(empty_dsn, rows=10)
+    app = make_app(empty_dsn)
+    async with app.run_test(size=(120, 60)) as pilot:
+        await settle(pilot)
+        await pilot.press("m")
+        await settle(pilot)
+        await pilot.press("D")
+        await settle(pilot, timeout=60)
+        assert app.screen.outcome == "dry-run"
+        shown = screen_text(app)
+        assert "Online dry run finished" in shown and "CONCURRENTLY" in shown
+    assert not app.schema_ready
+
+
+async def test_online_keys_are_in_help_footer_and_palette(empty_dsn: str) -> None:
+    from dlq_tui.ui.commands import PALETTE
+
+    legacy(empty_dsn, rows=0)
+    app = make_app(empty_dsn)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("m")
+        await settle(pilot)
+        assert "Online upgrade" in screen_text(app)  # footer
+        await pilot.press("question_mark")
+        await settle(pilot)
+        assert "Upgrade online: short locks" in screen_text(app)
+    actions = {(c.mode, c.action) for c in PALETTE}
+    assert {("migration", "online"), ("migration", "online_dry_run")} <= actions
+
+
+async def test_sqlite_explains_why_online_is_off(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(f"sqlite:///{tmp_path / 'dlq.db'}")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("m")
+        await settle(pilot)
+        assert "nothing to do online" in screen_text(app)
+        await pilot.press("o")
         await settle(pilot)
         assert type(app.screen).__name__ == "MigrationScreen"  # no confirmation offered
-        assert "Read-only session" in screen_text(app)
+        assert app.screen.outcome is None

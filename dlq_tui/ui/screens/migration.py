@@ -1,6 +1,10 @@
 """Migration panel: schema version (marker and catalog), the steps still to run, a dry run with its
 SQL, and the upgrade itself, whose step events stream live from a thread worker into the step log.
 
+Two upgrades: `u` is atomic (one transaction, exclusive lock for its whole run); `o` is the online
+migration (short locks, batched backfill with live progress, resumable, not atomic). `d` / `D` show
+the SQL each would run.
+
 After a successful upgrade the app re-checks the schema, and the health and events screens start
 working without a restart.
 """
@@ -28,6 +32,10 @@ SQLITE_NOTE = (
     "checksums computed by the server): on SQLite the upgrade changes nothing but the schema_state marker, "
     "and the health and events screens need PostgreSQL."
 )
+SQLITE_ONLINE = "SQLite: nothing to do online (v7 only moves the marker there); u does it"
+READ_ONLY_REFUSAL = "read-only session: the upgrade needs write access"
+WRITE_ACTIONS = ("upgrade", "online")
+ONLINE_ACTIONS = ("online", "online_dry_run")
 
 
 class PlanLoaded(Message):
@@ -44,19 +52,36 @@ class StepReported(Message):
 
 
 class MigrationFinished(Message):
-    def __init__(self, dry_run: bool, ok: bool, message: str = "") -> None:
+    def __init__(self, dry_run: bool, ok: bool, message: str = "", *, online: bool = False) -> None:
         super().__init__()
         self.dry_run = dry_run
         self.ok = ok
         self.message = message
+        self.online = online
 
 
 class MigrationScreen(DlqScreen):
     TITLE_TEXT = "migration"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "refresh", "Recheck", id="migration.recheck"),
-        Binding("d", "dry_run", "Dry run (SQL)", id="migration.dry_run"),
-        Binding("u", "upgrade", "Upgrade to v7", id="migration.upgrade"),
+        Binding("d", "dry_run", "Dry run", id="migration.dry_run", tooltip="Dry run: the SQL `u` would run"),
+        Binding(
+            "u", "upgrade", "Upgrade", id="migration.upgrade", tooltip="Upgrade to v7 in one transaction (asks first)"
+        ),
+        Binding(
+            "o",
+            "online",
+            "Online upgrade",
+            id="migration.online",
+            tooltip="Upgrade online: short locks, writers keep writing, resumable, not atomic (asks first)",
+        ),
+        Binding(
+            "D",
+            "online_dry_run",
+            "Online dry run",
+            id="migration.online_dry_run",
+            tooltip="Online dry run: the steps and SQL `o` would run",
+        ),
     ]
 
     def __init__(self) -> None:
@@ -65,6 +90,7 @@ class MigrationScreen(DlqScreen):
         self.steps: list[str] = []
         self.sql: list[Text] = []
         self.outcome: str | None = None
+        self.online = False  # the current (or last) run is the online migration
 
     def compose(self) -> ComposeResult:
         yield ConnectionBar("migration")
@@ -112,6 +138,7 @@ class MigrationScreen(DlqScreen):
         out.append("\n")
         if self.dlq.source.is_sqlite:
             out.append(SQLITE_NOTE + "\n", style="yellow")
+            out.append(SQLITE_ONLINE + ": the online upgrade is off.\n", style="yellow")
         access = getattr(self.dlq, "access_problem", None)
         if access is not None:
             from dlq_tui.ui.widgets.schema_notice import describe_access
@@ -140,6 +167,12 @@ class MigrationScreen(DlqScreen):
                 out.append(" shows the SQL without changing anything, ")
                 out.append("u", style="bold reverse")
                 out.append(" upgrades (asks first; one transaction, all or nothing).")
+                if not self.dlq.source.is_sqlite:
+                    out.append("\n")
+                    out.append("o", style="bold reverse")
+                    out.append(" upgrades online (short locks, writers keep writing, resumable, not atomic), ")
+                    out.append("D", style="bold reverse")
+                    out.append(" shows its plan.")
             for problem in list(getattr(status, "problems", []) or [])[:6]:
                 out.append("\n• ", style="yellow")
                 out.append_text(safe_text(str(problem)))
@@ -148,21 +181,37 @@ class MigrationScreen(DlqScreen):
         self.query_one("#migration-status", Static).update(out)
 
     # --- dry run and upgrade ----------------------------------------------------------------------
+    def unavailable_reason(self, action: str) -> str | None:
+        """Why a migration action cannot run now (None: it can). check_action and the palette both use it."""
+        if action not in ("dry_run", "upgrade", "refresh", *ONLINE_ACTIONS):
+            return None
+        if self.running:
+            return "a migration is running: wait for it to finish"
+        if action in WRITE_ACTIONS and self.dlq.settings.read_only:
+            return READ_ONLY_REFUSAL
+        if action in ONLINE_ACTIONS and self.dlq.source.is_sqlite:
+            return SQLITE_ONLINE
+        return None
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("dry_run", "upgrade", "refresh") and self.running:
-            return None
-        if action == "upgrade" and self.dlq.settings.read_only:
-            return None
-        return True
+        return True if self.unavailable_reason(action) is None else None
+
+    def _refused(self, action: str) -> bool:
+        reason = self.unavailable_reason(action)
+        if reason is not None:
+            self.notify(reason, severity="error" if reason == READ_ONLY_REFUSAL else "warning", markup=False)
+        return reason is not None
 
     def action_dry_run(self) -> None:
-        self._start(dry_run=True)
+        if not self._refused("dry_run"):
+            self._start(dry_run=True)
+
+    def action_online_dry_run(self) -> None:
+        if not self._refused("online_dry_run"):
+            self._start(dry_run=True, online=True)
 
     def action_upgrade(self) -> None:
-        if self.running:
-            return
-        if self.dlq.settings.read_only:
-            self.notify("read-only session: the upgrade needs write access", severity="warning", markup=False)
+        if self._refused("upgrade"):
             return
         body = Text()
         body.append("Upgrade ")
@@ -180,20 +229,52 @@ class MigrationScreen(DlqScreen):
 
         self.app.push_screen(ConfirmModal("Run the migration?", body, yes_label="Upgrade", danger=True), answered)
 
-    def _start(self, *, dry_run: bool) -> None:
+    def action_online(self) -> None:
+        if self._refused("online"):
+            return
+        source = self.dlq.source
+        body = Text()
+        body.append("Upgrade ")
+        body.append(self.dlq.target_label, style="bold")
+        body.append(" to schema v7 online?\n\n")
+        body.append("What it does: ", style="bold")
+        body.append(
+            f"short locks only: the columns in one brief ALTER, the backfill in batches of {source.online_batch_size:,}"
+            " rows (each its own transaction), indexes built CONCURRENTLY, every lock under a short lock_timeout"
+            " with retries. Writers keep writing.\n\n"
+        )
+        body.append("What it does not guarantee: ", style="bold")
+        body.append(
+            "it is NOT atomic. If it stops (an error, a lost connection, quitting), the steps already done stay "
+            "and the marker stays below 7; the database remains consistent and a rerun (o again, or "
+            "dlq-tui --migrate --online) resumes where it stopped. It takes longer than u."
+        )
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._start(dry_run=False, online=True)
+
+        self.app.push_screen(
+            ConfirmModal("Run the online migration?", body, yes_label="Upgrade online", danger=True), answered
+        )
+
+    def _start(self, *, dry_run: bool, online: bool = False) -> None:
         if self.running:
             return
         self.running = True
+        self.online = online
         self.outcome = None
         self.sql = []
         self.query_one("#migration-sql", Static).update("")
         self.query_one(StepLog).reset()
+        kind = "Online dry run" if online and dry_run else "Dry run" if dry_run else None
+        busy = f"{kind}: rendering the SQL…" if kind else "Upgrading" + (" online" if online else "")
         self.query_one("#migration-outcome", Static).update(
-            Text("Dry run: rendering the SQL…" if dry_run else "Upgrading… (steps appear as they run)", style="yellow")
+            Text(busy if kind else busy + "… (steps appear as they run)", style="yellow")
         )
         self.refresh_bindings()
         self.run_worker(
-            lambda: self._run(dry_run),
+            lambda: self._run(dry_run, online),
             name="migration",
             group="migration",
             thread=True,
@@ -201,17 +282,31 @@ class MigrationScreen(DlqScreen):
             exit_on_error=False,
         )
 
-    def _run(self, dry_run: bool) -> None:
+    def _run(self, dry_run: bool, online: bool) -> None:
+        from sqlalchemy.exc import DBAPIError
+
+        from dlq_tui.db.connect import explain_connection_error
         from dlq_tui.migrate.runner import MigrationError
 
         source = self.dlq.source
+        if online:
+            events = source.online_dry_run() if dry_run else source.online_upgrade()
+        else:
+            events = source.dry_run() if dry_run else source.upgrade()
         try:
-            for step in source.dry_run() if dry_run else source.upgrade():
+            for step in events:
                 self.post_message(StepReported(step, dry_run))
         except MigrationError as exc:
-            self.post_message(MigrationFinished(dry_run, False, str(exc)))
+            self.post_message(MigrationFinished(dry_run, False, str(exc), online=online))
             return
-        self.post_message(MigrationFinished(dry_run, True))
+        except DBAPIError as exc:
+            if not online:
+                raise  # the atomic path rolled back: the worker's error handler reports it
+            # A lost connection mid-run: the online path is consistent and resumable, say so.
+            message = explain_connection_error(exc, source.dsn) or str(exc)
+            self.post_message(MigrationFinished(dry_run, False, message, online=online))
+            return
+        self.post_message(MigrationFinished(dry_run, True, online=online))
 
     def on_step_reported(self, message: StepReported) -> None:
         from dlq_tui.text import safe_text
@@ -233,13 +328,20 @@ class MigrationScreen(DlqScreen):
         self.running = False
         self.refresh_bindings()
         outcome = self.query_one("#migration-outcome", Static)
+        kind = "Online migration" if message.online else "Migration"
         if message.dry_run:
-            outcome.update(Text("Dry run finished: nothing was changed. The SQL is below.", style="bold green"))
+            what = "Online dry run" if message.online else "Dry run"
+            outcome.update(Text(f"{what} finished: nothing was changed. The SQL is below.", style="bold green"))
             self.outcome = "dry-run"
         elif message.ok:
-            outcome.update(Text("✓ Migration finished: the database is at schema v7.", style="bold green"))
+            outcome.update(Text(f"✓ {kind} finished: the database is at schema v7.", style="bold green"))
             self.outcome = "done"
-            self.notify("migration finished: schema v7", severity="information", markup=False)
+            self.notify(f"{kind.lower()} finished: schema v7", severity="information", markup=False)
+        elif message.online:
+            text = Text("✗ Online migration stopped (not rolled back; steps done stay, o resumes): ", style="bold red")
+            text.append(plain(message.message, limit=500))
+            outcome.update(text)
+            self.outcome = "failed"
         else:
             text = Text("✗ Migration failed and was rolled back: ", style="bold red")
             text.append(plain(message.message, limit=500))

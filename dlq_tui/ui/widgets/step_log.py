@@ -1,4 +1,9 @@
-"""The migration step log: one line per step, updated live as the runner reports it."""
+"""The migration step log: one line per step, updated live as the runner reports it.
+
+Lines are in the order the steps really start, not in step-number order: the online migration runs
+some steps early (e.g. the paging indexes before the constraints). A step's repeated "running"
+events (backfill progress, lock retries) update its own line in place.
+"""
 
 from __future__ import annotations
 
@@ -45,17 +50,21 @@ class StepLog(DataTable[Text]):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self.statuses: dict[str, str] = {}
+        self.started: list[str] = []  # steps in the order they left "pending"
+        self._cells: dict[str, list[Text]] = {}
 
     def on_mount(self) -> None:
         self.add_column("#", width=3, key="number")
         self.add_column("step", width=40, key="name")
         self.add_column("status", width=10, key="status")
         self.add_column("time", width=9, key="time")
-        self.add_column("detail", width=40, key="detail")
+        self.add_column("detail", width=56, key="detail")
 
     def reset(self) -> None:
         self.clear()
         self.statuses.clear()
+        self.started.clear()
+        self._cells.clear()
 
     def report(self, step: Any) -> None:
         """Add or update the line of a runner StepEvent (number, name, status, duration_s, detail)."""
@@ -63,22 +72,38 @@ class StepLog(DataTable[Text]):
 
         number = int(step.number)
         status = str(step.status)
-        self.statuses[str(step.name)] = status
+        key = str(step.name)  # plan rows and run events meet on the step name
+        self.statuses[key] = status
         duration = getattr(step, "duration_s", None)
         cells = [
             Text(str(number), style="dim"),
-            safe_text(step_title(str(step.name)), limit=120),
+            safe_text(step_title(key), limit=120),
             Text(f"{STATUS_ICON.get(status, '?')} {status}", style=STATUS_STYLE.get(status, "")),
             Text("" if duration is None else f"{duration:.2f} s", justify="right"),
             safe_text(str(getattr(step, "detail", "") or ""), limit=200),
         ]
-        key = str(step.name)  # plan rows and run events meet on the step name
-        if key in self.rows:
+        self._cells[key] = cells
+        if status != "pending" and key not in self.started:
+            self.started.append(key)
+            if key not in self.rows or self.get_row_index(key) != len(self.started) - 1:
+                self._rebuild()  # it started out of number order: it moves up behind the steps before it
+        elif key in self.rows:
             for column, cell in zip(COLUMN_KEYS, cells, strict=True):
                 self.update_cell(key, column, cell)
         else:
             self.add_row(*cells, key=key)
         self.move_cursor(row=self.get_row_index(key), animate=False)
+
+    def _rebuild(self) -> None:
+        waiting = [str(row.key.value) for row in self.ordered_rows if row.key.value not in self.started]
+        cells = {name: self._cells.get(name) or list(self.get_row(name)) for name in [*self.started, *waiting]}
+        self.clear()
+        for name in [*self.started, *waiting]:
+            self.add_row(*cells[name], key=name)
+
+    def order(self) -> list[str]:
+        """Step names as the lines read, top to bottom."""
+        return [str(row.key.value) for row in self.ordered_rows]
 
     def show_plan(self, steps: list[str]) -> None:
         from dlq_tui.text import safe_text
