@@ -76,18 +76,18 @@ def _count_check(field: str, what: str, value: int, warn: int | None, crit: int 
 
 
 def format_age(seconds: float) -> str:
-    """A short human age: 45s, 12m, 5h 3m, 3d 4h."""
+    """A short human age, the same in the CLI and the app: 45s, 12m, 5h 03m, 3d 04h."""
     seconds = max(0, int(seconds))
     if seconds < 60:
         return f"{seconds}s"
-    minutes, _ = divmod(seconds, 60)
+    minutes = seconds // 60
     if minutes < 60:
         return f"{minutes}m"
     hours, minutes = divmod(minutes, 60)
     if hours < 24:
-        return f"{hours}h {minutes}m"
+        return f"{hours}h {minutes:02d}m"
     days, hours = divmod(hours, 24)
-    return f"{days}d {hours}h"
+    return f"{days}d {hours:02d}h"
 
 
 def evaluate(snapshot: HealthSnapshot, thresholds: Thresholds | None = None) -> list[Finding]:

@@ -71,7 +71,7 @@ def test_old_pending_event_and_threshold_off(
         insert_event(conn, age=timedelta(days=30), resolved=True)  # resolved: not "oldest pending"
     code, out, _ = health(capsys, v7_dsn)
     assert code == 1
-    assert "oldest pending event is 2d 3h old (warn 24h, crit 168h)" in out
+    assert "oldest pending event is 2d 03h old (warn 24h, crit 168h)" in out
     assert health(capsys, v7_dsn, "--crit-oldest-hours", "48")[0] == 2
     assert health(capsys, v7_dsn, "--warn-oldest-hours", "off")[0] == 0
 

@@ -8,23 +8,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from dlq_tui.db.models import EventRow, LockState
+from dlq_tui.health_rules import format_age
 
 
 def age(seconds: float | None) -> str:
-    """A compact age: 42s, 7m, 3h 05m, 2d 04h."""
-    if seconds is None:
-        return "-"
-    seconds = max(0, int(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    minutes = seconds // 60
-    if minutes < 60:
-        return f"{minutes}m"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours}h {minutes:02d}m"
-    days, hours = divmod(hours, 24)
-    return f"{days}d {hours:02d}h"
+    """A compact age: 42s, 7m, 3h 05m, 2d 04h ("-" when unknown); one formatter for the CLI and the app."""
+    return "-" if seconds is None else format_age(seconds)
 
 
 def age_between(then: datetime | None, now: datetime) -> str:
