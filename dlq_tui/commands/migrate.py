@@ -9,6 +9,7 @@ connection was lost.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 
 from sqlalchemy import Engine
 
@@ -99,22 +100,27 @@ def _online(engine: Engine, dsn: str, batch_size: int, max_rate: float | None) -
 def _online_dry_run(engine: Engine) -> int:
     from dlq_tui.migrate.online import online_dry_run
 
-    print("-- dlq-tui --migrate --online --dry-run: the steps and SQL the online migration would run; nothing changed.")
-    print("-- Each statement runs in its own short transaction (or autocommit for CONCURRENTLY) under a short")
-    print("-- lock_timeout with retries; the backfill repeats its batch statement until every row is done.")
-    for event in online_dry_run(engine):
-        print(f"\n-- step {event.number} {event.name}: {event.status}. {plain(event.detail)}".rstrip())
-        if event.sql:
-            print(event.sql)  # our own SQL text: no database content in it
-    return EXIT_OK
+    return _print_plan(
+        online_dry_run(engine),
+        "-- dlq-tui --migrate --online --dry-run: the steps and SQL the online migration would run; nothing changed.",
+        "-- Each statement runs in its own short transaction (or autocommit for CONCURRENTLY) under a short",
+        "-- lock_timeout with retries; the backfill repeats its batch statement until every row is done.",
+    )
 
 
 def _dry_run(engine: Engine) -> int:
     from dlq_tui.migrate.runner import dry_run
 
-    print("-- dlq-tui --migrate --dry-run: the SQL the migration would run, in order; nothing is changed.")
-    print("-- Everything runs in one transaction, under SET LOCAL lock_timeout and an advisory lock.")
-    for event in dry_run(engine):
+    return _print_plan(
+        dry_run(engine),
+        "-- dlq-tui --migrate --dry-run: the SQL the migration would run, in order; nothing is changed.",
+        "-- Everything runs in one transaction, under SET LOCAL lock_timeout and an advisory lock.",
+    )
+
+
+def _print_plan(events: Iterable[StepEvent], *header: str) -> int:
+    print("\n".join(header))
+    for event in events:
         print(f"\n-- step {event.number} {event.name}: {event.status}. {plain(event.detail)}".rstrip())
         if event.sql:
             print(event.sql)  # our own SQL text: no database content in it
