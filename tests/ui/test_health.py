@@ -92,3 +92,34 @@ async def test_refresh_never_overlaps(demo_db: DemoDb) -> None:
     assert len(calls) >= 3
     ordered = sorted(calls)
     assert all(ordered[i][1] <= ordered[i + 1][0] for i in range(len(ordered) - 1)), "two polls overlapped"
+
+
+async def test_findings_are_readable_worst_first_and_short(demo_db: DemoDb) -> None:
+    """The status block at 80x24: a badge, then one finding a line in coloured text on the normal
+    background (it was red on red), worst first, at most three lines with "+N more"."""
+    from dlq_tui.health_rules import Thresholds, evaluate, worst_first
+
+    app = demo_app(demo_db)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        status = app.screen.query_one("#health-status")
+        lines = [status.render_line(y) for y in range(status.size.height)]
+        texts = [line.text.rstrip() for line in lines]
+        problems = worst_first([f for f in evaluate(app.screen._snapshot, Thresholds()) if f.level != "ok"])
+        assert len(problems) > 2, "the demo data trips several thresholds"
+        assert status.size.height == 3, texts
+        assert texts[0].lstrip().startswith("CRITICAL") and f"+{len(problems) - 2} more" in texts[0]
+        assert "figures from 0s ago" in texts[0]
+        assert problems[0].level == "critical"
+        for text, finding in zip(texts[1:], problems, strict=False):
+            assert text.lstrip().startswith("● " + finding.message[:30])
+
+        def background(line, needle: str):  # type: ignore[no-untyped-def]
+            return next(seg.style.bgcolor for seg in line if needle in seg.text and seg.style is not None)
+
+        normal = background(lines[0], "figures from")
+        assert background(lines[0], "CRITICAL") != normal  # the badge stands out
+        for line, finding in zip(lines[1:], problems, strict=False):
+            segment = next(seg for seg in line if finding.message[:10] in seg.text)
+            assert segment.style.bgcolor == normal  # readable: level colour on the normal background
+            assert segment.style.color != normal

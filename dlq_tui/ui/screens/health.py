@@ -13,6 +13,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, ClassVar
 
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -63,6 +64,10 @@ def _level_for(field: str, findings: list[Any]) -> str:
     return level
 
 
+# The status block: a badge for the overall level, findings as coloured text on the normal background.
+BADGE_STYLE = {"ok": "bold black on green", "warning": "bold black on yellow", "critical": "bold white on red"}
+LEVEL_STYLE = {"ok": "green", "warning": "yellow", "critical": "bold red"}
+FINDING_LINES = 3  # badge line + the two worst findings; "+N more" counts the rest
 NUMERIC = {"count", "avg retries", "fails", "done", "failed", "took"}
 WIDE = {"reason", "method", "name"}
 
@@ -92,6 +97,7 @@ class HealthScreen(DlqScreen):
         self._timer: Timer | None = None
         self._read_at: datetime | None = None
         self._snapshot: HealthSnapshot | None = None
+        self._findings: list[Any] | None = None
 
     def compose(self) -> ComposeResult:
         yield ConnectionBar("health")
@@ -240,30 +246,48 @@ class HealthScreen(DlqScreen):
         self._draw_analysis(snapshot)
 
     def _draw_findings(self, findings: list[Any]) -> None:
-        from dlq_tui.health_rules import overall
+        from dlq_tui.health_rules import worst_first
 
-        level = overall(findings)
-        style = {"ok": "bold green", "warning": "bold yellow", "critical": "bold white on red"}.get(level, "bold")
-        text = Text(f" {str(level).upper()} ", style=style)
-        problems = [f for f in findings if f.level != "ok"]
-        for finding in problems:
-            text.append("  ")
-            text.append(str(finding.message), style="yellow" if finding.level == "warning" else "red")
-        if not problems:
-            text.append("  every figure within its threshold", style="dim")
-        self.query_one("#health-status", Static).update(text)
-        self._findings_text = text
+        self._findings = worst_first([f for f in findings if f.level != "ok"])
         self._show_staleness()
 
     def _show_staleness(self) -> None:
-        if self._read_at is None or not hasattr(self, "_findings_text"):
+        """The status block: a level badge, the counts and the figures' age, then the worst findings.
+
+        At most FINDING_LINES lines in all (the tiles above already carry each figure's colour); level-
+        coloured text on the normal background, one finding a line, cut with an ellipsis, never wrapped.
+        """
+        from dlq_tui.health_rules import overall
+        from dlq_tui.text import safe_text
+
+        if self._read_at is None or self._findings is None:
             return
+        problems = self._findings
+        level = overall(problems)
+        head = Text(no_wrap=True, overflow="ellipsis")
+        head.append(f" {str(level).upper()} ", style=BADGE_STYLE.get(level, "bold reverse"))
+        head.append("  ")
+        if problems:
+            counts = [(lvl, sum(1 for f in problems if f.level == lvl)) for lvl in ("critical", "warning")]
+            text = ", ".join(f"{n} {lvl}{'s' if lvl == 'warning' and n != 1 else ''}" for lvl, n in counts if n)
+            head.append(text, style=LEVEL_STYLE[level])
+        else:
+            head.append("every figure within its threshold", style="dim")
+        shown = problems[: FINDING_LINES - 1]
+        if len(problems) > len(shown):
+            head.append(f"  +{len(problems) - len(shown)} more", style="dim")
         seconds = (self.dlq.clock() - self._read_at).total_seconds()
-        text = self._findings_text.copy()
-        text.append(f"   · figures from {fmt.age(seconds)} ago", style="dim")
+        head.append(f"  · figures from {fmt.age(seconds)} ago", style="dim")
         if self.dlq.connection_state == "disconnected":
-            text.append(" (last good data)", style="bold red")
-        self.query_one("#health-status", Static).update(text)
+            head.append(" (last good data)", style="bold red")
+        lines = [head]
+        for finding in shown:
+            line = Text(no_wrap=True, overflow="ellipsis")
+            line.append("● ", style=LEVEL_STYLE.get(finding.level, ""))
+            # Breaker names come from the database: never markup, never raw control characters.
+            line.append_text(safe_text(str(finding.message), limit=300, style=LEVEL_STYLE.get(finding.level, "")))
+            lines.append(line)
+        self.query_one("#health-status", Static).update(Group(*lines))
 
     def _draw_breakers(self, snapshot: HealthSnapshot, now: datetime) -> None:
         from dlq_tui.text import safe_text

@@ -35,6 +35,12 @@ STATUS_ICON = {
 }
 
 
+FIXED_COLUMNS = (("number", "#", 3), ("name", "step", 36), ("status", "status", 10), ("time", "time", 9))
+# Each column pads one cell on both sides; the vertical scrollbar takes two.
+FIXED_WIDTH = sum(width + 2 for *_, width in FIXED_COLUMNS) + 2 + 2
+DETAIL_MIN = 30
+
+
 def step_title(name: str) -> str:
     """The runner's readable title for a step name (the name itself when it has none)."""
     try:
@@ -54,11 +60,25 @@ class StepLog(DataTable[Text]):
         self._cells: dict[str, list[Text]] = {}
 
     def on_mount(self) -> None:
-        self.add_column("#", width=3, key="number")
-        self.add_column("step", width=40, key="name")
-        self.add_column("status", width=10, key="status")
-        self.add_column("time", width=9, key="time")
-        self.add_column("detail", width=56, key="detail")
+        self._add_columns(DETAIL_MIN)
+
+    def _add_columns(self, detail_width: int) -> None:
+        for key, label, width in (*FIXED_COLUMNS, ("detail", "detail", detail_width)):
+            self.add_column(label, width=width, key=key)
+
+    def on_resize(self) -> None:
+        # The detail (backfill progress, lock retries) takes whatever width the fixed columns leave.
+        width = max(DETAIL_MIN, self.size.width - FIXED_WIDTH)
+        if self.columns["detail"].width == width:
+            return
+        rows = [(str(row.key.value), list(self.get_row(row.key))) for row in self.ordered_rows]
+        cursor = self.cursor_row
+        self.clear(columns=True)
+        self._add_columns(width)
+        for key, cells in rows:
+            self.add_row(*cells, key=key)
+        if rows:
+            self.move_cursor(row=min(cursor, len(rows) - 1), animate=False)
 
     def reset(self) -> None:
         self.clear()
