@@ -64,6 +64,8 @@ async def test_upgrade_a_legacy_database_from_the_panel(empty_dsn: str) -> None:
         assert set(planned) <= set(names)
         log = screen.query_one("StepLog")
         assert log.statuses and all(status in FINAL for status in log.statuses.values()), log.statuses
+        shown_status = {name: log.get_cell(name, "status").plain.split()[-1] for name in log.statuses}
+        assert all(status in FINAL for status in shown_status.values()), shown_status  # what the lines say
         assert any(status == "running" for _, status in reported)  # streamed as they ran, not at the end
         shown = screen_text(app)
         assert "Migration finished" in shown and "schema v7" in shown
@@ -153,6 +155,7 @@ async def test_online_upgrade_from_the_panel_streams_progress_in_place(empty_dsn
             if step.status != "pending" and step.name not in first_start:
                 first_start.append(step.name)
             if step.name == "backfill" and step.status == "running" and "rows/s" in step.detail:
+                assert log.get_cell("backfill", "status").plain.endswith("running")
                 progress.append((log.get_cell("backfill", "detail").plain, log.row_count))
 
         log.report = spy  # type: ignore[method-assign]
@@ -167,6 +170,8 @@ async def test_online_upgrade_from_the_panel_streams_progress_in_place(empty_dsn
         assert set(log.statuses) == set(STEP_NAMES)
         assert all(status in FINAL for status in log.statuses.values()), log.statuses
         assert log.row_count == len(STEP_NAMES)
+        shown_status = {name: log.get_cell(name, "status").plain.split()[-1] for name in STEP_NAMES}
+        assert all(status in FINAL for status in shown_status.values()), shown_status  # what the lines say
         # The backfill's progress (rows done / total, rate, ETA) was on screen while it ran, updating its
         # own line: the table never grew a line per progress event.
         assert progress, "no progress detail was shown while the backfill ran"

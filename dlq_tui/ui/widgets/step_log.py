@@ -107,7 +107,9 @@ class StepLog(DataTable[Text]):
             self.started.append(key)
             if key not in self.rows or self.get_row_index(key) != len(self.started) - 1:
                 self._rebuild()  # it started out of number order: it moves up behind the steps before it
-        elif key in self.rows:
+                self.move_cursor(row=self.get_row_index(key), animate=False)
+                return
+        if key in self.rows:
             for column, cell in zip(COLUMN_KEYS, cells, strict=True):
                 self.update_cell(key, column, cell)
         else:
