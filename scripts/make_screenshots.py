@@ -2,7 +2,7 @@
 
 Starts a throwaway embedded PostgreSQL (or uses DLQ_TUI_TEST_DSN's server), builds the databases with
 the real migration runner and demo loader, drives the real app with Pilot, and saves each screen.
-Run from a checkout: `python scripts/make_screenshots.py [--size 130x38]`.
+Run from a checkout: `python scripts/make_screenshots.py [--size 160x45]`.
 """
 
 from __future__ import annotations
@@ -58,7 +58,8 @@ async def shoot(dsn: str, size: tuple[int, int], shots: list[tuple[str, list[str
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--size", default="130x38", help="terminal WIDTHxHEIGHT (130+ puts the detail beside)")
+    # The events screen puts the detail pane beside the table from 150 columns on.
+    parser.add_argument("--size", default="160x45", help="terminal WIDTHxHEIGHT (150+ puts the detail beside)")
     args = parser.parse_args()
     width, height = (int(n) for n in args.size.split("x"))
     OUT.mkdir(exist_ok=True)
