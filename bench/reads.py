@@ -6,6 +6,7 @@ EXPLAIN ANALYZE excerpts come from queries.page_query, the same SELECT.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,13 +72,17 @@ def _page_timing(conn: Connection, flt: EventFilter, after: PageCursor | None, r
     return repeat_ms(one, repeats)
 
 
-def measure_pages(engine: Engine, repeats: int) -> PageResults:
+def measure_pages(engine: Engine, repeats: int, *, before_timing: Callable[[], None] | None = None) -> PageResults:
+    """First, deep (after DEEP_PAGES pages), middle pages; `before_timing` runs after the cursors were
+    found (with whatever indexes exist) and before anything is timed, e.g. to drop indexes."""
     pending, everything = EventFilter(), EventFilter(include_resolved=True)
     with engine.connect() as conn:
         deep_cursor = cursor_after(conn, pending, DEEP_PAGES)
         deep_all_cursor = cursor_after(conn, everything, DEEP_PAGES)
         middle_cursor = middle(conn)
         conn.rollback()
+        if before_timing is not None:
+            before_timing()
         return PageResults(
             first=_page_timing(conn, pending, None, repeats),
             deep=_page_timing(conn, pending, deep_cursor, repeats),

@@ -103,10 +103,9 @@ class Run:
             label = f"{rows}" + ("-spec-indexes-only" if self.args.spec_indexes_only else "")
             out = self.results.setdefault("reads", {}).setdefault(label, {"table": table_size(engine)})
             if "pages" in which:
-                if self.args.spec_indexes_only:
-                    set_paging_indexes(engine, present=False)
+                drop = (lambda: set_paging_indexes(engine, present=False)) if self.args.spec_indexes_only else None
                 try:
-                    pages = measure_pages(engine, self.args.repeats)
+                    pages = measure_pages(engine, self.args.repeats, before_timing=drop)
                 finally:
                     set_paging_indexes(engine, present=True)
                 for key in ("first", "deep", "middle", "first_all", "deep_all"):
