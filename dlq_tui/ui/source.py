@@ -7,6 +7,7 @@ The ui never writes SQL: everything here delegates to the db layer or the migrat
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,10 @@ if TYPE_CHECKING:
 
 # A backstop: a thread worker cannot cancel its query, so the server does it after this long.
 STATEMENT_TIMEOUT_MS = 30_000
+# A health refresh runs in the background while the screen keeps showing the last figures, so it may take longer
+# than the backstop above: at 10M events one refresh takes 16-20 s (bench/BENCHMARKS.md), and with the 30 s
+# backstop a larger queue would time out on every poll and never show figures at all.
+HEALTH_TIMEOUT_MS = 300_000
 PAGE_SIZE = 200
 
 
@@ -39,12 +44,18 @@ class DataSource:
         )
         self._migration_engine: Engine | None = None
         self._operator: Operator | None = None
+        self._health_in_flight: set[Any] = set()
 
     @property
     def is_sqlite(self) -> bool:
         return is_sqlite(self.dsn)
 
     def close(self) -> None:
+        # A thread worker's query outlives the app; cancel a running health refresh so that quitting does not
+        # leave a long aggregate running on the server (a relaunch would queue behind it).
+        for raw in list(self._health_in_flight):
+            with contextlib.suppress(Exception):
+                raw.cancel_safe(timeout=1.0)
         self.engine.dispose()
         if self._migration_engine is not None:
             self._migration_engine.dispose()
@@ -54,7 +65,14 @@ class DataSource:
         from dlq_tui.db.queries import fetch_health
 
         with self.engine.connect() as conn:
-            return fetch_health(conn)
+            if not self.is_sqlite:
+                conn.exec_driver_sql(f"SET LOCAL statement_timeout = {HEALTH_TIMEOUT_MS}")
+            raw = conn.connection.dbapi_connection
+            self._health_in_flight.add(raw)
+            try:
+                return fetch_health(conn)
+            finally:
+                self._health_in_flight.discard(raw)
 
     def page(
         self,
