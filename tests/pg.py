@@ -19,6 +19,8 @@ from psycopg import conninfo as pg_conninfo
 
 
 class TestServer:
+    __test__ = False  # a fixture's server, not a test class (pytest collects names starting with "Test")
+
     def __init__(self, admin_dsn: str, handle: Any = None) -> None:
         self.admin_dsn = admin_dsn
         self.handle = handle  # the embedded server, when we started one
