@@ -20,22 +20,23 @@ from dlq_tui.migrate.catalog import Catalog, inspect_catalog
 
 Status = Literal["pending", "running", "done", "skipped", "failed"]
 
-# In the order they run (the fast order: backfill before indexes, constraints and triggers).
+# In the order they run (the fast order: backfill before indexes, constraints and triggers). Titles fit the
+# step log's 36-character column at 80x24.
 STEP_TITLES: dict[str, str] = {
     "acquire_lock": "take the migration lock",
     "baseline": "legacy tables (baseline)",
     "add_columns": "add the 12 v7 columns",
-    "backfill": "backfill checksums and idempotency keys",
-    "duplicate_keys": "unique idempotency keys (oldest row keeps a shared key)",
+    "backfill": "fill checksums and idempotency keys",
+    "duplicate_keys": "unique keys (oldest duplicate keeps)",
     "create_indexes": "create the 8 event indexes",
     "add_constraints": "add the check constraints",
-    "create_tables": "create metrics and circuit breaker tables",
+    "create_tables": "create metrics and breaker tables",
     "create_view": "create the dlq_health view",
     "create_function": "create the updated_at function",
     "create_triggers": "create the 2 updated_at triggers",
     "set_marker": "set schema_state to 7",
-    "paging_indexes": "create dlq-tui's event paging indexes (revision v7_1)",
-    "backfill_new_rows": "backfill rows written by legacy writers",
+    "paging_indexes": "create the paging indexes (v7_1)",
+    "backfill_new_rows": "fill rows from legacy writers",
     "commit": "commit",
 }
 STEP_NAMES: tuple[str, ...] = tuple(STEP_TITLES)
