@@ -15,22 +15,29 @@ def _say(message: str) -> None:
     print(f"dlq-tui: {plain(message, limit=500)}", file=sys.stderr)
 
 
-def prepare_demo(dsn: str) -> None:
-    """Migrate to v7 (a no-op when current) and fill the demo events when the queue is empty."""
+def prepare_demo(dsn: str) -> bool:
+    """Migrate to v7 and fill the demo events, but only where there are no events yet.
+
+    A database that already holds events (a real pipeline's, or a demo from last time) is left exactly as it is:
+    `--demo` pointed at a production DSN by mistake must neither migrate it nor add fake events to it.
+    Returns whether demo events were added.
+    """
+    from sqlalchemy import text
+
     from dlq_tui.db.connect import make_engine
-    from dlq_tui.db.queries import fetch_health_figures
     from dlq_tui.demo import fill_demo
     from dlq_tui.migrate.runner import upgrade
 
     # Its own writable engine: --read-only applies to the session the operator works in, not to setup.
     engine = make_engine(dsn)
     try:
+        with engine.connect() as conn:
+            has_table = conn.execute(text("SELECT to_regclass('dead_letter_events') IS NOT NULL")).scalar_one()
+            if has_table and conn.execute(text("SELECT EXISTS (SELECT 1 FROM dead_letter_events)")).scalar_one():
+                return False
         for _step in upgrade(engine):
             pass
-        with engine.connect() as conn:
-            figures = fetch_health_figures(conn)
-        if figures.pending_events + figures.processed_events == 0:
-            fill_demo(engine)
+        return fill_demo(engine) > 0
     finally:
         engine.dispose()
 
@@ -50,7 +57,8 @@ def run_app(settings: Settings, demo: bool = False) -> int:
         return EXIT_FAULT
     if demo:
         try:
-            prepare_demo(settings.dsn)
+            if not prepare_demo(settings.dsn) and not settings.embedded:
+                _say("--demo: this database already holds events; it was left as it is")
         except connection_errors() as exc:
             source.close()
             _say(explain_connection_error(exc, settings.dsn))
