@@ -110,22 +110,23 @@ class EventsScreen(DlqScreen):
     TITLE_TEXT = "events"
     BINDINGS: ClassVar[list[BindingType]] = [
         # Triage: on the marked events, else the highlighted one (greyed out in read-only mode).
-        # First in the list: the footer shows them first, before the keys for moving around.
+        # First in the list: the footer shows them first, before the keys for moving around. The footer keeps the
+        # everyday keys so that `?` and `q` still fit at 100 columns; every key is in help (`?`) and the palette.
         Binding("c", "claim", "Claim", id="events.claim"),
-        Binding("u", "release", "Release", id="events.release"),
-        Binding("k", "classify", "Classify", id="events.classify"),
-        Binding("p", "priority", "Priority", id="events.priority"),
+        Binding("u", "release", "Release", id="events.release", show=False),
+        Binding("k", "classify", "Classify", id="events.classify", show=False),
+        Binding("p", "priority", "Priority", id="events.priority", show=False),
         Binding("x", "resolve", "Resolve", id="events.resolve"),
         Binding("o", "reopen", "Reopen", id="events.reopen"),
-        Binding("R", "requeue", "Requeue", key_display="R", id="events.requeue"),
-        Binding("E", "export", "Export", key_display="E", id="events.export"),
+        Binding("R", "requeue", "Requeue", key_display="R", id="events.requeue", show=False),
+        Binding("E", "export", "Export", key_display="E", id="events.export", show=False),
         Binding("ctrl+s", "export", "Export (as E)", show=False, id="events.export_save"),
-        Binding("r", "refresh", "Reload", id="events.reload"),
+        Binding("r", "refresh", "Reload", id="events.reload", show=False),
         Binding("slash", "filter", "Filter", key_display="/", id="events.filter"),
         Binding("backspace", "clear_filter", "Clear filter", show=False, id="events.clear_filter"),
-        Binding("g", "jump", "Jump", tooltip="Jump to id", id="events.jump"),
-        Binding("v", "toggle_resolved", "Resolved", id="events.resolved"),
-        Binding("d", "toggle_detail", "Detail", id="events.detail"),
+        Binding("g", "jump", "Jump", tooltip="Jump to id", id="events.jump", show=False),
+        Binding("v", "toggle_resolved", "Resolved", id="events.resolved", show=False),
+        Binding("d", "toggle_detail", "Detail", id="events.detail", show=False),
         Binding(
             "right_square_bracket",
             "payload_page(1)",

@@ -57,7 +57,7 @@ class EventTable(DataTable[Text]):
         # The columns fit the screen, so home/end mean first/last row (DataTable uses them to scroll sideways).
         Binding("home", "scroll_top", "First row", show=False, id="events.first"),
         Binding("end", "scroll_bottom", "Last row", show=False, id="events.last"),
-        Binding("asterisk", "mark_all", "Mark page", key_display="*", id="events.mark_all"),
+        Binding("asterisk", "mark_all", "Mark page", key_display="*", id="events.mark_all", show=False),
     ]
 
     class NeedPage(Message):
