@@ -10,46 +10,21 @@ whether every row ended with checksum and key. Run it on a quiet machine (the nu
 from __future__ import annotations
 
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's tests/ package
 
-import psycopg
 from sqlalchemy import Engine, text
 
+from bench.migration import Writer
 from dlq_tui.db.connect import make_engine
 from dlq_tui.migrate import runner
 from dlq_tui.migrate.online import online_upgrade
 from dlq_tui.migrate.steps import StepEvent
 from tests import dbstates
 from tests.pg import start_test_server, stop_test_server
-
-
-class Writer:
-    """A legacy pipeline writer: one INSERT (legacy columns only) every 20 ms, autocommit."""
-
-    def __init__(self, dsn: str) -> None:
-        self.dsn = dsn
-        self.latencies: list[float] = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        with psycopg.connect(self.dsn, autocommit=True) as conn:
-            n = 0
-            while not self.stop.is_set():
-                n += 1
-                t0 = time.perf_counter()
-                conn.execute(
-                    "INSERT INTO dead_letter_events (ingest_id, source, source_offset, reason, payload) "
-                    "VALUES ('bench-live', '/var/log/cowrie/live.json', %s, 'unknown', %s::json)",
-                    (n, f'{{"malformed_content": "live {n}"}}'),
-                )
-                self.latencies.append(time.perf_counter() - t0)
-                time.sleep(0.02)
 
 
 def measure(
@@ -64,8 +39,8 @@ def measure(
             dbstates.add_duplicate_sources(conn, (4, 8, 12))
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("CHECKPOINT"))
-        writer = Writer(dsn)
-        writer.thread.start()
+        writer = Writer(dsn)  # the same legacy writer as bench/migration.py: one INSERT every 20 ms
+        writer.start()
         time.sleep(0.5)
         started = time.perf_counter()
         try:
@@ -73,7 +48,7 @@ def measure(
         finally:
             total = time.perf_counter() - started
             writer.stop.set()
-            writer.thread.join(10)
+            writer.join(10)
         with engine.connect() as conn:
             gaps = conn.execute(
                 text(
@@ -81,15 +56,15 @@ def measure(
                     "count(*) FILTER (WHERE idempotency_key IS NULL) FROM dead_letter_events"
                 )
             ).one()
-        lat = sorted(writer.latencies)
+        lat = sorted(writer.latencies)  # milliseconds
         print(f"\n{label}: {rows:,} legacy rows, {total:.2f} s total")
         for e in events:
             print(f"  {e.number:>2} {e.name:<18} {e.status:<7} {e.duration_s or 0:7.2f} s  {e.detail}")
         result = {
             "path": label,
             "total_s": total,
-            "worst_ms": lat[-1] * 1000,
-            "p99_ms": lat[int(len(lat) * 0.99) - 1] * 1000,
+            "worst_ms": lat[-1],
+            "p99_ms": lat[int(len(lat) * 0.99) - 1],
             "inserts": len(lat),
             "null_checksums": gaps[0],
             "null_keys": gaps[1],
