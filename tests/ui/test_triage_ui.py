@@ -234,3 +234,29 @@ async def test_read_only_refuses_every_action_and_changes_nothing(demo_db: DemoD
         await settle(pilot)
         assert isinstance(app.screen, EventsScreen)
     assert table_hash(demo_db) == before
+
+
+async def test_a_refusal_quoting_hostile_server_text_is_shown_escaped(demo_db: DemoDb) -> None:
+    """The server's error text can quote row data (here a trigger echoes an attacker's title-change escape):
+    the refusal notification shows it as visible text, never as a raw control sequence."""
+    with demo_db.engine.begin() as conn:
+        conn.execute(
+            text(
+                "CREATE FUNCTION refuse_hostile() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "RAISE EXCEPTION 'refused %', E'\\x1b]0;pwned\\x07[bold]x[/]'; END $$"
+            )
+        )
+        conn.execute(
+            text(
+                "CREATE TRIGGER refuse_hostile BEFORE UPDATE ON dead_letter_events "
+                "FOR EACH ROW EXECUTE FUNCTION refuse_hostile()"
+            )
+        )
+    app = make_app(demo_db.dsn)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_events(pilot)
+        await press(pilot, "c")
+        refusal = [n for n in notes(app) if "refused" in n]
+        assert refusal, notes(app)
+        assert "\x1b" not in refusal[0] and "\x07" not in refusal[0]
+        assert "\\x1b]0;pwned\\x07[bold]x[/]" in refusal[0]  # the escapes and the markup, as text

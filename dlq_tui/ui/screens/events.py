@@ -25,6 +25,7 @@ from textual.worker import Worker
 
 from dlq_tui.db.models import ActionResult, EventDetail, EventFilter, EventPage
 from dlq_tui.db.schema import CLASSIFICATIONS, priority_label
+from dlq_tui.text import plain
 from dlq_tui.ui.screens.base import DlqScreen
 from dlq_tui.ui.screens.choice import Choice, ChoiceModal
 from dlq_tui.ui.screens.confirm import ConfirmModal
@@ -589,7 +590,14 @@ class EventsScreen(DlqScreen):
         outcome = message.outcome
         result = outcome.result
         if outcome.refusal is not None:
-            self.notify(outcome.refusal, title=outcome.verb.lower(), severity="error", timeout=10, markup=False)
+            # A refusal can quote the server's error text, which can quote row data: sanitise it like any DB text.
+            self.notify(
+                plain(outcome.refusal, limit=500),
+                title=outcome.verb.lower(),
+                severity="error",
+                timeout=10,
+                markup=False,
+            )
         if result is not None and (outcome.refusal is None or result.done):
             severity = "warning" if result.skipped else "information"
             self.notify(describe(result), title=outcome.verb.lower(), severity=severity, timeout=8, markup=False)
@@ -742,7 +750,8 @@ class EventsScreen(DlqScreen):
     def on_export_finished(self, message: ExportFinished) -> None:
         self._one_action_done()
         if message.refusal is not None:
-            self.notify(message.refusal, title="export", severity="error", timeout=10, markup=False)
+            self.notify(plain(message.refusal, limit=500), title="export", severity="error", timeout=10, markup=False)
         else:
             n = message.written or 0
-            self.notify(f"exported {n} event{'s' if n != 1 else ''} to {message.path}", title="export", markup=False)
+            where = plain(str(message.path), limit=300)
+            self.notify(f"exported {n} event{'s' if n != 1 else ''} to {where}", title="export", markup=False)
