@@ -143,6 +143,9 @@ def test_hostile_rows_in_a_real_terminal_show_as_text(demo_db: DemoDb) -> None:
             term.send("g")
             term.read_until(["Jump to event id"], timeout=15, since=mark)
             term.send(f"{ids[name]}\r")
+            # The hostile row may already be on screen (first page), so its text alone does not prove the jump
+            # happened: wait for the jump's "loading" too, which shows the dialog has closed before the next `g`.
+            term.read_until(["loading"], timeout=15, since=mark)
             term.read_until([spelled[name]], timeout=20, since=mark)
         screen = term.text()
         assert all(spelled[name] in screen for name in visit)

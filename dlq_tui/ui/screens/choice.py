@@ -13,9 +13,10 @@ from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
+
+from dlq_tui.ui.screens.modal import DlqModal
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class Choice:
     value: Any
 
 
-class ChoiceModal(ModalScreen[Choice | None]):
+class ChoiceModal(DlqModal[Choice | None]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel", id="choice.cancel")]
     DEFAULT_CSS = """
     ChoiceModal { align: center middle; }

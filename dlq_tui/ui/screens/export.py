@@ -10,15 +10,16 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Input, Static
+
+from dlq_tui.ui.screens.modal import DlqModal
 
 
 def default_export_path(now: datetime) -> str:
     return f"./dlq-export-{now:%Y%m%dT%H%M%SZ}.jsonl"
 
 
-class ExportModal(ModalScreen[Path | None]):
+class ExportModal(DlqModal[Path | None]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel", id="export.cancel")]
     DEFAULT_CSS = """
     ExportModal { align: center middle; }

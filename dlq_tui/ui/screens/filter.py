@@ -9,12 +9,12 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
 from textual.widgets import Checkbox, Input, Label, Select
 
 from dlq_tui.db.models import EventFilter
 from dlq_tui.db.schema import CLASSIFICATIONS, priority_label
+from dlq_tui.ui.screens.modal import DlqModal
 
 UNCLASSIFIED = "(unclassified)"
 
@@ -45,7 +45,7 @@ def _completable(reasons: list[str]) -> list[str]:
     return [reason for reason in reasons if plain(reason) == reason]
 
 
-class FilterModal(ModalScreen[EventFilter | None]):
+class FilterModal(DlqModal[EventFilter | None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel", id="filter.cancel"),
         Binding("ctrl+s", "apply", "Apply", id="filter.apply"),

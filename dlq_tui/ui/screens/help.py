@@ -9,8 +9,10 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen, Screen
+from textual.screen import Screen
 from textual.widgets import Static
+
+from dlq_tui.ui.screens.modal import DlqModal
 
 # Keys the widgets themselves bring (DataTable, Input, dialogs), listed for completeness.
 EXTRA_KEYS: dict[str, list[tuple[str, str]]] = {
@@ -74,7 +76,7 @@ def help_sections(current: Screen[object] | None = None) -> list[tuple[str, list
     return sections
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(DlqModal[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,question_mark,q", "close", "Close", show=True),
     ]

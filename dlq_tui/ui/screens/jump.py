@@ -8,11 +8,12 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
+from dlq_tui.ui.screens.modal import DlqModal
 
-class JumpModal(ModalScreen[int | None]):
+
+class JumpModal(DlqModal[int | None]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel", id="jump.cancel")]
     DEFAULT_CSS = """
     JumpModal { align: center middle; }

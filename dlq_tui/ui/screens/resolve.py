@@ -14,11 +14,11 @@ from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from dlq_tui.db.triage import NOTE_MAX_CHARS, RESOLUTION_METHODS
+from dlq_tui.ui.screens.modal import DlqModal
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class Resolution:
     note: str | None
 
 
-class ResolveModal(ModalScreen[Resolution | None]):
+class ResolveModal(DlqModal[Resolution | None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel", id="resolve.cancel"),
         Binding("ctrl+s", "submit", "Resolve", id="resolve.submit"),
