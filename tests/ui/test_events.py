@@ -162,3 +162,44 @@ async def test_marks_are_kept_by_id(demo_db: DemoDb) -> None:
         await settle(pilot)
         assert len(screen.table.marked) == screen.table.row_count
         assert f"{screen.table.row_count} marked" in screen_text(app)
+
+
+async def test_wide_screens_give_reason_and_source_the_spare_width(demo_db: DemoDb) -> None:
+    """At 80 columns everything up to the lock status fits and the reason is cut; a wide terminal shows reason
+    codes and log paths whole, and the table follows the terminal when it is resized."""
+    app = demo_app(demo_db)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_events(pilot)
+        assert "json_parsing_failed" not in screen_text(app)  # cut to fit 80 columns
+        assert "lock" in screen_text(app)
+        await pilot.resize_terminal(200, 40)
+        await settle(pilot)
+        await pilot.press("d")  # detail pane off: the table has the whole width
+        await settle(pilot)
+        shown = screen_text(app)
+        assert "json_parsing_failed" in shown
+        assert "/var/log/cowrie/cowrie.json.2024-03-" in shown  # whole paths, not "…/cowrie.json…"
+        await pilot.resize_terminal(80, 24)
+        await settle(pilot)
+        assert "json_parsing_failed" not in screen_text(app)
+        assert screen.table.row_count > 0  # rows survive the column rebuild
+
+
+async def test_a_dialog_dismissed_twice_closes_once(demo_db: DemoDb) -> None:
+    """Keys typed faster than a dialog closes (g 1 enter g 2 enter) reach it after its first dismiss; a second
+    dismiss must neither run the callback again nor pop the screen beneath (the app used to crash here)."""
+    from dlq_tui.ui.screens.jump import JumpModal
+
+    app = demo_app(demo_db)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_events(pilot)
+        answers: list[int | None] = []
+        app.push_screen(JumpModal(), answers.append)
+        await pilot.pause()
+        modal = app.screen
+        assert isinstance(modal, JumpModal)
+        modal.dismiss(1)
+        modal.dismiss(2)
+        await settle(pilot)
+        assert answers == [1]
+        assert app.screen is screen

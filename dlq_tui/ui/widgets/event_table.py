@@ -31,19 +31,35 @@ Direction = Literal["next", "previous"]
 
 # key, header, width: fixed widths, so DataTable does not measure every cell of every page. Everything up to the
 # lock status fits an 80-column terminal; the source (least needed to triage, in full in the detail pane) comes
-# last and simply shows more of itself on wider screens.
+# last. On wider screens the reason and then the source take the width that is left (see _fit_columns).
 SOURCE_WIDTH = 24
+REASON_WIDTH = 16
+REASON_MAX = 30  # long enough for every reason code the processor writes
 COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("mark", " ", 1),
     ("id", "id", 7),
     ("priority", "priority", 8),
     ("class", "class", 10),
-    ("reason", "reason", 16),
+    ("reason", "reason", REASON_WIDTH),
     ("retries", "rt", 2),
     ("age", "age", 7),
     ("lock", "lock", 9),
     ("source", "source", SOURCE_WIDTH),
 )
+# Each column pads one cell on both sides; the vertical scrollbar takes two.
+_BASE_WIDTH = sum(width + 2 for *_, width in COLUMNS) + 2
+
+
+def column_widths(available: int) -> dict[str, int]:
+    """The widths for a table `available` cells wide: the base layout, the spare width to reason then source."""
+    widths = {key: width for key, _, width in COLUMNS}
+    spare = max(0, available - _BASE_WIDTH)
+    extra_reason = min(spare, REASON_MAX - REASON_WIDTH)
+    widths["reason"] += extra_reason
+    widths["source"] += spare - extra_reason
+    return widths
+
+
 PRIORITY_STYLE = {1: "bold red", 2: "red", 3: "yellow"}
 LOCK_STYLE = {"mine": "bold green", "held": "bold magenta", "expired": "dim yellow", "free": "dim"}
 
@@ -84,8 +100,21 @@ class EventTable(DataTable[Text]):
         self.my_token: uuid.UUID | None = None  # this session's lock token: its locks read "mine", not "held"
 
     def on_mount(self) -> None:
-        for key, header, width in COLUMNS:
-            self.add_column(header, width=width, key=key)
+        self._add_columns(column_widths(0))
+
+    def _add_columns(self, widths: dict[str, int]) -> None:
+        for key, header, _ in COLUMNS:
+            self.add_column(header, width=widths[key], key=key)
+
+    def on_resize(self) -> None:
+        widths = column_widths(self.size.width)
+        if all(self.columns[key].width == width for key, width in widths.items() if key in self.columns):
+            return
+        # Rebuilding the columns means re-adding the (at most 3 pages of) rows: only on a real width change.
+        keep = self.highlighted.id if self.highlighted else None
+        self.clear(columns=True)
+        self._add_columns(widths)
+        self._redraw(focus_id=keep, keep_offset=True)
 
     # --- the window --------------------------------------------------------------------------------
     @property
@@ -163,8 +192,12 @@ class EventTable(DataTable[Text]):
             Text(str(row.retry_count), style="bold yellow" if row.retry_count > 5 else "", justify="right"),
             Text(fmt.age_between(row.created_at, now)),
             lock,
-            safe_text(fmt.short_source(row.source, SOURCE_WIDTH), limit=60),
+            safe_text(fmt.short_source(row.source, self._source_width()), limit=300),
         ]
+
+    def _source_width(self) -> int:
+        column = self.columns.get("source")  # type: ignore[call-overload]
+        return column.width if column is not None else SOURCE_WIDTH
 
     def lock_cell(self, row: EventRow, now: datetime) -> Text:
         """Lock cell: "mine 29m" (this session holds it) vs "held 12m" (someone else: read-only to you)."""
