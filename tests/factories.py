@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, text
+from sqlalchemy import Connection, Engine, func, insert, select, text
 
 from dlq_tui.db import schema
 
@@ -173,3 +173,17 @@ def insert_run(conn: Connection, *, started_at: datetime, **attrs: Any) -> None:
         **attrs,
     }
     conn.execute(insert(schema.dlq_processing_metrics).values(**values))
+
+
+def add_bare_events(
+    engine: Engine, n: int = 1, *, reason: str = "unknown", payload: str = '{"k": 1}', **cols: Any
+) -> list[int]:
+    """n minimal events in one statement; extra columns are set as raw values (e.g. resolved=True). Ids ascending."""
+    names = ["reason", "payload", *cols]
+    values = [":reason", "CAST(:payload AS json)", *(f":{c}" for c in cols)]
+    sql = (
+        f"INSERT INTO dead_letter_events ({', '.join(names)}) SELECT {', '.join(values)}"
+        " FROM generate_series(1, :n) RETURNING id"
+    )
+    with engine.begin() as conn:
+        return sorted(conn.execute(text(sql), {"reason": reason, "payload": payload, "n": n, **cols}).scalars())

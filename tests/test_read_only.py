@@ -14,21 +14,9 @@ from dlq_tui.db import triage
 from dlq_tui.db.connect import make_engine
 from dlq_tui.db.triage import ActionRefused, Operator
 from tests import pg
+from tests.factories import add_bare_events
 
 PASSWORD = "s3cret-Pa55"
-
-
-def add_events(engine: Engine, n: int) -> list[int]:
-    with engine.begin() as conn:
-        return sorted(
-            conn.execute(
-                text(
-                    "INSERT INTO dead_letter_events (reason, payload)"
-                    " SELECT 'unknown', CAST('{\"k\": 1}' AS json) FROM generate_series(1, :n) RETURNING id"
-                ),
-                {"n": n},
-            ).scalars()
-        )
 
 
 def snapshot(engine: Engine) -> list[tuple[object, ...]]:
@@ -49,7 +37,7 @@ WRITES = {
 
 @pytest.mark.parametrize("name", list(WRITES))
 def test_read_only_session_refuses_every_write_at_the_database(v7_dsn: str, v7_engine: Engine, name: str) -> None:
-    ids = add_events(v7_engine, 3)
+    ids = add_bare_events(v7_engine, 3)
     with v7_engine.begin() as conn:  # make every action applicable, so only read-only mode can stop it
         conn.execute(text("UPDATE dead_letter_events SET resolved = (id = :i) WHERE true"), {"i": ids[0]})
     before = snapshot(v7_engine)
@@ -69,7 +57,7 @@ def test_read_only_session_refuses_every_write_at_the_database(v7_dsn: str, v7_e
 
 
 def test_read_only_session_can_still_export(v7_dsn: str, v7_engine: Engine, tmp_path: Path) -> None:
-    ids = add_events(v7_engine, 2)
+    ids = add_bare_events(v7_engine, 2)
     read_only = make_engine(v7_dsn, read_only=True)
     try:
         assert triage.export_jsonl(read_only, ids, tmp_path / "e.jsonl") == 2
@@ -98,7 +86,7 @@ def select_only_dsn(pg_server: pg.TestServer, v7_dsn: str) -> Iterator[str]:
 def test_role_without_update_gets_a_clear_message(
     select_only_dsn: str, v7_engine: Engine, name: str, tmp_path: Path
 ) -> None:
-    ids = add_events(v7_engine, 2)
+    ids = add_bare_events(v7_engine, 2)
     before = snapshot(v7_engine)
     viewer = make_engine(select_only_dsn)
     try:
@@ -116,7 +104,7 @@ def test_role_without_update_gets_a_clear_message(
 def test_role_without_select_cannot_export_and_is_told_so(
     select_only_dsn: str, v7_engine: Engine, tmp_path: Path
 ) -> None:
-    ids = add_events(v7_engine, 1)
+    ids = add_bare_events(v7_engine, 1)
     role = conninfo_to_dict(select_only_dsn)["user"]
     with v7_engine.begin() as conn:
         conn.execute(text(f"REVOKE SELECT ON dead_letter_events FROM {role}"))

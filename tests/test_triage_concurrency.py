@@ -17,24 +17,12 @@ from sqlalchemy import Engine, text
 from dlq_tui.db import triage
 from dlq_tui.db.connect import make_engine
 from dlq_tui.db.triage import Operator
+from tests.factories import add_bare_events
 
 THREADS = 8
 EVENTS = 200
 ROUNDS = 3
 CHUNK = 20  # each thread claims every event, in shuffled chunks, so the statements really interleave
-
-
-def add_events(engine: Engine, n: int) -> list[int]:
-    with engine.begin() as conn:
-        return sorted(
-            conn.execute(
-                text(
-                    "INSERT INTO dead_letter_events (reason, payload)"
-                    " SELECT 'json_parsing_failed', CAST('{\"n\": 1}' AS json) FROM generate_series(1, :n) RETURNING id"
-                ),
-                {"n": n},
-            ).scalars()
-        )
 
 
 def run_together(workers: list[Callable[[], Any]]) -> list[Any]:
@@ -88,7 +76,7 @@ def engines(v7_dsn: str) -> Iterator[list[Engine]]:
 def test_concurrent_claims_give_every_event_exactly_one_holder(v7_engine: Engine, engines: list[Engine]) -> None:
     timings = []
     for round_no in range(ROUNDS):
-        ids = add_events(v7_engine, EVENTS)
+        ids = add_bare_events(v7_engine, EVENTS, reason="json_parsing_failed")
         ops = [Operator(f"op{i}") for i in range(THREADS)]
 
         started = time.monotonic()
@@ -154,7 +142,7 @@ def legacy_processor_claim(dsn: str, stop: threading.Event, claimed: list[int]) 
 def test_operators_and_the_processor_never_hold_the_same_event(
     v7_dsn: str, v7_engine: Engine, engines: list[Engine]
 ) -> None:
-    ids = add_events(v7_engine, EVENTS)
+    ids = add_bare_events(v7_engine, EVENTS, reason="json_parsing_failed")
     ops = [Operator(f"op{i}") for i in range(4)]
     processor_claimed: list[int] = []
     stop = threading.Event()
