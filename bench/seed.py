@@ -57,28 +57,25 @@ CROSS JOIN LATERAL (SELECT
     (h.r / 11) % 10 < 3 AS resolved) b
 """
 
-_LEGACY_SELECT = f"""
-INSERT INTO dead_letter_events ({LEGACY_COLUMNS})
-SELECT 'ingest-' || (g / 1000), b.source, b.source_offset,
+# The legacy columns' values, shared by both shapes so a v7 row is a legacy row plus the v7 columns.
+_LEGACY_VALUES = """SELECT 'ingest-' || (g / 1000), b.source, b.source_offset,
     (ARRAY['json_parsing_failed', 'json_parsing_failed', 'file_type_mismatch', 'payload_not_dict', 'unknown'])
         [(h.r / 13) % 5 + 1],
     CAST(x.p AS json),
-    CASE WHEN g % 3 = 0 THEN CAST('{{"json_parsing_failed": true, "requires_investigation": true}}' AS json) END,
+    CASE WHEN g % 3 = 0 THEN CAST('{"json_parsing_failed": true, "requires_investigation": true}' AS json) END,
     b.created_at, b.resolved,
-    CASE WHEN b.resolved THEN b.created_at + interval '90 seconds' END
+    CASE WHEN b.resolved THEN b.created_at + interval '90 seconds' END"""
+
+_LEGACY_SELECT = f"""
+INSERT INTO dead_letter_events ({LEGACY_COLUMNS})
+{_LEGACY_VALUES}
 {_GEN}
 """
 
 _CK = "encode(sha256(convert_to(x.p, 'UTF8')), 'hex')"
 _V7_SELECT = f"""
 INSERT INTO dead_letter_events ({LEGACY_COLUMNS}, {V7_EXTRA_COLUMNS})
-SELECT 'ingest-' || (g / 1000), b.source, b.source_offset,
-    (ARRAY['json_parsing_failed', 'json_parsing_failed', 'file_type_mismatch', 'payload_not_dict', 'unknown'])
-        [(h.r / 13) % 5 + 1],
-    CAST(x.p AS json),
-    CASE WHEN g % 3 = 0 THEN CAST('{{"json_parsing_failed": true, "requires_investigation": true}}' AS json) END,
-    b.created_at, b.resolved,
-    CASE WHEN b.resolved THEN b.created_at + interval '90 seconds' END,
+{_LEGACY_VALUES},
     {_CK},
     {key_sql(_CK, "b")},
     r.retries,
