@@ -103,18 +103,23 @@ async def test_every_screen_and_every_hostile_detail_is_safe(demo_db: DemoDb, id
         assert_safe(app, "help")
 
 
+async def open_reason_filter(pilot) -> None:  # type: ignore[no-untyped-def]
+    """Events screen, filter dialog open, typing into the reason field (where completions are offered)."""
+    await settle(pilot)
+    await pilot.press("e")
+    await settle(pilot)
+    await pilot.press("slash")
+    await settle(pilot)
+    pilot.app.screen.query_one("#f-reason").focus()
+
+
 async def test_filter_modal_completes_hostile_reasons_safely(demo_db: DemoDb) -> None:
     with demo_db.engine.connect() as conn:
         reasons = [r for (r,) in conn.execute(text("SELECT DISTINCT reason FROM dead_letter_events"))]
     assert any("\x1b" in r for r in reasons) and any(r.startswith("[link=") for r in reasons)
     app = demo_app(demo_db, refresh_seconds=600)
     async with app.run_test(size=WIDE) as pilot:
-        await settle(pilot)
-        await pilot.press("e")
-        await settle(pilot)
-        await pilot.press("slash")
-        await settle(pilot)
-        app.screen.query_one("#f-reason").focus()
+        await open_reason_filter(pilot)
         for prefix in ("[link", "payload_not_dict", "unknown", "json_parsing_failed"):
             reason_input = app.screen.query_one("#f-reason")
             reason_input.value = ""
@@ -132,12 +137,7 @@ async def test_completion_never_offers_a_raw_escape(demo_db: DemoDb) -> None:
         insert_event(conn, source="/var/log/cowrie/x.json", reason="zz-attack\x1b]0;pwned\x07\x1b[2J")
     app = demo_app(demo_db, refresh_seconds=600)
     async with app.run_test(size=WIDE) as pilot:
-        await settle(pilot)
-        await pilot.press("e")
-        await settle(pilot)
-        await pilot.press("slash")
-        await settle(pilot)
-        app.screen.query_one("#f-reason").focus()
+        await open_reason_filter(pilot)
         await pilot.press("z", "z")
         await pilot.pause(0.2)
         assert_safe(app, "filter modal, completing 'zz'")
