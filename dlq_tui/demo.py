@@ -65,7 +65,7 @@ def _j(value: Any) -> str:
 
 
 def _huge_payload() -> str:
-    lines = []
+    lines: list[str] = []
     size = 0
     # A dropper pasted over and over: one huge single-line string, the worst case for a table cell.
     while size < HUGE_PAYLOAD_BYTES - 200:

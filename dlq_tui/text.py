@@ -21,6 +21,7 @@ import json
 import re
 from collections.abc import Iterator
 from functools import lru_cache
+from typing import cast
 
 from rich.style import Style
 from rich.text import Span, Text
@@ -359,6 +360,15 @@ _WS_RE = re.compile(r"[ \t\n\r]*")
 _NUMBER_RE = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 # Lenient about raw controls inside strings (invalid JSON, but attackers write it): they are escaped on display.
 _STRING_BODY_RE = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*', re.DOTALL)
+
+
+def _match_end(pattern: re.Pattern[str], src: str, pos: int, endpos: int | None = None) -> int:
+    """End of `pattern` at `pos`; for the patterns above, which match the empty string, so always match."""
+    match = pattern.match(src, pos, len(src) if endpos is None else endpos)
+    assert match is not None
+    return match.end()
+
+
 _LITERALS = {
     "true": TRUE_STYLE,
     "false": FALSE_STYLE,
@@ -442,7 +452,7 @@ class _JsonPrinter:
         """Show the string token at `pos` in its JSON-encoded form; return (end position, body if short)."""
         start = pos + 1
         window = min(len(self.src), start + 6 * max(self.room, 0) + 16)
-        end = _STRING_BODY_RE.match(self.src, start, window).end()
+        end = _match_end(_STRING_BODY_RE, self.src, start, window)
         complete = end < len(self.src) and self.src[end] == '"'
         self.put('"', style, pos)
         taken, _ = self.put_escaped(self.src[start:end], style, multiline=False)
@@ -455,7 +465,7 @@ class _JsonPrinter:
         """Show a JSON string decoded, as the raw lines it holds, in a gutter block (malformed_content)."""
         start = pos + 1
         window = min(len(self.src), start + 6 * max(self.room, 0) + 16)
-        end = _STRING_BODY_RE.match(self.src, start, window).end()
+        end = _match_end(_STRING_BODY_RE, self.src, start, window)
         complete = end < len(self.src) and self.src[end] == '"'
         # The gutter marks every raw line, so raw text cannot pass itself off as more JSON keys.
         gutter = "\n" + _INDENT * (depth + 1) + _GUTTER
@@ -504,7 +514,7 @@ class _JsonPrinter:
         after_block = False  # the previous member was a raw block: its comma is left out (it would read as raw)
         pos = 0
         while True:
-            pos = _WS_RE.match(src, pos).end()
+            pos = _match_end(_WS_RE, src, pos)
             if state == "after" and not stack:
                 if pos < len(src):
                     raise _NotJson
@@ -520,7 +530,7 @@ class _JsonPrinter:
                     pos = self.string(pos, STRING_STYLE)[0]
                 elif ch in "[{":
                     closer = "]" if ch == "[" else "}"
-                    after = _WS_RE.match(src, pos + 1).end()
+                    after = _match_end(_WS_RE, src, pos + 1)
                     if after < len(src) and src[after] == closer:
                         self.put(ch + closer, BRACE_STYLE, after + 1)
                         pos = after + 1
@@ -551,12 +561,12 @@ class _JsonPrinter:
                 if ch != '"':
                     raise _NotJson
                 pos, key = self.string(pos, KEY_STYLE)
-                pos = _WS_RE.match(src, pos).end()
+                pos = _match_end(_WS_RE, src, pos)
                 if pos >= len(src):
                     raise _Stop(pos)
                 if src[pos] != ":":
                     raise _NotJson
-                pos = _WS_RE.match(src, pos + 1).end()
+                pos = _match_end(_WS_RE, src, pos + 1)
                 if self.multiline and key in _RAW_TEXT_KEYS and pos < len(src) and src[pos] == '"':
                     self.put(":", BRACE_STYLE, pos)
                     pos = self.raw_block(pos, len(stack))
@@ -654,7 +664,7 @@ def _encode_capped(value: object, cap: int) -> tuple[str, bool]:
             emit(", ")
         firsts[-1] = False
         if is_dict:
-            key, item = item  # type: ignore[misc]
+            key, item = cast("tuple[object, object]", item)
             encoded, complete = _encode_leaf(key if isinstance(key, str) else _to_str(key), cap - size + 1)
             emit(encoded)
             if not complete:

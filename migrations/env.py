@@ -8,7 +8,7 @@ external transaction and leaves begin/commit to the runner: everything or nothin
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine
+from sqlalchemy import Connection, create_engine
 
 config = context.config
 
@@ -27,7 +27,7 @@ def run() -> None:
     _migrate(connection)
 
 
-def _migrate(connection: object) -> None:
+def _migrate(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=None, transactional_ddl=True)
     with context.begin_transaction():
         context.run_migrations()

@@ -24,7 +24,7 @@ import json
 import os
 import tempfile
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -33,7 +33,7 @@ from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, RowMapping, text
 from sqlalchemy.exc import DBAPIError
 
 from dlq_tui.db.models import ActionResult
@@ -126,7 +126,7 @@ _UNLOCK = {"processing_lock": "NULL", "lock_expires_at": "NULL"}
 class _Action:
     name: str  # verb shown in results; the audit method is "operator:<name>"
     sets: dict[str, str]  # column -> SQL for the new value (column refs read the old row)
-    why_not: Callable[[Mapping[str, Any]], str]  # reason when the row is free but `eligible` is false
+    why_not: Callable[[RowMapping], str]  # reason when the row is free but `eligible` is false
     eligible: str = "true"  # the action's precondition over the old row
     audit_extra: dict[str, tuple[str, str]] = field(default_factory=dict)  # change key -> (old SQL, new SQL)
     entry_extra: dict[str, str] = field(default_factory=dict)  # extra keys of the audit entry (e.g. note)

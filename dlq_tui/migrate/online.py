@@ -23,6 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, text
@@ -31,7 +32,7 @@ from sqlalchemy.exc import DBAPIError
 from dlq_tui.db import schema
 from dlq_tui.migrate import paging, runner, work
 from dlq_tui.migrate.catalog import EVENTS, HASH_SQL, Catalog, inspect_catalog, key_sql
-from dlq_tui.migrate.steps import STEP_NAMES, MigrationError, StepEvent, Steps, one_line, step_number
+from dlq_tui.migrate.steps import STEP_NAMES, MigrationError, Status, StepEvent, Steps, one_line, step_number
 
 __all__ = ["DEFAULT_LOCK_TIMEOUT_MS", "DEFAULT_RETRIES", "online_dry_run", "online_upgrade"]
 
@@ -186,7 +187,7 @@ class _Run:
 
     def finish(self, name: str, detail: str, *, skipped: bool = False, sql: list[str] | None = None) -> StepEvent:
         self.hook("after_step", name)
-        status = "skipped" if skipped else "done"
+        status: Status = "skipped" if skipped else "done"
         self.statuses[name] = status
         self.current = None
         duration = time.perf_counter() - self.started.get(name, time.perf_counter())
@@ -607,7 +608,7 @@ def _validate(run: _Run) -> Iterator[StepEvent]:
     sql: list[str] = []
     for constraint in pending:
         statement = _validate_sql(constraint)
-        yield from run.locked(name, lambda c, s=statement: c.exec_driver_sql(s), share=True)
+        yield from run.locked(name, _executes(statement), share=True)
         sql.append(statement + ";")
     fixed = []
     for column in _not_null_fixes(cat):  # a half-applied column without its NOT NULL
@@ -622,7 +623,7 @@ def _validate(run: _Run) -> Iterator[StepEvent]:
             f"ALTER TABLE {EVENTS} DROP CONSTRAINT {check}",
         ]
         for statement in statements:
-            yield from run.locked(name, lambda c, s=statement: c.exec_driver_sql(s))
+            yield from run.locked(name, _executes(statement))
         sql += [s + ";" for s in statements]
         fixed.append(f"{column} NOT NULL")
     checks = [c for c in pending if c in schema.V7_CHECK_CONSTRAINTS]
@@ -632,6 +633,11 @@ def _validate(run: _Run) -> Iterator[StepEvent]:
     parts = [f"{len(checks)} check{'s' if len(checks) > 1 else ''} validated"] if checks else []
     parts += ["fixed " + ", ".join(fixed)] if fixed else []
     yield run.finish(name, "; ".join(parts), sql=sql)
+
+
+def _executes(statement: str) -> Callable[[Connection], object]:
+    """A body for `_Run.locked` that runs one statement (bound now, not when a loop variable has moved on)."""
+    return lambda conn: conn.exec_driver_sql(statement)
 
 
 def _catch_up_batch(conn: Connection, lo: int, batch_size: int) -> tuple[int | None, int, int]:
@@ -645,7 +651,7 @@ def _catch_up_batch(conn: Connection, lo: int, batch_size: int) -> tuple[int | N
 def _catch_up_all(run: _Run, name: str) -> Generator[StepEvent, None, tuple[int, int]]:
     lo, done, keyless = 0, 0, 0
     while True:
-        hi, count, dups = yield from run.locked(name, lambda c, lo=lo: _catch_up_batch(c, lo, run.batch_size))
+        hi, count, dups = yield from run.locked(name, partial(_catch_up_batch, lo=lo, batch_size=run.batch_size))
         if hi is None:
             return done, keyless
         lo, done, keyless = hi, done + count, keyless + dups

@@ -25,7 +25,7 @@ SKIP_SQLITE = "PostgreSQL only: v7 changes nothing on SQLite"
 
 # The legacy objects (legacy-schema.md), taken from the shared schema so names cannot drift.
 legacy_metadata = MetaData()
-_LEGACY_COLUMNS = ("id", "ingest_id", "source", "source_offset", "reason", "payload", "metadata_json")
+_LEGACY_COLUMNS: tuple[str, ...] = ("id", "ingest_id", "source", "source_offset", "reason", "payload", "metadata_json")
 _LEGACY_COLUMNS += ("created_at", "resolved", "resolved_at")
 legacy_schema_state = schema.schema_state.to_metadata(legacy_metadata)
 legacy_events = Table(
@@ -207,8 +207,8 @@ SELECT count(*), count(*) FILTER (WHERE keyless) FROM upd"""
     )
     if result is None:
         return 0, 0
-    row = result.one()
-    return int(row[0]), int(row[1])
+    updated, keyless = tuple(result.one())
+    return int(updated), int(keyless)
 
 
 _UNIQUE_SQL = f"ALTER TABLE {EVENTS} ADD CONSTRAINT {schema.V7_UNIQUE_CONSTRAINT} UNIQUE (idempotency_key)"

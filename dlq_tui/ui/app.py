@@ -62,7 +62,8 @@ class DlqApp(App[int]):
     DEFAULT_MODE = "health"
     COMMANDS = App.COMMANDS | {DlqCommands}
     # Wide terminals get the detail pane beside the table, narrow ones below it (see the tcss).
-    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (150, "-wide")]
+    # App declares it `ClassVar[...] | None`, which type checkers read as an instance variable.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (150, "-wide")]  # noqa: RUF012
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("h", "go('health')", "Health", id="go.health"),
         Binding("e", "go('events')", "Events", id="go.events"),

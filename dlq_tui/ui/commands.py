@@ -82,7 +82,7 @@ class DlqCommands(Provider):
         if command.mode is None:
             await app.run_action(command.action)
             return
-        if app.current_mode != command.mode:  # type: ignore[attr-defined]
+        if app.current_mode != command.mode:
             await app.switch_mode(command.mode)
         # A key greyed out in the footer is silent; a command picked by name says why it cannot run.
         reason = getattr(app.screen, "unavailable_reason", lambda action: None)(command.action)

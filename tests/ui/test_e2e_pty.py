@@ -26,6 +26,7 @@ from dlq_tui.cli import run
 from dlq_tui.demo import hostile_ids
 from tests.faultservers import FaultServer
 from tests.pg import TestServer
+from tests.support.console import console_script
 from tests.test_connection_faults import (  # noqa: F401  (fixtures used by name)
     DSN_VARIABLES,
     FAULTS,
@@ -37,7 +38,7 @@ from tests.test_connection_faults import (  # noqa: F401  (fixtures used by name
     silent_port,
 )
 from tests.ui.conftest import DemoDb
-from tests.ui.test_pty import ANSI, console_script
+from tests.ui.test_pty import ANSI
 
 ROWS, COLS = 50, 160
 # The payloads' own sequences, exactly as fill_demo stores them (see dlq_tui/demo.py).

@@ -6,25 +6,19 @@ import fcntl
 import os
 import re
 import select
-import shutil
 import signal
 import struct
 import subprocess
-import sys
 import termios
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.support.console import console_script
 from tests.ui.conftest import DemoDb
 
 ANSI = re.compile(r"\x1b\[[0-9;?<>=]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[()][A-Za-z0-9]|\x1b[=>78]")
-
-
-def console_script() -> str:
-    found = Path(sys.executable).with_name("dlq-tui")
-    return str(found) if found.exists() else shutil.which("dlq-tui") or "dlq-tui"
 
 
 def read_until(fd: int, proc: subprocess.Popen[bytes], wanted: list[str], timeout: float) -> str:

@@ -260,3 +260,39 @@ async def test_a_refusal_quoting_hostile_server_text_is_shown_escaped(demo_db: D
         assert refusal, notes(app)
         assert "\x1b" not in refusal[0] and "\x07" not in refusal[0]
         assert "\\x1b]0;pwned\\x07[bold]x[/]" in refusal[0]  # the escapes and the markup, as text
+
+
+async def test_an_unexpected_failure_in_a_triage_or_export_worker_is_shown_and_later_actions_still_run(
+    demo_db: DemoDb, tmp_path: Path, monkeypatch
+) -> None:
+    """A bug (not a database refusal) inside an action's worker: one error notification naming it, and the
+    screen must not stay "busy" with an action counted as running forever."""
+    from dlq_tui.db import triage
+
+    real_claim, real_export = triage.claim, triage.export_jsonl
+
+    def broken(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("boom in the worker")
+
+    app = make_app(demo_db.dsn)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_events(pilot)
+        first = screen.table.highlighted.id
+        monkeypatch.setattr(triage, "claim", broken)
+        await press(pilot, "c")  # settle() raises if the action stays counted as running
+        assert screen.actions_running == 0
+        assert any("boom in the worker" in note for note in notes(app))
+        assert rows(demo_db, [first])[first]["processing_lock"] is None
+
+        monkeypatch.setattr(triage, "export_jsonl", broken)
+        await press(pilot, "E")
+        app.screen.query_one(Input).value = str(tmp_path / "out.jsonl")
+        await press(pilot, "enter")
+        assert screen.actions_running == 0
+        assert sum("boom in the worker" in note for note in notes(app)) == 2
+
+        monkeypatch.setattr(triage, "claim", real_claim)
+        monkeypatch.setattr(triage, "export_jsonl", real_export)
+        await press(pilot, "c")  # the next action runs as usual
+        assert rows(demo_db, [first])[first]["processing_lock"] == app.source.operator.lock_token
+        assert "claim: 1 done" in notes(app)

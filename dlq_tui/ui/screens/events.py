@@ -19,6 +19,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Container
 from textual.message import Message
+from textual.notifications import SeverityLevel
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import Worker
@@ -231,7 +232,9 @@ class EventsScreen(DlqScreen):
             exit_on_error=False,
         )
 
-    def _fetch(self, generation: int, kind: LoadKind, call, focus_id: int | None = None) -> None:  # type: ignore[no-untyped-def]
+    def _fetch(
+        self, generation: int, kind: LoadKind, call: Callable[[], EventPage | None], focus_id: int | None = None
+    ) -> None:
         page = call()
         self.post_message(PageLoaded(generation, kind, page, focus_id))
 
@@ -562,7 +565,9 @@ class EventsScreen(DlqScreen):
         except ActionRefused as exc:
             outcome = Outcome(verb, exc.result, str(exc), focus_id)
         except Exception:
-            self.call_from_thread(self._one_action_done)
+            # Screens have no call_from_thread: the app's runs the callback on the UI thread. The worker then
+            # fails, and the screen's one worker-error handler shows the error.
+            self.app.call_from_thread(self._one_action_done)
             raise
         self.post_message(ActionFinished(outcome))
 
@@ -599,7 +604,7 @@ class EventsScreen(DlqScreen):
                 markup=False,
             )
         if result is not None and (outcome.refusal is None or result.done):
-            severity = "warning" if result.skipped else "information"
+            severity: SeverityLevel = "warning" if result.skipped else "information"
             self.notify(describe(result), title=outcome.verb.lower(), severity=severity, timeout=8, markup=False)
         if result is not None and result.done:
             self.table.unmark(result.done)
@@ -743,7 +748,9 @@ class EventsScreen(DlqScreen):
         except ActionRefused as exc:
             message = ExportFinished(path, None, str(exc))
         except Exception:
-            self.call_from_thread(self._one_action_done)
+            # Screens have no call_from_thread: the app's runs the callback on the UI thread. The worker then
+            # fails, and the screen's one worker-error handler shows the error.
+            self.app.call_from_thread(self._one_action_done)
             raise
         self.post_message(message)
 

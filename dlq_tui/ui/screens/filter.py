@@ -121,7 +121,7 @@ class FilterModal(DlqModal[EventFilter | None]):
             classification=None if klass is Select.NULL else ("" if klass == UNCLASSIFIED else str(klass)),
             reason=reason or None,
             text=text or None,
-            lock=lock if lock in ("locked", "free") else "any",  # type: ignore[arg-type]
+            lock=lock if lock in ("locked", "free") else "any",
             include_resolved=self.query_one("#f-resolved", Checkbox).value,
         )
 

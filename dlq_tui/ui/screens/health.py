@@ -13,7 +13,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, ClassVar
 
-from rich.console import Group
+from rich.console import Group, JustifyMethod
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -75,11 +75,11 @@ WIDE = {"reason", "method", "name"}
 def _small_table(title: str, *columns: str) -> Table:
     table = Table(title=title, title_justify="left", title_style="bold", expand=True, box=None, pad_edge=False)
     for column in columns:
-        justify = "right" if column in NUMERIC else "left"
+        justify: JustifyMethod = "right" if column in NUMERIC else "left"
         left = justify == "left" and column in WIDE
         table.add_column(
             column, header_style="dim", justify=justify, no_wrap=True, overflow="ellipsis", ratio=2 if left else None
-        )  # type: ignore[arg-type]
+        )
     return table
 
 

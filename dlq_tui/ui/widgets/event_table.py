@@ -108,7 +108,8 @@ class EventTable(DataTable[Text]):
 
     def on_resize(self) -> None:
         widths = column_widths(self.size.width)
-        if all(self.columns[key].width == width for key, width in widths.items() if key in self.columns):
+        current = {column.key.value: column.width for column in self.columns.values()}
+        if all(current[key] == width for key, width in widths.items() if key in current):
             return
         # Rebuilding the columns means re-adding the (at most 3 pages of) rows: only on a real width change.
         keep = self.highlighted.id if self.highlighted else None

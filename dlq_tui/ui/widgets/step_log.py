@@ -11,6 +11,7 @@ from typing import Any
 
 from rich.text import Text
 from textual.widgets import DataTable
+from textual.widgets.data_table import ColumnKey
 
 STATUS_STYLE = {
     "pending": "dim",
@@ -69,7 +70,7 @@ class StepLog(DataTable[Text]):
     def on_resize(self) -> None:
         # The detail (backfill progress, lock retries) takes whatever width the fixed columns leave.
         width = max(DETAIL_MIN, self.size.width - FIXED_WIDTH)
-        if self.columns["detail"].width == width:
+        if self.columns[ColumnKey("detail")].width == width:
             return
         rows = [(str(row.key.value), list(self.get_row(row.key))) for row in self.ordered_rows]
         cursor = self.cursor_row
