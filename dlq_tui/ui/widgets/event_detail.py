@@ -8,6 +8,7 @@ here recurses on data (no json.dumps, no str() of a container), so no nesting de
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from datetime import datetime, timedelta
@@ -119,6 +120,7 @@ def timeline(title: str, value: Any) -> Text:
 
 AUDIT_PREFIX = "operator:"
 AUDIT_KEYS = {"timestamp", "method", "operator", "success", "changes", "note"}
+ISO_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)?")
 
 
 def is_audit_entry(entry: Any) -> bool:
@@ -146,7 +148,9 @@ def audit_line(entry: dict[str, Any]) -> Text:
 
     out = Text("  ✓ ", style="green") if entry.get("success") is True else Text("  ✗ ", style="bold red")
     stamp = entry.get("timestamp", "-")
-    out.append_text(inline(stamp[:19] if isinstance(stamp, str) else stamp, 32, "dim"))
+    if isinstance(stamp, str) and ISO_TIME.fullmatch(stamp):
+        stamp = stamp[:19]  # to the second: the fraction and the zone triage writes add nothing here
+    out.append_text(inline(stamp, 32, "dim"))  # anything else is shown as written, cut with a marker
     out.append("  ")
     out.append_text(safe_text(entry["method"].removeprefix(AUDIT_PREFIX), limit=40, style="bold cyan"))
     out.append(" by ", style="dim")
