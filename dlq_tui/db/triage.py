@@ -34,7 +34,7 @@ from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, RowMapping, text
 from sqlalchemy.exc import DBAPIError
 
 from dlq_tui.db.models import ActionResult
@@ -417,7 +417,7 @@ def _ascii_escape(match: re.Match[str]) -> str:
     return f"\\u{cp:04x}"
 
 
-def _export_line(row: Mapping[str, Any]) -> str:
+def _export_line(row: RowMapping) -> str:
     """One JSON Lines record, pure ASCII, in json.dumps's layout; stored JSON text is copied, never parsed.
 
     PostgreSQL writes jsonb as valid JSON with control characters already escaped; non-ASCII characters (only
