@@ -36,6 +36,7 @@ __all__ = [
     "cut_marker",
     "decode_bytes",
     "escape_controls",
+    "json_nesting_exceeds",
     "page_of",
     "plain",
     "safe_json",
@@ -379,9 +380,10 @@ _LITERALS = {
     "-Infinity": NUMBER_STYLE,
 }
 _LITERAL_RE = re.compile("|".join(sorted((re.escape(k) for k in _LITERALS), key=len, reverse=True)))
-# Skipping a too-deep subtree: strings are jumped over whole so brackets inside them do not count.
-_SKIP_RE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
-_SKIP_MAX_TOKENS = 200_000  # bound the skip of a pathological "[[[[..." so it cannot freeze the screen
+# Nesting without parsing: strings are jumped over whole so brackets inside them do not count, and a run of
+# brackets is one token, so the pathological "[[[[..." of 100,000 levels costs two tokens, not 200,000.
+_NEST_RE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[{]+|[\]}]+', re.DOTALL)
+_NEST_MAX_TOKENS = 200_000  # bound the scan of a pathological value so it cannot freeze the screen
 _JSON_PIECE_RE = re.compile(
     r"[^\"\\]+|\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|\\u[0-9a-fA-F]{4}|\\.?", re.DOTALL
 )
@@ -413,6 +415,33 @@ def _decode_json_escape(raw: str) -> str:
         high, low = int(raw[2:6], 16), int(raw[8:12], 16)
         return chr(0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00))
     return raw  # a lone trailing backslash or an unknown escape: shown as written
+
+
+def _depth_marker(levels: int) -> str:
+    """The text shown where a value nested too deep to draw is cut: the levels not drawn."""
+    return f"{levels:,} more level{'' if levels == 1 else 's'}"
+
+
+def json_nesting_exceeds(source: str, levels: int) -> bool:
+    """Whether JSON text nests deeper than `levels` (brackets outside strings), found without parsing.
+
+    For deciding, before json.loads (which recurses and overflows on deep input), whether a value can be parsed
+    safely; the scan stops as soon as the answer is known. A value too big to scan counts as too deep.
+    """
+    if source.count("[") + source.count("{") <= levels:  # C-speed upper bound: the usual, shallow case
+        return False
+    depth = 0
+    for count, match in enumerate(_NEST_RE.finditer(source)):
+        if count > _NEST_MAX_TOKENS:
+            return True
+        token = match.group()
+        if token[0] in "[{":
+            depth += len(token)
+            if depth > levels:
+                return True
+        elif token[0] != '"':
+            depth = max(0, depth - len(token))
+    return False
 
 
 class _JsonPrinter:
@@ -491,20 +520,27 @@ class _JsonPrinter:
         return end + 1
 
     # -- driver ------------------------------------------------------------------------------------------------
-    def skip_subtree(self, pos: int) -> int:
-        """Position after the container opening at `pos`, found without looking inside strings."""
-        depth = 0
-        for count, match in enumerate(_SKIP_RE.finditer(self.src, pos)):
-            if count > _SKIP_MAX_TOKENS:
-                raise _Stop(match.start())
+    def skip_subtree(self, pos: int) -> tuple[int | None, int, int]:
+        """Skip the container opening at `pos` without looking inside strings.
+
+        Returns (position after it, or None when the text or the scan budget ends first; how many levels deep
+        it goes, counting itself, or at least that many when not ended; where the scan stopped).
+        """
+        depth = deepest = 0
+        for count, match in enumerate(_NEST_RE.finditer(self.src, pos)):
+            if count > _NEST_MAX_TOKENS:
+                return None, deepest, match.start()
             token = match.group()
-            if token in "[{":
-                depth += 1
-            elif token in "]}":
-                depth -= 1
-                if depth == 0:
-                    return match.end()
-        raise _Stop(len(self.src))
+            if token[0] == '"':
+                continue
+            if token[0] in "[{":
+                depth += len(token)
+                deepest = max(deepest, depth)
+            elif len(token) >= depth:
+                return match.start() + depth, deepest, match.start() + depth
+            else:
+                depth -= len(token)
+        return None, deepest, len(self.src)
 
     def run(self) -> None:
         """Pretty-print the whole source; raises _Stop when cut, _NotJson on a syntax error."""
@@ -535,10 +571,14 @@ class _JsonPrinter:
                         self.put(ch + closer, BRACE_STYLE, after + 1)
                         pos = after + 1
                     elif len(stack) >= self.max_depth:
+                        end, levels, stopped = self.skip_subtree(pos)
                         self.put(ch, BRACE_STYLE, pos)
-                        self.put(f" … (nested deeper than {self.max_depth} levels) ", MARKER_STYLE, pos)
-                        pos = self.skip_subtree(pos)
-                        self.put(closer, BRACE_STYLE, pos)
+                        if end is None:
+                            self.put(f" … at least {_depth_marker(levels)}", MARKER_STYLE, pos)
+                            raise _Stop(stopped)
+                        self.put(f" … {_depth_marker(levels)} ", MARKER_STYLE, pos)
+                        self.put(closer, BRACE_STYLE, end)
+                        pos = end
                     else:
                         stack.append(ch)
                         self.put(ch, BRACE_STYLE, pos + 1)
@@ -741,8 +781,9 @@ def safe_json(
     `total_bytes` is the size of the full text when `value` is only its beginning (cut server-side): the prefix
     is shown as far as it goes and the marker counts the rest. Strings keep their JSON-encoded form (a newline
     shows as \\n) with any remaining risky character escaped; a "malformed_content" string (the raw log line that
-    failed to parse) is decoded and shown as raw lines in a gutter block. Containers nested deeper than
-    `max_depth` show "… (nested deeper than N levels)". multiline=False gives a one-line compact form.
+    failed to parse) is decoded and shown as raw lines in a gutter block. A container nested deeper than
+    `max_depth` is drawn empty with "… N more levels" (the levels not drawn) inside. multiline=False gives a
+    one-line compact form.
     """
     if value is None:
         return Text(NONE_MARK, style=MARKER_STYLE)

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from dlq_tui.db import queries as q
-from dlq_tui.db.models import EventFilter, EventRow, PageCursor
+from dlq_tui.db.models import EventFilter, EventRow, JsonText, PageCursor
 from tests.factories import db_now, insert_breaker, insert_event, insert_events, insert_run, sha256_hex
 
 DAY = timedelta(days=1)
@@ -334,4 +334,5 @@ def test_pathological_audit_json_comes_back_as_text(v7_engine: Engine) -> None:
     with v7_engine.connect() as conn:
         d = q.fetch_event(conn, event_id)
     assert d is not None
-    assert isinstance(d.error_history, str) and d.error_history.startswith("[[[")
+    assert isinstance(d.error_history, JsonText) and d.error_history.text.startswith("[[[")
+    assert d.error_history.total_bytes == len(deep)

@@ -141,6 +141,17 @@ class EventPage:
 
 
 @dataclass(frozen=True)
+class JsonText:
+    """A JSON column handed over as its stored text, not parsed: too big, or nested too deep to parse safely.
+
+    `text` may be only the beginning of the value; `total_bytes` is the UTF-8 size of the whole of it.
+    """
+
+    text: str
+    total_bytes: int
+
+
+@dataclass(frozen=True)
 class EventDetail:
     """Every column of one event. Payload text may be cut: see payload_total_bytes."""
 
@@ -150,11 +161,13 @@ class EventDetail:
     payload_text: str  # payload::text, at most the requested number of characters
     payload_total_chars: int
     payload_total_bytes: int
-    metadata_text: str | None
+    metadata_text: str | None  # metadata_json::text, at most as many characters as the payload
+    metadata_total_bytes: int | None  # the UTF-8 size of all of it
     payload_checksum: str | None  # stored
     computed_checksum: str  # sha256 of payload::text, computed now by the server
     idempotency_key: str | None
-    error_history: Any  # JSON as stored (normally a list of dicts; anything else is shown raw)
+    # Parsed JSON, at most AUDIT_JSON_MAX_DEPTH levels deep (normally a list of dicts), or JsonText.
+    error_history: Any
     processing_attempts: Any
     resolution_method: str | None
     updated_at: datetime | None

@@ -26,16 +26,21 @@ from dlq_tui.db.models import (
     EventRow,
     HealthFigures,
     HealthSnapshot,
+    JsonText,
     PageCursor,
     ProcessingRun,
     ReasonStat,
 )
+from dlq_tui.text import json_nesting_exceeds, utf8_len
 
 ev = schema.dead_letter_events
 
-# Cap for the JSONB audit columns in fetch_event: they are normally small arrays, but a hostile or runaway
-# writer can make them huge or deeply nested; above this they are returned as (cut) text, not parsed.
+# Caps for the JSONB audit columns in fetch_event: they are normally small arrays, but a hostile or runaway
+# writer can make them huge or deeply nested; beyond either cap they are returned as (cut) text, not parsed.
+# Parsing only what nests at most AUDIT_JSON_MAX_DEPTH deep means no parsed value handed out can make a
+# recursive consumer (json.loads here, json.dumps or repr anywhere later) overflow.
 AUDIT_JSON_MAX_CHARS = 1_000_000
+AUDIT_JSON_MAX_DEPTH = 64
 
 # Columns EventRow needs, in its field order (never the payload: a page must not drag megabytes along).
 _ROW_COLUMNS = (
@@ -299,16 +304,17 @@ def known_reasons(conn: Connection, limit: int = 50) -> list[str]:
 # ---------------------------------------------------------------------------------------------- detail
 
 
-def _audit_json(raw: str | None, total: int | None) -> Any:
-    """Parse an audit column's text; anything unparseable (cut, too deep) is returned as the text itself."""
+def _audit_json(raw: str | None, total_bytes: int | None) -> Any:
+    """Parse an audit column's text; a value cut, too deep or unparseable comes back as JsonText."""
     if raw is None:
         return None
-    if total is not None and total > len(raw):
-        return raw
+    stored = JsonText(raw, utf8_len(raw) if total_bytes is None else total_bytes)
+    if stored.total_bytes > utf8_len(raw) or json_nesting_exceeds(raw, AUDIT_JSON_MAX_DEPTH):
+        return stored
     try:
         return json.loads(raw)
-    except (ValueError, RecursionError):
-        return raw
+    except ValueError:  # not JSON after all, or a number too long for int(): show what is stored
+        return stored
 
 
 _DETAIL_SQL = text(
@@ -321,13 +327,18 @@ _DETAIL_SQL = text(
            length(p.t) AS payload_total_chars,
            octet_length(p.t) AS payload_total_bytes,
            encode(sha256(convert_to(p.t, 'UTF8')), 'hex') AS computed_checksum,
-           left(e.metadata_json::text, :chars) AS metadata_text,
-           left(e.error_history::text, :audit) AS error_history,
-           length(e.error_history::text) AS error_history_chars,
-           left(e.processing_attempts::text, :audit) AS processing_attempts,
-           length(e.processing_attempts::text) AS processing_attempts_chars
+           left(j.metadata, :chars) AS metadata_text,
+           octet_length(j.metadata) AS metadata_total_bytes,
+           left(j.errors, :audit) AS error_history,
+           octet_length(j.errors) AS error_history_bytes,
+           left(j.attempts, :audit) AS processing_attempts,
+           octet_length(j.attempts) AS processing_attempts_bytes
     FROM dead_letter_events e
     CROSS JOIN LATERAL (SELECT e.payload::text AS t) p
+    CROSS JOIN LATERAL (
+        SELECT e.metadata_json::text AS metadata, e.error_history::text AS errors,
+               e.processing_attempts::text AS attempts
+    ) j
     WHERE e.id = :id
     """
 )
@@ -338,8 +349,9 @@ def fetch_event(conn: Connection, event_id: int, *, payload_chars: int = 20_000)
 
     The checksum is recomputed by the server over payload::text (the text as stored), exactly like the
     migration computed it, so a match proves the stored payload is the one that was checksummed.
-    The JSONB audit columns are fetched as text and parsed here, so a pathological value (megabytes,
-    thousands of levels deep) comes back as text instead of raising.
+    Every JSON column is fetched as text (psycopg's own json loader recurses and overflows on deep values);
+    the audit columns are parsed here only when small and shallow enough, else handed over as JsonText, so a
+    pathological value (megabytes, thousands of levels deep) is shown by the bounded printer instead of raising.
     """
     r = conn.execute(_DETAIL_SQL, {"id": event_id, "chars": payload_chars, "audit": AUDIT_JSON_MAX_CHARS}).first()
     if r is None:
@@ -352,11 +364,12 @@ def fetch_event(conn: Connection, event_id: int, *, payload_chars: int = 20_000)
         payload_total_chars=r.payload_total_chars,
         payload_total_bytes=r.payload_total_bytes,
         metadata_text=r.metadata_text,
+        metadata_total_bytes=r.metadata_total_bytes,
         payload_checksum=r.payload_checksum,
         computed_checksum=r.computed_checksum,
         idempotency_key=r.idempotency_key,
-        error_history=_audit_json(r.error_history, r.error_history_chars),
-        processing_attempts=_audit_json(r.processing_attempts, r.processing_attempts_chars),
+        error_history=_audit_json(r.error_history, r.error_history_bytes),
+        processing_attempts=_audit_json(r.processing_attempts, r.processing_attempts_bytes),
         resolution_method=r.resolution_method,
         updated_at=r.updated_at,
         last_processed_at=r.last_processed_at,

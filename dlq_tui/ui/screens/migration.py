@@ -155,7 +155,8 @@ class MigrationScreen(DlqScreen):
             out.append(f"looks like v{catalog}" if catalog else "no dead-letter tables")
             revision = getattr(status, "alembic_revision", None)
             out.append("    Alembic  ", style="bold dim")
-            out.append(str(revision) if revision else "not stamped")
+            # alembic_version.version_num is database text like any other: a hostile one must not act.
+            out.append_text(safe_text(revision) if revision else Text("not stamped"))
             out.append("\n")
             if getattr(status, "current", False):
                 out.append("✓ The database is at schema v7: nothing to do.", style="bold green")

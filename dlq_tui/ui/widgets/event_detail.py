@@ -2,12 +2,13 @@
 
 Everything from the database goes through dlq_tui.text. A payload longer than one page is shown a page
 at a time (the screen fetches further pages with fetch_payload_slice in a worker), so a 5 MB payload
-never reaches a widget whole.
+never reaches a widget whole. JSON values are drawn by text.safe_json only (bounded and iterative): nothing
+here recurses on data (no json.dumps, no str() of a container), so no nesting depth can crash the screen.
 """
 
 from __future__ import annotations
 
-import json
+import re
 import time
 import uuid
 from datetime import datetime, timedelta
@@ -19,7 +20,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from dlq_tui.db.models import EventDetail
+from dlq_tui.db.models import EventDetail, JsonText
 from dlq_tui.db.schema import priority_label
 from dlq_tui.ui import format as fmt
 
@@ -48,24 +49,33 @@ def _first(entry: dict[str, Any], keys: tuple[str, ...]) -> tuple[str | None, An
     return None, None
 
 
+def inline(value: Any, limit: int, style: str = "") -> Text:
+    """One value of a timeline entry on one line: a string as text, anything else as compact JSON."""
+    from dlq_tui.text import safe_json, safe_text
+
+    if isinstance(value, str):
+        return safe_text(value, limit=limit, style=style)
+    return safe_json("null" if value is None else value, limit=limit, multiline=False)
+
+
 def timeline(title: str, value: Any) -> Text:
     """A list of dict entries as one line each (time, kind, message, success); unknown keys are kept."""
-    from dlq_tui.text import safe_json, safe_text
+    from dlq_tui.text import safe_json
 
     out = Text()
     if value is None:
         out.append(f"── {title}: none\n", style="bold dim")
         return out
-    if isinstance(value, str):
-        # Too big or too deep to parse (the db layer hands back the text): show the text, cut.
-        out.append(f"── {title} (shown as stored text)\n", style="bold yellow")
-        out.append_text(safe_text(value, limit=2000, multiline=True))
+    if isinstance(value, JsonText):
+        # Too big or too deep to parse (the db layer hands back the text): the printer shows it, cut.
+        out.append(f"── {title} (too big or too deep to list, shown as stored)\n", style="bold yellow")
+        out.append_text(safe_json(value.text, total_bytes=value.total_bytes))
         out.append("\n")
         return out
     if not isinstance(value, list):
         # Not the documented shape: show exactly what is stored.
         out.append(f"── {title} (not a list, shown as stored)\n", style="bold yellow")
-        out.append_text(safe_json(json.dumps(value)))
+        out.append_text(safe_json(value))
         out.append("\n")
         return out
     out.append(f"── {title} ({len(value)})\n", style="bold")
@@ -75,7 +85,7 @@ def timeline(title: str, value: Any) -> Text:
             continue
         if not isinstance(entry, dict):
             out.append("  • ")
-            out.append_text(safe_text(json.dumps(entry), limit=300))
+            out.append_text(inline(entry, 300))
             out.append("\n")
             continue
         used: set[str] = set()
@@ -90,18 +100,18 @@ def timeline(title: str, value: Any) -> Text:
             else (Text("  ✓ ", style="green") if s_val is True else Text("  ✗ ", style="bold red"))
         )
         out.append_text(mark)
-        out.append_text(safe_text(str(t_val) if t_val is not None else "-", limit=32, style="dim"))
+        out.append_text(inline(t_val, 32, "dim") if t_val is not None else Text("-", style="dim"))
         out.append("  ")
-        out.append_text(safe_text(str(k_val) if k_val is not None else "-", limit=40, style="cyan"))
+        out.append_text(inline(k_val, 40, "cyan") if k_val is not None else Text("-", style="cyan"))
         if m_key:
             out.append("  ")
-            out.append_text(safe_text(m_val if isinstance(m_val, str) else json.dumps(m_val), limit=300))
+            out.append_text(inline(m_val, 300))
         for key, extra in entry.items():
             if key in used:
                 continue
             out.append("\n      ")
-            out.append_text(safe_text(f"{key}=", limit=60, style="dim"))
-            out.append_text(safe_text(extra if isinstance(extra, str) else json.dumps(extra), limit=300))
+            out.append_text(inline(f"{key}=", 60, "dim"))
+            out.append_text(inline(extra, 300))
         out.append("\n")
     if len(value) > 50:
         out.append(f"  (first {len(value) - 50} older entries not shown)\n", style="dim")
@@ -110,6 +120,7 @@ def timeline(title: str, value: Any) -> Text:
 
 AUDIT_PREFIX = "operator:"
 AUDIT_KEYS = {"timestamp", "method", "operator", "success", "changes", "note"}
+ISO_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)?")
 
 
 def is_audit_entry(entry: Any) -> bool:
@@ -123,14 +134,12 @@ def is_audit_entry(entry: Any) -> bool:
     )
 
 
-def _audit_value(key: str, value: Any) -> str:
+def _audit_value(key: str, value: Any, style: str = "") -> Text:
     if value is None:
-        return "-"
+        return Text("-", style=style)
     if key == "processing_lock" and isinstance(value, str):
-        return value[:8] + "…"  # a lock token: its first group is enough to tell two apart
-    if isinstance(value, str):
-        return value
-    return json.dumps(value)
+        return inline(value[:8] + "…", 120, style)  # a lock token: its first group is enough to tell two apart
+    return inline(value, 120, style)
 
 
 def audit_line(entry: dict[str, Any]) -> Text:
@@ -138,27 +147,30 @@ def audit_line(entry: dict[str, Any]) -> Text:
     from dlq_tui.text import safe_text
 
     out = Text("  ✓ ", style="green") if entry.get("success") is True else Text("  ✗ ", style="bold red")
-    out.append_text(safe_text(str(entry.get("timestamp", "-"))[:19], limit=32, style="dim"))
+    stamp = entry.get("timestamp", "-")
+    if isinstance(stamp, str) and ISO_TIME.fullmatch(stamp):
+        stamp = stamp[:19]  # to the second: the fraction and the zone triage writes add nothing here
+    out.append_text(inline(stamp, 32, "dim"))  # anything else is shown as written, cut with a marker
     out.append("  ")
     out.append_text(safe_text(entry["method"].removeprefix(AUDIT_PREFIX), limit=40, style="bold cyan"))
     out.append(" by ", style="dim")
-    out.append_text(safe_text(str(entry.get("operator", "?")), limit=60, style="bold"))
+    out.append_text(inline(entry.get("operator", "?"), 60, "bold"))
     changes = entry.get("changes") or {}
     for key, change in changes.items():
         out.append("\n      ")
         out.append_text(safe_text(key, limit=60, style="dim"))
         out.append(" ")
         if isinstance(change, dict) and set(change) == {"old", "new"}:
-            out.append_text(safe_text(_audit_value(key, change["old"]), limit=120))
+            out.append_text(_audit_value(key, change["old"]))
             out.append(" → ", style="dim")
-            out.append_text(safe_text(_audit_value(key, change["new"]), limit=120, style="bold"))
+            out.append_text(_audit_value(key, change["new"], "bold"))
         else:
-            out.append_text(safe_text(json.dumps(change), limit=300))
+            out.append_text(inline(change, 300))
     if not changes:
         out.append("  (no change)", style="dim")
     if entry.get("note") is not None:
         out.append("\n      note ", style="dim")
-        out.append_text(safe_text(str(entry["note"]), limit=300))
+        out.append_text(inline(entry["note"], 300))
     out.append("\n")
     return out
 
@@ -172,12 +184,18 @@ def countdown(seconds: float) -> str:
 
 
 def checksum_text(detail: EventDetail) -> Text:
+    from dlq_tui.text import safe_text
+
     status = detail.checksum_status
     if status == "match":
         return Text("match ✓ (sha256 of payload::text recomputed now)", style="green")
     if status == "mismatch":
+        # A mismatch is exactly when the row may have been tampered with: the stored value is anyone's text.
         text = Text("MISMATCH", style="bold white on red")
-        text.append(f"  stored {detail.payload_checksum}  computed {detail.computed_checksum}", style="red")
+        text.append("  stored ", style="red")
+        text.append_text(safe_text(detail.payload_checksum, style="red"))
+        text.append("  computed ", style="red")
+        text.append_text(safe_text(detail.computed_checksum, style="red"))
         return text
     return Text("none (no checksum stored)", style="dim")
 
@@ -264,7 +282,9 @@ class EventDetailPane(VerticalScroll):
         self._show_payload_text(detail.payload_text if self.payload_pages == 1 else None)
         metadata = Text("── metadata\n", style="bold")
         metadata.append_text(
-            safe_json(detail.metadata_text) if detail.metadata_text is not None else Text("none", "dim")
+            safe_json(detail.metadata_text, total_bytes=detail.metadata_total_bytes)
+            if detail.metadata_text is not None
+            else Text("none", "dim")
         )
         self.query_one("#detail-metadata", Static).update(metadata)
         self.scroll_home(animate=False)
