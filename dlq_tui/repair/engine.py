@@ -50,6 +50,8 @@ _KIND = {dict: "object", list: "array", str: "string", int: "number", float: "nu
 
 
 def _a(kind: str) -> str:
+    if kind == "null":
+        return kind
     return ("an " if kind[0] in "aeiou" else "a ") + kind
 
 
@@ -288,7 +290,7 @@ def _junk(text: str, where: str, steps: list[str], doubts: list[str], *, before:
         return False
     if _STRAY_RE.fullmatch(text):
         stray = _utf8_len(text.strip(" \t\r\n"))
-        steps.append(f"stripped {stray} stray bytes {where}")
+        steps.append(f"stripped {stray} stray {'byte' if stray == 1 else 'bytes'} {where}")
         return False
     if before:
         lead = _STRAY_RE.match(text)
@@ -321,9 +323,10 @@ def _repair_segment(
     doubts: list[str] = []
     prefix_text = _junk(before, "before '{'", steps, doubts, before=True)
     _junk(after, "after the object", steps, doubts, before=False)
-    if seg.lines > 1:
-        steps.append(f"joined {seg.lines} lines of one pretty-printed event")
     rep = lexer.repair_tokens(seg)
+    # Newlines are whitespace to JSON: joining the lines only counts as a step when something else was repaired.
+    if seg.lines > 1 and (steps or doubts or rep is None or rep.steps or rep.doubts):
+        steps.append(f"joined {seg.lines} lines of one pretty-printed event")
     if rep is not None and isinstance(rep.event, dict):
         steps += rep.steps
         warnings += rep.warnings

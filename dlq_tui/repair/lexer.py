@@ -219,7 +219,7 @@ def repair_tokens(seg: Segment) -> TokenRepair | None:
                     if not last:
                         return None
                     drop_member(top)
-                    rep.steps.append(f"dropped the key cut short at the end of the text: {tok.text[:40]!r}")
+                    rep.steps.append(f"dropped the key cut short at the end of the text: {tok.text[1:41]!r}")
                     continue
                 top.key = _key_name(tok.text)
                 out.append(tok.text)
@@ -314,7 +314,7 @@ def repair_tokens(seg: Segment) -> TokenRepair | None:
             rep.steps.append(f"dropped {key!r}: the text ends before its value")
             rep.warnings.append(f"last value truncated: {key} (field dropped)")
         # An unfinished list or object inside the event is a value cut short, like a cut string.
-        if len(stack) > 1 and (k := top_key()) is not None:
+        if len(stack) > 1 and (k := top_key()) is not None and k not in rep.truncated:
             rep.doubts.append(f"last value truncated: {k} (its list or object was cut short)")
             rep.truncated.add(k)
         closers = "".join("}" if f.kind == "{" else "]" for f in reversed(stack))
@@ -329,7 +329,8 @@ def repair_tokens(seg: Segment) -> TokenRepair | None:
             "added a missing comma between fields" if added_commas == 1 else f"added {added_commas} missing commas"
         )
     if controls:
-        rep.steps.append(f"kept {controls} raw control character(s) inside strings")
+        noun = "character" if controls == 1 else "characters"
+        rep.steps.append(f"kept {controls} raw control {noun} inside strings")
     try:
         rep.event = loads_strict("".join(out), allow_controls=controls > 0)
     except (ValueError, RecursionError):
