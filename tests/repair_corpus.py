@@ -387,6 +387,12 @@ CASES: tuple[Case, ...] = (
         steps=("json_repair (strict mode)",),
     ),
     Case(
+        "CSV-style doubled quotes inside a value (json_repair makes a key 'root' of it)",
+        payload(_SFIRST.replace("\"echo 'root:Xk29sla' | chpasswd", '"echo ""root:Xk29sla"" | chpasswd')),
+        "refused",
+        reason="keys without double quotes (e.g. 'root')",
+    ),
+    Case(
         "unescaped quotes inside the command",
         payload(
             '{"eventid": "cowrie.command.input", "input": "echo "ok" > /tmp/x", "timestamp": '

@@ -31,6 +31,8 @@ from .model import AMBIGUOUS, REFUSED, REPAIRED, VALID, Check, RepairResult
 
 MAX_TEXT_BYTES = 64 * 1024
 MAX_DEPTH = 32  # Cowrie events nest two levels (kex lists); anything deeper is not one
+MAX_OBJECTS = 100  # the loader gives up accumulating after 100 lines, so a real dead letter holds fewer objects
+_REQUIRED_KEYS = ("eventid", "timestamp", "session")
 _CONTENT_KEYS = ("malformed_content", "_malformed_content")  # the second: the loader's in-flight dead letter shape
 
 _STRAY_RE = re.compile(r"[ \t\r\n\x00-\x1f\x7f-\x9f\u00a0\u200b-\u200f\u2028\u2029\ufeff\ufffd\ud800-\udfff]+")
@@ -45,6 +47,7 @@ _LOG_PREFIX_RE = re.compile(
     """,
     re.VERBOSE,
 )
+_UNQUOTED = "keys without double quotes (e.g. {key}): no JSON encoder writes that; refusing to guess"
 _FRAGMENT_RE = re.compile(r'"[^"\n]{1,64}"[ \t]*:')
 _KIND = {dict: "object", list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
 
@@ -217,6 +220,10 @@ def _repair_text(text: str, *, unwrap: bool) -> RepairResult:
         return _refused(_no_object_reason(text), text)
     if len(segs) == 1:
         return _repair_segment(text, segs[0], text[: segs[0].start], text[segs[0].end :])
+    if len(segs) > MAX_OBJECTS:
+        return _refused(
+            f"{len(segs)} objects in one text: more than the {MAX_OBJECTS} a dead letter of events holds", text
+        )
     parts = []
     for i, seg in enumerate(segs):
         before = text[segs[i - 1].end : seg.start] if i else text[: seg.start]
@@ -348,6 +355,15 @@ def _general_repair(
     doubts: list[str],
     prefix_text: bool,
 ) -> RepairResult:
+    # A key that is not in the text cannot come out of a repair (unquoted keys are refused below): say so without
+    # paying for json_repair, which costs about 10 µs a byte on junk.
+    missing = [k for k in _REQUIRED_KEYS if f'"{k}"' not in seg_text and f"'{k}'" not in seg_text]
+    if missing:
+        bare = next((k for k in missing if re.search(rf"(?<![\w\"']){k}\s*:", seg_text)), None)
+        if bare is not None:
+            return _refused(_UNQUOTED.format(key=quote(bare)), text, steps=tuple(steps))
+        cut = "" if seg.complete else " (the text ends before the event does)"
+        return _refused("; ".join(f"{k}: missing" for k in missing) + cut, text, steps=tuple(steps))
     value: Any = None
     log: list[str] = []
     strict = True
@@ -377,11 +393,7 @@ def _general_repair(
             )
     unquoted = [k for k in value if _quoted(k, seg_text) is None]
     if unquoted:
-        return _refused(
-            f"keys without double quotes (e.g. {quote(unquoted[0])}): no JSON encoder writes that; refusing to guess",
-            text,
-            steps=tuple(steps),
-        )
+        return _refused(_UNQUOTED.format(key=quote(unquoted[0])), text, steps=tuple(steps))
     if any(_quoted(k, seg_text) == "'" for k in value):
         doubts.append("single-quoted keys: not written by a JSON encoder")
     for key in [k for k, v in value.items() if v == "" and not _has_empty_value(k, seg_text)]:
