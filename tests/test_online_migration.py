@@ -301,3 +301,30 @@ def test_cli_online_streams_progress_and_exit_codes(empty_engine: Engine, empty_
     assert_v7_end_state(empty_engine)
     assert run(["--dsn", "postgresql://nobody:secret@127.0.0.1:1/x", "--migrate", "--online"]) == 2
     assert "secret" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("state", ["legacy", "newer_release"])
+def test_unknown_alembic_revision_is_refused_by_both_paths(
+    empty_engine: Engine, empty_dsn: str, capsys, state: str
+) -> None:
+    """A revision this release does not know is a newer release's: neither path may stamp over it."""
+    if state == "legacy":
+        dbstates.make_legacy_v6(empty_engine, 500)
+    else:
+        dbstates.make_v8(empty_engine, 500)
+        with psycopg.connect(empty_dsn, autocommit=True) as conn:  # and an interrupted build it left INVALID
+            conn.execute("DROP INDEX ix_dead_letter_events_retry_count")
+            with pytest.raises(psycopg.errors.UniqueViolation):
+                conn.execute(
+                    "CREATE UNIQUE INDEX CONCURRENTLY ix_dead_letter_events_retry_count "
+                    "ON dead_letter_events (retry_count)"
+                )
+    with empty_engine.begin() as conn:
+        conn.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)"))
+        conn.execute(text("INSERT INTO alembic_version VALUES ('v9_tenants')"))
+    before = snapshot(empty_engine)
+    refused = "dlq-tui: migration failed: alembic_version holds an unknown revision 'v9_tenants'; nothing changed"
+    for mode in ([], ["--dry-run"], ["--online"], ["--online", "--dry-run"]):
+        assert run(["--dsn", empty_dsn, "--migrate", *mode]) == 1, mode
+        assert capsys.readouterr().err.strip().splitlines() == [refused], mode
+        assert snapshot(empty_engine) == before, mode

@@ -404,6 +404,7 @@ def _failed(run: _Run, exc: BaseException) -> BaseException:
 
 def _sequence(run: _Run, started: float) -> Iterator[StepEvent]:
     yield run.running("baseline")
+    runner.refuse_unknown_revision(run.inspect())  # before anything changes, even an INVALID index's drop
     # An interrupted concurrent build leaves an INVALID index under one of our names: drop it now
     # (before judging drift), rebuild it in its step.
     for index in _invalid_indexes(run.ddl):
@@ -740,6 +741,7 @@ def online_dry_run(engine: Engine) -> Iterator[StepEvent]:
         conn.exec_driver_sql("SET TRANSACTION READ ONLY")
         try:
             cat = inspect_catalog(conn)
+            runner.refuse_unknown_revision(cat)
             invalid = [i for i in _invalid_indexes(conn) if i in _OWN_INDEXES]
             todo = (
                 int(
