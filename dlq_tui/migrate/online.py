@@ -14,8 +14,9 @@ transactions. The order (measured in FINDINGS.md, "lock-friendly sequence"):
 No state is kept outside the database: the catalog and the rows without checksum *are* the state, so
 a run interrupted anywhere (Ctrl-C, kill -9, lost connection) is finished by the next run, which
 says in each step what it found already done. An INVALID index left by an interrupted concurrent
-build is dropped and rebuilt. Not atomic: an interrupted run leaves a database that is consistent
-but only partly migrated (marker still below 7) until a later run completes it.
+build is dropped and rebuilt; a valid one the server finished after its client died is kept. Not
+atomic: an interrupted run leaves a database that is consistent but only partly migrated (marker
+still below 7) until a later run completes it.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from sqlalchemy.exc import DBAPIError
 
 from dlq_tui.db import schema
 from dlq_tui.migrate import paging, runner, work
-from dlq_tui.migrate.catalog import EVENTS, HASH_SQL, Catalog, inspect_catalog, key_sql
+from dlq_tui.migrate.catalog import EVENTS, HASH_SQL, Catalog, data_gaps, inspect_catalog, key_sql
 from dlq_tui.migrate.steps import STEP_NAMES, MigrationError, Status, StepEvent, Steps, one_line, step_number
 
 __all__ = ["DEFAULT_LOCK_TIMEOUT_MS", "DEFAULT_RETRIES", "online_dry_run", "online_upgrade"]
@@ -145,6 +146,16 @@ def _unvalidated(conn: Connection) -> list[str]:
     )
 
 
+def _keys_unique(cat: Catalog) -> bool:
+    """The keys are held unique: by the constraint, or by its index alone when a run died during its build.
+
+    The server finishes a CREATE INDEX CONCURRENTLY whose client was killed, so a resumed run can find
+    a valid unique index that was never attached while later duplicate sources still lack their key:
+    from then on only the unique-aware catch-up may fill keys (a plain batch would collide).
+    """
+    return cat.has_unique() or schema.V7_UNIQUE_CONSTRAINT in cat.indexes
+
+
 def _not_null_fixes(cat: Catalog) -> list[str]:
     return [
         n
@@ -234,6 +245,7 @@ class _Run:
     def concurrent(self, name: str, index: str, sql: str) -> Generator[StepEvent, None, None]:
         """A CREATE INDEX CONCURRENTLY, retried; a failed build leaves an INVALID index: drop it first."""
         for attempt in range(self.retries + 1):
+            self.hook("before_index", index)
             try:
                 self.ddl.exec_driver_sql(sql)
                 return
@@ -289,7 +301,8 @@ def online_upgrade(
     total, rate, ETA; the index being built; lock retries). Raises MigrationError (one line) after a
     "failed" event: the database is then consistent and a second run resumes. A lost connection
     propagates as the driver's OperationalError. `hooks` is for tests: "after_step" (step name),
-    "after_batch" (rows done so far), "after_index" (index name); raise or kill the process to interrupt.
+    "after_batch" (rows done so far), "before_index" / "after_index" (index name, before each concurrent
+    build attempt / after a build); raise or kill the process to interrupt.
     """
     if batch_size < 1:
         raise MigrationError("--batch-size must be at least 1")
@@ -392,6 +405,7 @@ def _failed(run: _Run, exc: BaseException) -> BaseException:
 
 def _sequence(run: _Run, started: float) -> Iterator[StepEvent]:
     yield run.running("baseline")
+    runner.refuse_unknown_revision(run.inspect())  # before anything changes, even an INVALID index's drop
     # An interrupted concurrent build leaves an INVALID index under one of our names: drop it now
     # (before judging drift), rebuild it in its step.
     for index in _invalid_indexes(run.ddl):
@@ -486,7 +500,8 @@ def _backfill(run: _Run) -> Iterator[StepEvent]:
     """Keyset batches by id, each its own transaction, before any index on the new columns exists."""
     yield run.running("backfill")
     with run.conn.begin():
-        has_unique = schema.V7_UNIQUE_CONSTRAINT in inspect_catalog(run.conn).constraints
+        cat = inspect_catalog(run.conn)
+        has_unique = _keys_unique(cat)
         if has_unique:
             total = 0
         else:
@@ -495,7 +510,8 @@ def _backfill(run: _Run) -> Iterator[StepEvent]:
             ).one()
             rows, total, first = int(row[0]), int(row[1]), row[2]
     if has_unique:
-        yield run.finish("backfill", "unique constraint in place: rows are filled by the catch-up pass", skipped=True)
+        held = "unique constraint" if cat.has_unique() else "unique index from an earlier run"
+        yield run.finish("backfill", f"{held} in place: rows are filled by the catch-up pass", skipped=True)
         return
     if total == 0:
         yield run.finish("backfill", f"all {_n(rows)} rows have checksum and key (already done)", skipped=True)
@@ -532,6 +548,8 @@ def _unique(run: _Run) -> Iterator[StepEvent]:
         return
     cleared, notes = 0, []
     if schema.V7_UNIQUE_CONSTRAINT in cat.indexes:
+        # The run that built it cleared the later duplicates first: count what it left keyless.
+        cleared = yield from run.locked(name, lambda c: data_gaps(c, cat).duplicate_sources)
         notes.append("found its unique index built by an earlier run")
     else:
         for _attempt in range(3):  # a new duplicate can only come from a v7 writer racing us: rare
@@ -729,6 +747,7 @@ def online_dry_run(engine: Engine) -> Iterator[StepEvent]:
         conn.exec_driver_sql("SET TRANSACTION READ ONLY")
         try:
             cat = inspect_catalog(conn)
+            runner.refuse_unknown_revision(cat)
             invalid = [i for i in _invalid_indexes(conn) if i in _OWN_INDEXES]
             todo = (
                 int(
@@ -767,23 +786,27 @@ def _plan(conn: Connection, cat: Catalog, invalid: list[str], todo: int, unvalid
     yield _ev("baseline", "create legacy tables" if baseline else "legacy tables present", drops + baseline)
     columns = _add_columns_sql(cat) if EVENTS in cat.tables else None
     yield _ev("add_columns", "one brief ALTER under lock_timeout", [columns + ";"] if columns else [])
-    unique = cat.has_unique()
+    unique = _keys_unique(cat) and schema.V7_UNIQUE_CONSTRAINT not in invalid  # an INVALID one is rebuilt
     yield _ev(
         "backfill",
         f"{_n(todo)} rows in keyset batches, one transaction each" if not unique else "done by the catch-up pass",
         [_BATCH_END_SQL + ";", _BATCH_SQL + ";"] if todo and not unique else [],
     )
+    attach_only = unique and not cat.has_unique()
+    unique_sql = [
+        _UNIQUE_INDEX_SQL + ";",
+        f"-- on duplicates: {_drop_index_sql(schema.V7_UNIQUE_CONSTRAINT)};",
+        work.CLEAR_DUPLICATES_SQL + ";",
+        _ATTACH_UNIQUE_SQL + ";",
+    ]
+    if unique:
+        unique_sql = [_ATTACH_UNIQUE_SQL + ";"] if attach_only else []
     yield _ev(
         "duplicate_keys",
-        "unique index concurrently; only on a violation: clear later duplicates and rebuild",
-        []
-        if unique
-        else [
-            _UNIQUE_INDEX_SQL + ";",
-            f"-- on duplicates: {_drop_index_sql(schema.V7_UNIQUE_CONSTRAINT)};",
-            work.CLEAR_DUPLICATES_SQL + ";",
-            _ATTACH_UNIQUE_SQL + ";",
-        ],
+        "attach the unique index an earlier run built"
+        if attach_only
+        else "unique index concurrently; only on a violation: clear later duplicates and rebuild",
+        unique_sql,
     )
     missing = list(schema.V7_EVENT_INDEXES) if EVENTS not in cat.tables else cat.missing_event_indexes()
     missing += [i for i in invalid if i in schema.V7_EVENT_INDEXES and i not in missing]

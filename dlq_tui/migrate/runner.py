@@ -156,11 +156,16 @@ class _Decision:
     adopt_detail: str
 
 
+def refuse_unknown_revision(cat: Catalog) -> None:
+    """A revision this release does not know is a newer release's: stamping ours over it would lie."""
+    if cat.alembic_revision not in (None, BASELINE, V7, HEAD):
+        raise MigrationError(f"alembic_version holds an unknown revision {cat.alembic_revision!r}; nothing changed")
+
+
 def _decide(cat: Catalog) -> _Decision:
     rev = cat.alembic_revision
     marker = "missing" if cat.marker_raw is None else cat.marker_raw
-    if rev not in (None, BASELINE, V7, HEAD):
-        raise MigrationError(f"alembic_version holds an unknown revision {rev!r}; nothing changed")
+    refuse_unknown_revision(cat)
     if rev is None:
         if cat.postgres and cat.v7_complete():  # stamped v7: revision v7_1 then adds the paging indexes
             return _Decision(V7, f"adopted: every v7 object already present (marker {marker}); stamped {V7}")
