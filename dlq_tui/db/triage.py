@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -33,7 +34,7 @@ from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, RowMapping, text
 from sqlalchemy.exc import DBAPIError
 
 from dlq_tui.db.models import ActionResult
@@ -385,14 +386,19 @@ def _refusal(exc: DBAPIError, phase: str, partial: ActionResult | None, export: 
 # --- export ----------------------------------------------------------------------------------------------
 
 # Every column; json-typed columns as their exact stored text (key order, spacing, duplicate keys kept).
+# The jsonb columns are read as text as well and written into the line as the JSON they already are: parsing
+# them (psycopg's json.loads) and encoding them again would recurse, and fail on a deeply nested value.
 _EXPORT_SQL = text(
     "SELECT d.id, d.ingest_id, d.source, d.source_offset, d.reason,"
     " CAST(d.payload AS text) AS payload_text, CAST(d.metadata_json AS text) AS metadata_json_text,"
-    " d.created_at, d.resolved, d.resolved_at, d.payload_checksum, d.retry_count, d.error_history,"
-    " d.processing_attempts, d.resolution_method, d.idempotency_key, d.processing_lock, d.lock_expires_at,"
+    " d.created_at, d.resolved, d.resolved_at, d.payload_checksum, d.retry_count,"
+    " CAST(d.error_history AS text) AS error_history, CAST(d.processing_attempts AS text) AS processing_attempts,"
+    " d.resolution_method, d.idempotency_key, d.processing_lock, d.lock_expires_at,"
     " d.priority, d.classification, d.updated_at, d.last_processed_at"
     f" FROM {_TABLE} AS d WHERE {_IN_IDS}"
 )
+_EXPORT_JSON_TEXT = frozenset({"error_history", "processing_attempts"})
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
 def _jsonable(value: Any) -> Any:
@@ -401,6 +407,30 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, uuid.UUID):
         return str(value)
     return value
+
+
+def _ascii_escape(match: re.Match[str]) -> str:
+    cp = ord(match.group())
+    if cp > 0xFFFF:  # a UTF-16 surrogate pair, as json.dumps(ensure_ascii=True) writes it
+        cp -= 0x10000
+        return f"\\u{0xD800 + (cp >> 10):04x}\\u{0xDC00 + (cp & 0x3FF):04x}"
+    return f"\\u{cp:04x}"
+
+
+def _export_line(row: RowMapping) -> str:
+    """One JSON Lines record, pure ASCII, in json.dumps's layout; stored JSON text is copied, never parsed.
+
+    PostgreSQL writes jsonb as valid JSON with control characters already escaped; non-ASCII characters (only
+    possible inside its strings) become \\u escapes, exactly as json.dumps(ensure_ascii=True) would write them.
+    """
+    fields = []
+    for key, value in row.items():
+        if key in _EXPORT_JSON_TEXT and value is not None:
+            encoded = value if value.isascii() else _NON_ASCII.sub(_ascii_escape, value)
+        else:
+            encoded = json.dumps(_jsonable(value), ensure_ascii=True)
+        fields.append(f"{json.dumps(key)}: {encoded}")
+    return "{" + ", ".join(fields) + "}"
 
 
 def export_jsonl(engine: Engine, ids: Iterable[int], path: Path, *, overwrite: bool = False) -> int:
@@ -412,10 +442,13 @@ def export_jsonl(engine: Engine, ids: Iterable[int], path: Path, *, overwrite: b
     """
     wanted = _unique_ids(ids)
     path = Path(path)
+    if (problem := export_target_problem(path)) is not None:
+        raise ActionRefused(f"not exported: {problem}")
     if path.exists() and not overwrite:
         raise ActionRefused(f"not exported: {path} already exists")
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        # A fixed short prefix: one derived from the target's name would push a long legal name over the limit.
+        fd, tmp_name = tempfile.mkstemp(prefix=".dlq-export-", suffix=".tmp", dir=path.parent)
     except OSError as exc:
         raise ActionRefused(f"not exported: cannot write in {path.parent} ({exc.strerror})") from exc
     tmp = Path(tmp_name)
@@ -428,7 +461,7 @@ def export_jsonl(engine: Engine, ids: Iterable[int], path: Path, *, overwrite: b
                     rows = {r["id"]: r for r in conn.execute(_EXPORT_SQL, {"ids": batch}).mappings()}
                 for event_id in batch:
                     if (row := rows.get(event_id)) is not None:
-                        out.write(json.dumps({k: _jsonable(v) for k, v in row.items()}, ensure_ascii=True) + "\n")
+                        out.write(_export_line(row) + "\n")
                         written += 1
             out.flush()
             os.fsync(out.fileno())
@@ -444,3 +477,38 @@ def export_jsonl(engine: Engine, ids: Iterable[int], path: Path, *, overwrite: b
         with suppress(OSError):
             tmp.unlink()
     return written
+
+
+def export_target_problem(path: Path) -> str | None:
+    """Why `path` cannot take an export (one line), or None. An existing target must be a regular file: anything
+    else (a directory, a FIFO, a device) is refused and left untouched rather than replaced by a file."""
+    if "\x00" in str(path):
+        return "a file path cannot hold a NUL character"
+    try:
+        os.fsencode(path)
+    except UnicodeEncodeError:
+        return "the path holds a lone surrogate, which no file name can hold"
+    name_bytes = len(os.fsencode(path.name))
+    try:
+        name_max = os.pathconf(path.parent, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        name_max = 255  # the usual limit, when the directory cannot tell (e.g. it does not exist)
+    if name_bytes > name_max:
+        return f"the file name is {name_bytes} bytes long; this filesystem allows at most {name_max}"
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"cannot use {path} ({exc.strerror})"
+    if path.is_dir():
+        return f"{path} is a directory"
+    if path.is_file():
+        return None
+    if path.is_fifo():
+        kind = "a named pipe (FIFO)"
+    elif path.is_char_device() or path.is_block_device():
+        kind = "a device"
+    else:
+        kind = "a socket" if path.is_socket() else "something else"
+    return f"{path} is {kind}, not a regular file; it was left untouched"
