@@ -44,6 +44,7 @@ BATCH_SIZE = 500  # ids per transaction for bulk actions
 LOCK_TIMEOUT_MS = 2000  # waiting on a table lock (e.g. a running migration) fails fast instead of hanging
 STATEMENT_TIMEOUT_MS = 30000  # backstop: a thread worker's query is not cancelled with the worker
 NOTE_MAX_CHARS = 2000
+LOCK_TTL_MAX_MINUTES = 7 * 24 * 60  # a claim outliving a week is a forgotten one, not a plan
 
 READ_ONLY_MESSAGE = "dlq-tui is in read-only mode"
 BUSY = "busy, try again"
@@ -85,8 +86,8 @@ class Operator:
     def __post_init__(self) -> None:
         if not self.name.strip():
             raise ValueError("operator name must not be empty")
-        if self.lock_ttl_minutes < 1:
-            raise ValueError("lock TTL must be at least one minute")
+        if not 1 <= self.lock_ttl_minutes <= LOCK_TTL_MAX_MINUTES:
+            raise ValueError(f"lock TTL must be from 1 to {LOCK_TTL_MAX_MINUTES} minutes")
 
 
 # --- SQL building blocks (the row alias is always `d`) ---------------------------------------------------
