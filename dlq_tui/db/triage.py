@@ -90,6 +90,20 @@ class Operator:
             raise ValueError(f"lock TTL must be from 1 to {LOCK_TTL_MAX_MINUTES} minutes")
 
 
+# PostgreSQL text cannot hold NUL, and a lone surrogate has no UTF-8 form: the driver would fail mid-action.
+_UNSTORABLE_RE = re.compile("[\x00\ud800-\udfff]")
+
+
+def unstorable(value: str) -> str | None:
+    """The first character of `value` that PostgreSQL text cannot store, described for the operator; else None."""
+    found = _UNSTORABLE_RE.search(value)
+    if found is None:
+        return None
+    code = ord(found.group())
+    kind = "a NUL character" if code == 0 else "a lone surrogate"
+    return f"{kind} (U+{code:04X}, character {found.start() + 1})"
+
+
 # --- SQL building blocks (the row alias is always `d`) ---------------------------------------------------
 
 _TABLE = dead_letter_events.name
@@ -228,6 +242,8 @@ def resolve(engine: Engine, op: Operator, ids: Iterable[int], method: str, note:
     note = (note or "").strip() or None
     if note is not None and len(note) > NOTE_MAX_CHARS:
         raise ValueError(f"note is longer than {NOTE_MAX_CHARS} characters")
+    if note is not None and (problem := unstorable(note)) is not None:
+        raise ValueError(f"note cannot hold {problem}")
     action = _Action(
         "resolve",
         {"resolved": "true", "resolved_at": "now()", "resolution_method": "CAST(:resolution AS varchar)", **_UNLOCK},
