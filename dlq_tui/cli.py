@@ -31,6 +31,19 @@ def _common_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     )
 
 
+def _lock_ttl(raw: str) -> int:
+    """--lock-ttl: whole minutes in the range a claim accepts, checked as text first (int() of a 5,000-digit
+    argument would fail with Python's own message)."""
+    from dlq_tui.db.triage import LOCK_TTL_MAX_MINUTES
+
+    digits = raw.strip()
+    fits = digits.isascii() and digits.isdigit() and len(digits) <= len(str(LOCK_TTL_MAX_MINUTES))
+    if fits and 1 <= int(digits) <= LOCK_TTL_MAX_MINUTES:
+        return int(digits)
+    shown = raw if len(raw) <= 20 else raw[:20] + "…"
+    raise argparse.ArgumentTypeError(f"expected whole minutes from 1 to {LOCK_TTL_MAX_MINUTES}, got {shown!r}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dlq-tui",
@@ -45,7 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
     app.add_argument(
         "--refresh", type=float, default=5.0, metavar="SECONDS", help="health refresh interval (default 5)"
     )
-    app.add_argument("--lock-ttl", type=int, default=30, metavar="MINUTES", help="claim lock lifetime (default 30)")
+    app.add_argument(
+        "--lock-ttl",
+        type=_lock_ttl,
+        default=30,
+        metavar="MINUTES",
+        help="claim lock lifetime, at most a week (default 30)",
+    )
     mig = parser.add_argument_group("one-shot migration")
     mig.add_argument("--migrate", action="store_true", help="upgrade the database to schema v7 and exit")
     mig.add_argument("--dry-run", action="store_true", help="with --migrate: print the SQL, change nothing")

@@ -44,6 +44,7 @@ BATCH_SIZE = 500  # ids per transaction for bulk actions
 LOCK_TIMEOUT_MS = 2000  # waiting on a table lock (e.g. a running migration) fails fast instead of hanging
 STATEMENT_TIMEOUT_MS = 30000  # backstop: a thread worker's query is not cancelled with the worker
 NOTE_MAX_CHARS = 2000
+LOCK_TTL_MAX_MINUTES = 7 * 24 * 60  # a claim outliving a week is a forgotten one, not a plan
 
 READ_ONLY_MESSAGE = "dlq-tui is in read-only mode"
 BUSY = "busy, try again"
@@ -85,8 +86,22 @@ class Operator:
     def __post_init__(self) -> None:
         if not self.name.strip():
             raise ValueError("operator name must not be empty")
-        if self.lock_ttl_minutes < 1:
-            raise ValueError("lock TTL must be at least one minute")
+        if not 1 <= self.lock_ttl_minutes <= LOCK_TTL_MAX_MINUTES:
+            raise ValueError(f"lock TTL must be from 1 to {LOCK_TTL_MAX_MINUTES} minutes")
+
+
+# PostgreSQL text cannot hold NUL, and a lone surrogate has no UTF-8 form: the driver would fail mid-action.
+_UNSTORABLE_RE = re.compile("[\x00\ud800-\udfff]")
+
+
+def unstorable(value: str) -> str | None:
+    """The first character of `value` that PostgreSQL text cannot store, described for the operator; else None."""
+    found = _UNSTORABLE_RE.search(value)
+    if found is None:
+        return None
+    code = ord(found.group())
+    kind = "a NUL character" if code == 0 else "a lone surrogate"
+    return f"{kind} (U+{code:04X}, character {found.start() + 1})"
 
 
 # --- SQL building blocks (the row alias is always `d`) ---------------------------------------------------
@@ -227,6 +242,8 @@ def resolve(engine: Engine, op: Operator, ids: Iterable[int], method: str, note:
     note = (note or "").strip() or None
     if note is not None and len(note) > NOTE_MAX_CHARS:
         raise ValueError(f"note is longer than {NOTE_MAX_CHARS} characters")
+    if note is not None and (problem := unstorable(note)) is not None:
+        raise ValueError(f"note cannot hold {problem}")
     action = _Action(
         "resolve",
         {"resolved": "true", "resolved_at": "now()", "resolution_method": "CAST(:resolution AS varchar)", **_UNLOCK},
@@ -442,10 +459,13 @@ def export_jsonl(engine: Engine, ids: Iterable[int], path: Path, *, overwrite: b
     """
     wanted = _unique_ids(ids)
     path = Path(path)
+    if (problem := export_target_problem(path)) is not None:
+        raise ActionRefused(f"not exported: {problem}")
     if path.exists() and not overwrite:
         raise ActionRefused(f"not exported: {path} already exists")
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        # A fixed short prefix: one derived from the target's name would push a long legal name over the limit.
+        fd, tmp_name = tempfile.mkstemp(prefix=".dlq-export-", suffix=".tmp", dir=path.parent)
     except OSError as exc:
         raise ActionRefused(f"not exported: cannot write in {path.parent} ({exc.strerror})") from exc
     tmp = Path(tmp_name)
@@ -474,3 +494,38 @@ def export_jsonl(engine: Engine, ids: Iterable[int], path: Path, *, overwrite: b
         with suppress(OSError):
             tmp.unlink()
     return written
+
+
+def export_target_problem(path: Path) -> str | None:
+    """Why `path` cannot take an export (one line), or None. An existing target must be a regular file: anything
+    else (a directory, a FIFO, a device) is refused and left untouched rather than replaced by a file."""
+    if "\x00" in str(path):
+        return "a file path cannot hold a NUL character"
+    try:
+        os.fsencode(path)
+    except UnicodeEncodeError:
+        return "the path holds a lone surrogate, which no file name can hold"
+    name_bytes = len(os.fsencode(path.name))
+    try:
+        name_max = os.pathconf(path.parent, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        name_max = 255  # the usual limit, when the directory cannot tell (e.g. it does not exist)
+    if name_bytes > name_max:
+        return f"the file name is {name_bytes} bytes long; this filesystem allows at most {name_max}"
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"cannot use {path} ({exc.strerror})"
+    if path.is_dir():
+        return f"{path} is a directory"
+    if path.is_file():
+        return None
+    if path.is_fifo():
+        kind = "a named pipe (FIFO)"
+    elif path.is_char_device() or path.is_block_device():
+        kind = "a device"
+    else:
+        kind = "a socket" if path.is_socket() else "something else"
+    return f"{path} is {kind}, not a regular file; it was left untouched"

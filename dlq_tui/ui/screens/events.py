@@ -681,7 +681,7 @@ class EventsScreen(DlqScreen):
                 return
             details = [f"as {RESOLUTION_METHODS[answer.method]} ({answer.method})"]
             if answer.note:
-                details.append(f"note: {answer.note}")
+                details.append(f"note: {plain(answer.note, limit=200)}")  # cut: the y/n must stay on screen
             self._start(
                 "Resolve",
                 ids,
