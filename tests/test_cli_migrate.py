@@ -10,6 +10,7 @@ from sqlalchemy import Engine, text
 from dlq_tui.cli import run
 from dlq_tui.commands.check import CURRENT_LINE
 from tests import dbstates
+from tests.ui.test_pty import console_script
 
 
 def test_migrate_prints_each_step_and_exits_0(empty_engine: Engine, empty_dsn: str, capsys) -> None:
@@ -118,16 +119,14 @@ def test_missing_database_and_wrong_password(pg_server, capsys) -> None:
 def test_real_subprocess(empty_engine: Engine, empty_dsn: str) -> None:
     dbstates.make_legacy_v6(empty_engine, 10)
     migrate = subprocess.run(
-        ["/tmp/venv/bin/dlq-tui", "--dsn", empty_dsn, "--migrate"], capture_output=True, text=True, timeout=120
+        [console_script(), "--dsn", empty_dsn, "--migrate"], capture_output=True, text=True, timeout=120
     )
     assert migrate.returncode == 0, migrate.stderr
     assert migrate.stdout.strip().splitlines()[-1].startswith("✓ migrated to v7")
-    check = subprocess.run(
-        ["/tmp/venv/bin/dlq-tui", "check", "--dsn", empty_dsn], capture_output=True, text=True, timeout=120
-    )
+    check = subprocess.run([console_script(), "check", "--dsn", empty_dsn], capture_output=True, text=True, timeout=120)
     assert (check.returncode, check.stdout) == (0, CURRENT_LINE + "\n")
     bad = subprocess.run(
-        ["/tmp/venv/bin/dlq-tui", "--dsn", "postgresql://u:hunter2@127.0.0.1:1/x", "check"],
+        [console_script(), "--dsn", "postgresql://u:hunter2@127.0.0.1:1/x", "check"],
         capture_output=True,
         text=True,
         timeout=120,

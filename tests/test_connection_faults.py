@@ -34,6 +34,7 @@ from tests.faultservers import (
     start_fault_server,
     stop_fault_server,
 )
+from tests.ui.test_pty import console_script
 
 DSN_VARIABLES = ("DLQ_TUI_DSN", "DATABASE_URL", "PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE")
 WRONG_PASSWORD = "Wr0ng pass@word'42"
@@ -309,7 +310,7 @@ def test_console_script_wrong_password(fault_server: FaultServer) -> None:
     env = {k: v for k, v in os.environ.items() if k not in DSN_VARIABLES}
     dsn = fault_server.tcp_dsn(password=WRONG_PASSWORD)
     done = subprocess.run(
-        ["/tmp/venv/bin/dlq-tui", "check", "--dsn", dsn], capture_output=True, text=True, timeout=60, env=env
+        [console_script(), "check", "--dsn", dsn], capture_output=True, text=True, timeout=60, env=env
     )
     assert done.returncode == 2
     line = _assert_one_clean_line(done.stdout, done.stderr, FAULTS[10])
@@ -318,7 +319,7 @@ def test_console_script_wrong_password(fault_server: FaultServer) -> None:
 
 def test_console_script_bad_syntax_never_echoes_the_password() -> None:
     done = subprocess.run(
-        ["/tmp/venv/bin/dlq-tui", "--migrate", "--dsn", "postgresql://u:p@ss-Secret-9@127.0.0.1/db"],
+        [console_script(), "--migrate", "--dsn", "postgresql://u:p@ss-Secret-9@127.0.0.1/db"],
         capture_output=True,
         text=True,
         timeout=60,
