@@ -11,6 +11,7 @@ can put a piece of the password into the host, port or database field, and libpq
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -20,6 +21,10 @@ from urllib.parse import quote, unquote
 
 import psycopg
 from psycopg import conninfo as pg_conninfo
+from psycopg import pq
+from psycopg.abc import Buffer
+from psycopg.adapt import Dumper, Loader
+from psycopg.types.json import set_json_loads
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
@@ -273,6 +278,79 @@ def validate_dsn(dsn: str) -> None:
                 raise _invalid(f'invalid host name "{_safe(one, dsn)}"') from None
 
 
+# ------------------------------------------------------------------------------- SQL_ASCII databases
+
+
+class _SqlAsciiTextLoader(Loader):
+    """Text from a SQL_ASCII database: bytes the server never checked, read as UTF-8 where they are.
+
+    Each byte that is not UTF-8 becomes its surrogateescape stand-in, which text.py shows as \\xNN (drawn
+    as an escape, unlike a backslash the writer typed) and _SqlAsciiStrDumper turns back into the
+    same byte, so a value read here and used as a filter or action argument finds the same row.
+    """
+
+    def load(self, data: Buffer) -> str:
+        return bytes(data).decode("utf-8", "surrogateescape")
+
+
+class _SqlAsciiTextBinaryLoader(_SqlAsciiTextLoader):
+    format = pq.Format.BINARY
+
+
+def _sql_ascii_json_loads(data: bytes | str) -> Any:
+    return json.loads(data if isinstance(data, str) else data.decode("utf-8", "surrogateescape"))
+
+
+class _SqlAsciiStrDumper(Dumper):
+    """str to a SQL_ASCII database: UTF-8, and each stand-in of _SqlAsciiTextLoader back to its byte."""
+
+    def dump(self, obj: str) -> Buffer | None:
+        if self.format == pq.Format.TEXT and "\x00" in obj:
+            raise psycopg.DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes")
+        return obj.encode("utf-8", "surrogateescape")
+
+
+@lru_cache(maxsize=1)
+def _sql_ascii_dumpers() -> tuple[type[Dumper], ...]:
+    """One subclass per psycopg str dumper (each names its own oid and format), in psycopg's order."""
+    from psycopg.types import string
+
+    bases = (
+        string.StrBinaryDumperName,
+        string.StrBinaryDumperVarchar,
+        string.StrBinaryDumper,
+        string.StrDumperName,
+        string.StrDumperVarchar,
+        string.StrDumper,
+        string.StrDumperUnknown,
+    )
+    return tuple(type(f"SqlAscii{base.__name__}", (_SqlAsciiStrDumper, base), {}) for base in bases)
+
+
+def adapt_to_server_encoding(conn: psycopg.Connection[Any]) -> None:
+    """Make a connection to a SQL_ASCII database return str like any other.
+
+    Old installations still run SQL_ASCII databases, which store whatever bytes a writer sent. psycopg
+    then returns bytes for every text value (SQLAlchemy's own start-up query fails on them), and a
+    client_encoding of UTF8 does not help: the server refuses to send the first value that is not
+    valid UTF-8, so one hostile event would block every screen. So the session stays SQL_ASCII (no
+    conversion, nothing refused) and text is decoded here, once for every engine, query and command.
+    """
+    if conn.info.parameter_status("server_encoding") != "SQL_ASCII":
+        return
+    if conn.info.parameter_status("client_encoding") != "SQL_ASCII":  # PGCLIENTENCODING or the DSN chose one
+        conn.execute("SET client_encoding TO 'SQL_ASCII'")
+        conn.commit()
+    adapters = conn.adapters
+    for type_name in ("text", "varchar", "bpchar", "name", '"char"'):
+        adapters.register_loader(type_name, _SqlAsciiTextLoader)
+        adapters.register_loader(type_name, _SqlAsciiTextBinaryLoader)
+    adapters.register_loader(0, _SqlAsciiTextLoader)  # unknown: a literal SELECT 'x'
+    set_json_loads(_sql_ascii_json_loads, conn)
+    for dumper in _sql_ascii_dumpers():  # psycopg's order: the last one registered is the default
+        adapters.register_dumper(str, dumper)
+
+
 # -------------------------------------------------------------------------------------------- engines
 
 
@@ -318,11 +396,13 @@ def make_engine(
 
     def creator() -> psycopg.Connection[Any]:
         try:
-            return psycopg.connect(conninfo, **extra)
+            conn = psycopg.connect(conninfo, **extra)
         except UnicodeError:
             # psycopg resolves host names itself; a name the IDNA codec rejects (e.g. from PGHOST set
             # after validation) raises UnicodeError, which nobody catches as a connection error.
             raise psycopg.OperationalError("invalid host name") from None
+        adapt_to_server_encoding(conn)
+        return conn
 
     engine = create_engine(
         "postgresql+psycopg://",

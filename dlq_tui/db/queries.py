@@ -312,7 +312,7 @@ def _audit_json(raw: str | None, total: int | None) -> Any:
 
 
 _DETAIL_SQL = text(
-    """
+    f"""
     SELECT e.id, e.priority, e.classification, e.reason, e.source, e.source_offset, e.retry_count,
            e.created_at, e.resolved, e.processing_lock, e.lock_expires_at, now() AS db_now,
            e.ingest_id, e.resolved_at, e.payload_checksum, e.idempotency_key, e.resolution_method,
@@ -320,7 +320,7 @@ _DETAIL_SQL = text(
            left(p.t, :chars) AS payload_text,
            length(p.t) AS payload_total_chars,
            octet_length(p.t) AS payload_total_bytes,
-           encode(sha256(convert_to(p.t, 'UTF8')), 'hex') AS computed_checksum,
+           {schema.sha256_hex_sql("p.t")} AS computed_checksum,
            left(e.metadata_json::text, :chars) AS metadata_text,
            left(e.error_history::text, :audit) AS error_history,
            length(e.error_history::text) AS error_history_chars,
