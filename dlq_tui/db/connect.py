@@ -11,6 +11,7 @@ can put a piece of the password into the host, port or database field, and libpq
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -27,6 +28,8 @@ from psycopg.adapt import Dumper, Loader
 from psycopg.types.json import set_json_loads
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+
+from dlq_tui.db.deadline import Deadline, passed_deadline
 
 APPLICATION_NAME = "dlq-tui"
 MASK = "****"
@@ -385,9 +388,14 @@ def make_engine(
     read_only: bool = False,
     statement_timeout_ms: int | None = None,
     pool_size: int = 5,
+    deadline: Deadline | None = None,
     **kwargs: Any,
 ) -> Engine:
-    """An Engine for the DSN (no connection yet). read_only makes the *database session* read-only."""
+    """An Engine for the DSN (no connection yet). read_only makes the *database session* read-only.
+
+    With a deadline, no connection outlives it: each new one gets at most the time left to log in, and
+    every one is cut when it passes (see dlq_tui/db/deadline.py).
+    """
     if is_sqlite(dsn):
         return create_engine(dsn, **kwargs)
     validate_dsn(dsn)
@@ -395,8 +403,13 @@ def make_engine(
     extra = _connect_kwargs(dsn, read_only, statement_timeout_ms)
 
     def creator() -> psycopg.Connection[Any]:
+        timeout: dict[str, Any] = {}
+        if deadline is not None:
+            deadline.check()
+            with contextlib.suppress(ValueError):  # a malformed value: psycopg's own error explains it
+                timeout["connect_timeout"] = deadline.connect_timeout(int(float(_connect_timeout(dsn))))
         try:
-            conn = psycopg.connect(conninfo, **extra)
+            conn = psycopg.connect(conninfo, **{**extra, **timeout})
         except UnicodeError:
             # psycopg resolves host names itself; a name the IDNA codec rejects (e.g. from PGHOST set
             # after validation) raises UnicodeError, which nobody catches as a connection error.
@@ -411,6 +424,8 @@ def make_engine(
         pool_size=pool_size,
         **kwargs,
     )
+    if deadline is not None:
+        deadline.attach(engine)
     if read_only:
         # Belt and braces: even if a pooler strips startup options, every transaction is read-only.
         @event.listens_for(engine, "begin")
@@ -457,6 +472,9 @@ def classify_connection_error(exc: BaseException, dsn: str) -> str | None:
     inner: BaseException = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
     if isinstance(inner, ConnectionFault):
         return scrub(str(inner), dsn)
+    deadline = passed_deadline(exc)
+    if deadline is not None:  # whatever the driver says, the cause is the limit we enforced
+        return deadline.describe(describe_target(dsn).label())
     raw = " ".join(str(inner).split())
     text = raw.lower()
     target = describe_target(dsn)
