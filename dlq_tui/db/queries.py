@@ -299,11 +299,11 @@ def known_reasons(conn: Connection, limit: int = 50) -> list[str]:
 # ---------------------------------------------------------------------------------------------- detail
 
 
-def _audit_json(raw: str | None, total: int | None) -> Any:
+def _audit_json(raw: str | None, cut: bool | None) -> Any:
     """Parse an audit column's text; anything unparseable (cut, too deep) is returned as the text itself."""
     if raw is None:
         return None
-    if total is not None and total > len(raw):
+    if cut:
         return raw
     try:
         return json.loads(raw)
@@ -323,9 +323,9 @@ _DETAIL_SQL = text(
            {schema.sha256_hex_sql("p.t")} AS computed_checksum,
            left(e.metadata_json::text, :chars) AS metadata_text,
            left(e.error_history::text, :audit) AS error_history,
-           length(e.error_history::text) AS error_history_chars,
+           length(e.error_history::text) > :audit AS error_history_cut,
            left(e.processing_attempts::text, :audit) AS processing_attempts,
-           length(e.processing_attempts::text) AS processing_attempts_chars
+           length(e.processing_attempts::text) > :audit AS processing_attempts_cut
     FROM dead_letter_events e
     CROSS JOIN LATERAL (SELECT e.payload::text AS t) p
     WHERE e.id = :id
@@ -355,8 +355,9 @@ def fetch_event(conn: Connection, event_id: int, *, payload_chars: int = 20_000)
         payload_checksum=r.payload_checksum,
         computed_checksum=r.computed_checksum,
         idempotency_key=r.idempotency_key,
-        error_history=_audit_json(r.error_history, r.error_history_chars),
-        processing_attempts=_audit_json(r.processing_attempts, r.processing_attempts_chars),
+        # Cut or not is decided by the server, in its own units: characters, but bytes in a SQL_ASCII database.
+        error_history=_audit_json(r.error_history, r.error_history_cut),
+        processing_attempts=_audit_json(r.processing_attempts, r.processing_attempts_cut),
         resolution_method=r.resolution_method,
         updated_at=r.updated_at,
         last_processed_at=r.last_processed_at,
