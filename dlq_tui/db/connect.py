@@ -118,7 +118,9 @@ def _query_secret_pattern() -> re.Pattern[str]:
 
 @lru_cache(maxsize=1)
 def _keyvalue_secret_pattern() -> re.Pattern[str]:
-    quoted = r"'(?:[^'\\]|\\.)*'"
+    # A quoted value runs on to the next whitespace: `password='it's'` is a password with a quote in it,
+    # which libpq ends early and then quotes the rest ("s") back as a key name.
+    quoted = r"'(?:[^'\\]|\\.)*'\S*"
     unterminated = r"'.*"
     # Unquoted: libpq stops at whitespace, but `password=a b host=x` means the user forgot the quotes,
     # so mask up to the next `key=` (or the end).
@@ -190,13 +192,24 @@ def scrub(message: str, dsn: str) -> str:
     return _mask_keyvalue(message)
 
 
-def _safe(fragment: str, dsn: str) -> str:
-    """A DSN fragment fit to print: MASK when it contains, or is a piece of, anything secret."""
+def _safe(fragment: str, dsn: str, *, malformed: bool = False) -> str:
+    """A DSN fragment fit to print: MASK when it contains, or is a piece of, anything secret.
+
+    With malformed=True (a fragment libpq quotes from a DSN it could not read) also when it overlaps a
+    secret by 3 characters: libpq may cut a field in the middle of the password and quote the rest
+    with what follows (`7%w'x@127.0.0.1` of the password `Qz@7%w'x`). Fields of a DSN that parsed are
+    the fields the user wrote, so there a shared "202" of a password and a host name masks nothing.
+    """
     if not fragment:
         return fragment
-    if any(fragment in secret for secret in _secrets(dsn)):
-        return MASK
+    for secret in _secrets(dsn):
+        if fragment in secret or (malformed and _shares_a_piece(fragment, secret)):
+            return MASK
     return MASK if _replace_secrets(fragment, dsn) != fragment else fragment
+
+
+def _shares_a_piece(fragment: str, secret: str, piece: int = 3) -> bool:
+    return len(secret) >= piece and any(secret[i : i + piece] in fragment for i in range(len(secret) - piece + 1))
 
 
 # ---------------------------------------------------------------------------------------- the target
@@ -234,12 +247,25 @@ def _invalid(reason: str) -> ConnectionFault:
     return ConnectionFault(f"invalid connection string: {reason}")
 
 
+# libpq's percent-decoding errors quote the field being decoded, which is the password more often than
+# not (a literal "%" in it): they are told in our own words, quoting nothing.
+_PERCENT_ERRORS = {
+    "invalid percent-encoded token": (
+        'invalid percent-encoded token: a "%" in the URI must start a %XX escape; write a literal "%" as %25'
+    ),
+    "forbidden value %00": "a percent-escape in the URI decodes to a NUL byte, which no connection value may hold",
+}
+
+
 def _vetted_reason(libpq_message: str, dsn: str) -> str:
     """libpq's parse error, first line, with every quoted DSN fragment checked for secrets."""
     first = (libpq_message.strip().splitlines() or ["cannot be parsed"])[0]
+    for prefix, ours in _PERCENT_ERRORS.items():
+        if first.startswith(prefix):
+            return ours
     if first.startswith('invalid connection option ""'):
         first = 'a "=" without a key name before it'
-    first = re.sub(r'"([^"]*)"', lambda m: f'"{_safe(m.group(1), dsn)}"', first)
+    first = re.sub(r'"([^"]*)"', lambda m: f'"{_safe(m.group(1), dsn, malformed=True)}"', first)
     return scrub(first.removesuffix(" in connection info string"), dsn)
 
 
