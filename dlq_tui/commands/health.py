@@ -1,8 +1,9 @@
 """`dlq-tui health`: health figures, breakers and findings for scripts and alerting.
 
 Exit codes follow the monitoring-plugin convention: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN when the
-database cannot be read (unreachable, wrong password, below v7, view missing, no permission). In that
-case one line on stderr says why and what to do; never a traceback, never the password.
+database cannot be read (unreachable, wrong password, below v7, view missing, no permission, no answer
+within --timeout). In that case one line on stderr says why and what to do (with --json also a JSON
+object on stdout); never a traceback, never the password.
 
 The first line of the text report is a plugin-style summary with perfdata after "|", so the command can
 be used as a Nagios/Icinga check as is.

@@ -97,6 +97,8 @@ class Deadline:
 
     def attach(self, engine: Engine) -> None:
         """Watch every connection the engine opens, and mark its errors once the deadline has passed."""
+        if self.seconds is None:
+            return  # no limit: nothing will ever be cut
 
         # insert=True: before SQLAlchemy's own first-connect queries, which a silent server would hang too.
         @event.listens_for(engine.pool, "connect", insert=True)
