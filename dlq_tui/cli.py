@@ -1,19 +1,39 @@
 """Command line: parse arguments, resolve the database, dispatch to the app or a one-shot command.
 
 Exit codes: 0 success; 1 the command ran and found a problem (migration failed, schema not
-current); 2 the database could not be reached or the arguments were wrong. `health` follows the
-monitoring-plugin convention instead (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).
+current); 2 the database could not be reached, did not answer within the overall time limit, or the
+arguments were wrong. `health` follows the monitoring-plugin convention instead (0 OK, 1 WARNING,
+2 CRITICAL, 3 UNKNOWN).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 from dlq_tui import __version__
-from dlq_tui.config import DsnChoice, Settings, default_operator, resolve_dsn
-from dlq_tui.db.connect import ConnectionFault, classify_connection_error, connection_errors, mask_dsn, scrub
+from dlq_tui.config import (
+    DEFAULT_MIGRATE_TIMEOUT_S,
+    DEFAULT_TIMEOUT_S,
+    DsnChoice,
+    SettingFault,
+    Settings,
+    default_operator,
+    parse_seconds,
+    resolve_dsn,
+    resolve_timeout,
+)
+from dlq_tui.db.connect import (
+    ConnectionFault,
+    classify_connection_error,
+    connection_errors,
+    describe_target,
+    mask_dsn,
+    scrub,
+)
+from dlq_tui.db.deadline import Deadline
 
 EXIT_OK = 0
 EXIT_PROBLEM = 1
@@ -29,6 +49,21 @@ def _common_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
         help="PostgreSQL connection string (URI or key=value). Default: DLQ_TUI_DSN, DATABASE_URL, "
         "PG* variables, else the embedded server.",
     )
+    parser.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=default,
+        metavar="SECONDS",
+        help="overall time limit of check, health, analyze and the app's start "
+        f"(default: DLQ_TUI_TIMEOUT, else {DEFAULT_TIMEOUT_S:g}; 0: none)",
+    )
+
+
+def _seconds(raw: str) -> float:
+    try:
+        return parse_seconds(raw)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _lock_ttl(raw: str) -> int:
@@ -71,6 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
     mig.add_argument("--online", action="store_true", help="with --migrate: short locks, batched, resumable")
     mig.add_argument("--batch-size", type=int, default=10_000, help="with --online: rows per backfill batch")
     mig.add_argument("--max-rate", type=float, default=None, metavar="ROWS_PER_S", help="with --online: throttle")
+    mig.add_argument(
+        "--migrate-timeout",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help=f"overall time limit of --migrate (default: DLQ_TUI_MIGRATE_TIMEOUT, else {DEFAULT_MIGRATE_TIMEOUT_S:g}; "
+        "0: none)",
+    )
 
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     check = sub.add_parser("check", help="is the schema current (v7)? exit 0 only when it is")
@@ -126,14 +169,25 @@ def run(argv: Sequence[str] | None = None) -> int:
         parser.error("--online goes with --migrate")
     if args.migrate and args.command:
         parser.error("--migrate cannot be combined with a command")
+    if args.migrate and args.timeout is not None:
+        parser.error("--timeout does not apply to --migrate: use --migrate-timeout")
+    if args.migrate_timeout is not None and not args.migrate:
+        parser.error("--migrate-timeout goes with --migrate")
 
     try:
         choice = resolve_dsn(args.dsn)
+        if args.migrate:
+            limit = resolve_timeout(args.migrate_timeout, "DLQ_TUI_MIGRATE_TIMEOUT", DEFAULT_MIGRATE_TIMEOUT_S)
+        else:
+            limit = resolve_timeout(args.timeout, "DLQ_TUI_TIMEOUT", DEFAULT_TIMEOUT_S)
         dsn, embedded = resolve_database(choice, demo=args.demo)
-    except ConnectionFault as exc:
+    except (ConnectionFault, SettingFault) as exc:
         # `health` speaks the monitoring-plugin convention: a database it cannot read is UNKNOWN (3).
         return fail(str(exc), 3 if args.command == "health" else EXIT_FAULT)
 
+    deadline = Deadline(limit, "--migrate-timeout" if args.migrate else "--timeout")
+    deadline.on_stuck = lambda: _give_up(deadline, dsn, args)
+    deadline.start()
     try:
         if args.migrate:
             from dlq_tui.commands.migrate import run_migrate
@@ -144,19 +198,20 @@ def run(argv: Sequence[str] | None = None) -> int:
                 online=args.online,
                 batch_size=args.batch_size,
                 max_rate=args.max_rate,
+                deadline=deadline,
             )
         if args.command == "check":
             from dlq_tui.commands.check import run_check
 
-            return run_check(dsn)
+            return run_check(dsn, deadline=deadline)
         if args.command == "health":
             from dlq_tui.commands.health import run_health
 
-            return run_health(dsn, args)
+            return run_health(dsn, args, deadline=deadline)
         if args.command == "analyze":
             from dlq_tui.commands.analyze import run_analyze
 
-            return run_analyze(dsn, as_json=args.json)
+            return run_analyze(dsn, as_json=args.json, deadline=deadline)
         settings = Settings(
             dsn=dsn,
             embedded=embedded,
@@ -167,13 +222,29 @@ def run(argv: Sequence[str] | None = None) -> int:
         )
         from dlq_tui.commands.app import run_app
 
-        return run_app(settings, demo=args.demo)
+        return run_app(settings, demo=args.demo, deadline=deadline)
     except ConnectionFault as exc:
         return fail(str(exc))
     except connection_errors() as exc:
         return fail(*_fault_line(exc, dsn))
     except KeyboardInterrupt:
         return fail("interrupted", 130)
+    finally:
+        deadline.stop()
+
+
+def _give_up(deadline: Deadline, dsn: str, args: argparse.Namespace) -> None:
+    """The command did not end although its connections were cut: say why, and end the process."""
+    line = deadline.describe(describe_target(dsn).label())
+    if args.command == "health":
+        from dlq_tui.commands.health import report_unknown
+
+        code = report_unknown(line, as_json=args.json)
+    else:
+        code = fail(line)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # the main thread is blocked where no exception can reach it
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -11,8 +11,10 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -147,3 +149,91 @@ def stop_fault_server(server: FaultServer) -> None:
         _run([_bin("pg_ctl"), "-D", str(server.pgdata), "-m", "immediate", "-w", "stop"], server.run_as)
     finally:
         shutil.rmtree(server.root, ignore_errors=True)
+
+
+# Parameters a real server reports after login; psycopg and SQLAlchemy read them without a query.
+_SILENT_PARAMETERS = {
+    "server_version": "18.0",
+    "server_encoding": "UTF8",
+    "client_encoding": "UTF8",
+    "standard_conforming_strings": "on",
+    "DateStyle": "ISO, MDY",
+    "integer_datetimes": "on",
+    "TimeZone": "UTC",
+}
+_SSL_REQUEST, _GSSENC_REQUEST, _CANCEL_REQUEST = 80877103, 80877104, 80877102
+
+
+def _message(kind: bytes, body: bytes) -> bytes:
+    return kind + struct.pack("!I", len(body) + 4) + body
+
+
+def _read_exactly(conn: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = conn.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError("client went away")
+        data += chunk
+    return data
+
+
+def _log_in_then_go_silent(conn: socket.socket, stop: threading.Event) -> None:
+    """Speak the PostgreSQL v3 protocol up to ReadyForQuery, then read everything and answer nothing."""
+    with conn:
+        try:
+            while True:
+                length, code = struct.unpack("!II", _read_exactly(conn, 8))
+                rest = _read_exactly(conn, length - 8)
+                if code in (_SSL_REQUEST, _GSSENC_REQUEST):
+                    conn.sendall(b"N")  # no TLS, no GSSAPI: the client goes on in the clear
+                    continue
+                break
+            if code != _CANCEL_REQUEST:  # a cancel request gets no answer either: the server is hung
+                del rest
+                reply = _message(b"R", struct.pack("!I", 0))  # AuthenticationOk
+                for name, value in _SILENT_PARAMETERS.items():
+                    reply += _message(b"S", name.encode() + b"\0" + value.encode() + b"\0")
+                reply += _message(b"K", struct.pack("!II", 4242, 424242))  # BackendKeyData
+                reply += _message(b"Z", b"I")  # ReadyForQuery, idle
+                conn.sendall(reply)
+            conn.settimeout(0.2)
+            while not stop.is_set():
+                try:
+                    if not conn.recv(65536):
+                        return
+                except TimeoutError:
+                    continue
+        except (ConnectionError, OSError, struct.error):
+            return
+
+
+@contextmanager
+def silent_postgres() -> Iterator[int]:
+    """A PostgreSQL look-alike on 127.0.0.1 that accepts the login (no password asked) and then never
+    answers a query: what a hung server, a stuck pooler or a frozen VM looks like once logged in.
+    Yields the port."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=_log_in_then_go_silent, args=(conn, stop), daemon=True).start()
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    try:
+        yield int(listener.getsockname()[1])
+    finally:
+        stop.set()
+        server.join(timeout=2)
+        listener.close()

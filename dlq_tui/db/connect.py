@@ -11,6 +11,8 @@ can put a piece of the password into the host, port or database field, and libpq
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -20,8 +22,14 @@ from urllib.parse import quote, unquote
 
 import psycopg
 from psycopg import conninfo as pg_conninfo
+from psycopg import pq
+from psycopg.abc import Buffer
+from psycopg.adapt import Dumper, Loader
+from psycopg.types.json import set_json_loads
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+
+from dlq_tui.db.deadline import Deadline, passed_deadline
 
 APPLICATION_NAME = "dlq-tui"
 MASK = "****"
@@ -110,7 +118,9 @@ def _query_secret_pattern() -> re.Pattern[str]:
 
 @lru_cache(maxsize=1)
 def _keyvalue_secret_pattern() -> re.Pattern[str]:
-    quoted = r"'(?:[^'\\]|\\.)*'"
+    # A quoted value runs on to the next whitespace: `password='it's'` is a password with a quote in it,
+    # which libpq ends early and then quotes the rest ("s") back as a key name.
+    quoted = r"'(?:[^'\\]|\\.)*'\S*"
     unterminated = r"'.*"
     # Unquoted: libpq stops at whitespace, but `password=a b host=x` means the user forgot the quotes,
     # so mask up to the next `key=` (or the end).
@@ -182,13 +192,24 @@ def scrub(message: str, dsn: str) -> str:
     return _mask_keyvalue(message)
 
 
-def _safe(fragment: str, dsn: str) -> str:
-    """A DSN fragment fit to print: MASK when it contains, or is a piece of, anything secret."""
+def _safe(fragment: str, dsn: str, *, malformed: bool = False) -> str:
+    """A DSN fragment fit to print: MASK when it contains, or is a piece of, anything secret.
+
+    With malformed=True (a fragment libpq quotes from a DSN it could not read) also when it overlaps a
+    secret by 3 characters: libpq may cut a field in the middle of the password and quote the rest
+    with what follows (`7%w'x@127.0.0.1` of the password `Qz@7%w'x`). Fields of a DSN that parsed are
+    the fields the user wrote, so there a shared "202" of a password and a host name masks nothing.
+    """
     if not fragment:
         return fragment
-    if any(fragment in secret for secret in _secrets(dsn)):
-        return MASK
+    for secret in _secrets(dsn):
+        if fragment in secret or (malformed and _shares_a_piece(fragment, secret)):
+            return MASK
     return MASK if _replace_secrets(fragment, dsn) != fragment else fragment
+
+
+def _shares_a_piece(fragment: str, secret: str, piece: int = 3) -> bool:
+    return len(secret) >= piece and any(secret[i : i + piece] in fragment for i in range(len(secret) - piece + 1))
 
 
 # ---------------------------------------------------------------------------------------- the target
@@ -226,12 +247,25 @@ def _invalid(reason: str) -> ConnectionFault:
     return ConnectionFault(f"invalid connection string: {reason}")
 
 
+# libpq's percent-decoding errors quote the field being decoded, which is the password more often than
+# not (a literal "%" in it): they are told in our own words, quoting nothing.
+_PERCENT_ERRORS = {
+    "invalid percent-encoded token": (
+        'invalid percent-encoded token: a "%" in the URI must start a %XX escape; write a literal "%" as %25'
+    ),
+    "forbidden value %00": "a percent-escape in the URI decodes to a NUL byte, which no connection value may hold",
+}
+
+
 def _vetted_reason(libpq_message: str, dsn: str) -> str:
     """libpq's parse error, first line, with every quoted DSN fragment checked for secrets."""
     first = (libpq_message.strip().splitlines() or ["cannot be parsed"])[0]
+    for prefix, ours in _PERCENT_ERRORS.items():
+        if first.startswith(prefix):
+            return ours
     if first.startswith('invalid connection option ""'):
         first = 'a "=" without a key name before it'
-    first = re.sub(r'"([^"]*)"', lambda m: f'"{_safe(m.group(1), dsn)}"', first)
+    first = re.sub(r'"([^"]*)"', lambda m: f'"{_safe(m.group(1), dsn, malformed=True)}"', first)
     return scrub(first.removesuffix(" in connection info string"), dsn)
 
 
@@ -273,6 +307,79 @@ def validate_dsn(dsn: str) -> None:
                 raise _invalid(f'invalid host name "{_safe(one, dsn)}"') from None
 
 
+# ------------------------------------------------------------------------------- SQL_ASCII databases
+
+
+class _SqlAsciiTextLoader(Loader):
+    """Text from a SQL_ASCII database: bytes the server never checked, read as UTF-8 where they are.
+
+    Each byte that is not UTF-8 becomes its surrogateescape stand-in, which text.py shows as \\xNN (drawn
+    as an escape, unlike a backslash the writer typed) and _SqlAsciiStrDumper turns back into the
+    same byte, so a value read here and used as a filter or action argument finds the same row.
+    """
+
+    def load(self, data: Buffer) -> str:
+        return bytes(data).decode("utf-8", "surrogateescape")
+
+
+class _SqlAsciiTextBinaryLoader(_SqlAsciiTextLoader):
+    format = pq.Format.BINARY
+
+
+def _sql_ascii_json_loads(data: bytes | str) -> Any:
+    return json.loads(data if isinstance(data, str) else data.decode("utf-8", "surrogateescape"))
+
+
+class _SqlAsciiStrDumper(Dumper):
+    """str to a SQL_ASCII database: UTF-8, and each stand-in of _SqlAsciiTextLoader back to its byte."""
+
+    def dump(self, obj: str) -> Buffer | None:
+        if self.format == pq.Format.TEXT and "\x00" in obj:
+            raise psycopg.DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes")
+        return obj.encode("utf-8", "surrogateescape")
+
+
+@lru_cache(maxsize=1)
+def _sql_ascii_dumpers() -> tuple[type[Dumper], ...]:
+    """One subclass per psycopg str dumper (each names its own oid and format), in psycopg's order."""
+    from psycopg.types import string
+
+    bases = (
+        string.StrBinaryDumperName,
+        string.StrBinaryDumperVarchar,
+        string.StrBinaryDumper,
+        string.StrDumperName,
+        string.StrDumperVarchar,
+        string.StrDumper,
+        string.StrDumperUnknown,
+    )
+    return tuple(type(f"SqlAscii{base.__name__}", (_SqlAsciiStrDumper, base), {}) for base in bases)
+
+
+def adapt_to_server_encoding(conn: psycopg.Connection[Any]) -> None:
+    """Make a connection to a SQL_ASCII database return str like any other.
+
+    Old installations still run SQL_ASCII databases, which store whatever bytes a writer sent. psycopg
+    then returns bytes for every text value (SQLAlchemy's own start-up query fails on them), and a
+    client_encoding of UTF8 does not help: the server refuses to send the first value that is not
+    valid UTF-8, so one hostile event would block every screen. So the session stays SQL_ASCII (no
+    conversion, nothing refused) and text is decoded here, once for every engine, query and command.
+    """
+    if conn.info.parameter_status("server_encoding") != "SQL_ASCII":
+        return
+    if conn.info.parameter_status("client_encoding") != "SQL_ASCII":  # PGCLIENTENCODING or the DSN chose one
+        conn.execute("SET client_encoding TO 'SQL_ASCII'")
+        conn.commit()
+    adapters = conn.adapters
+    for type_name in ("text", "varchar", "bpchar", "name", '"char"'):
+        adapters.register_loader(type_name, _SqlAsciiTextLoader)
+        adapters.register_loader(type_name, _SqlAsciiTextBinaryLoader)
+    adapters.register_loader(0, _SqlAsciiTextLoader)  # unknown: a literal SELECT 'x'
+    set_json_loads(_sql_ascii_json_loads, conn)
+    for dumper in _sql_ascii_dumpers():  # psycopg's order: the last one registered is the default
+        adapters.register_dumper(str, dumper)
+
+
 # -------------------------------------------------------------------------------------------- engines
 
 
@@ -307,9 +414,14 @@ def make_engine(
     read_only: bool = False,
     statement_timeout_ms: int | None = None,
     pool_size: int = 5,
+    deadline: Deadline | None = None,
     **kwargs: Any,
 ) -> Engine:
-    """An Engine for the DSN (no connection yet). read_only makes the *database session* read-only."""
+    """An Engine for the DSN (no connection yet). read_only makes the *database session* read-only.
+
+    With a deadline, no connection outlives it: each new one gets at most the time left to log in, and
+    every one is cut when it passes (see dlq_tui/db/deadline.py).
+    """
     if is_sqlite(dsn):
         return create_engine(dsn, **kwargs)
     validate_dsn(dsn)
@@ -317,12 +429,19 @@ def make_engine(
     extra = _connect_kwargs(dsn, read_only, statement_timeout_ms)
 
     def creator() -> psycopg.Connection[Any]:
+        timeout: dict[str, Any] = {}
+        if deadline is not None:
+            deadline.check()
+            with contextlib.suppress(ValueError):  # a malformed value: psycopg's own error explains it
+                timeout["connect_timeout"] = deadline.connect_timeout(int(float(_connect_timeout(dsn))))
         try:
-            return psycopg.connect(conninfo, **extra)
+            conn = psycopg.connect(conninfo, **{**extra, **timeout})
         except UnicodeError:
             # psycopg resolves host names itself; a name the IDNA codec rejects (e.g. from PGHOST set
             # after validation) raises UnicodeError, which nobody catches as a connection error.
             raise psycopg.OperationalError("invalid host name") from None
+        adapt_to_server_encoding(conn)
+        return conn
 
     engine = create_engine(
         "postgresql+psycopg://",
@@ -331,6 +450,8 @@ def make_engine(
         pool_size=pool_size,
         **kwargs,
     )
+    if deadline is not None:
+        deadline.attach(engine)
     if read_only:
         # Belt and braces: even if a pooler strips startup options, every transaction is read-only.
         @event.listens_for(engine, "begin")
@@ -377,6 +498,9 @@ def classify_connection_error(exc: BaseException, dsn: str) -> str | None:
     inner: BaseException = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
     if isinstance(inner, ConnectionFault):
         return scrub(str(inner), dsn)
+    deadline = passed_deadline(exc)
+    if deadline is not None:  # whatever the driver says, the cause is the limit we enforced
+        return deadline.describe(describe_target(dsn).label())
     raw = " ".join(str(inner).split())
     text = raw.lower()
     target = describe_target(dsn)

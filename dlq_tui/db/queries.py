@@ -304,12 +304,12 @@ def known_reasons(conn: Connection, limit: int = 50) -> list[str]:
 # ---------------------------------------------------------------------------------------------- detail
 
 
-def _audit_json(raw: str | None, total_bytes: int | None) -> Any:
+def _audit_json(raw: str | None, total_bytes: int | None, cut: bool | None) -> Any:
     """Parse an audit column's text; a value cut, too deep or unparseable comes back as JsonText."""
     if raw is None:
         return None
     stored = JsonText(raw, utf8_len(raw) if total_bytes is None else total_bytes)
-    if stored.total_bytes > utf8_len(raw) or json_nesting_exceeds(raw, AUDIT_JSON_MAX_DEPTH):
+    if cut or json_nesting_exceeds(raw, AUDIT_JSON_MAX_DEPTH):
         return stored
     try:
         return json.loads(raw)
@@ -318,7 +318,7 @@ def _audit_json(raw: str | None, total_bytes: int | None) -> Any:
 
 
 _DETAIL_SQL = text(
-    """
+    f"""
     SELECT e.id, e.priority, e.classification, e.reason, e.source, e.source_offset, e.retry_count,
            e.created_at, e.resolved, e.processing_lock, e.lock_expires_at, now() AS db_now,
            e.ingest_id, e.resolved_at, e.payload_checksum, e.idempotency_key, e.resolution_method,
@@ -326,13 +326,15 @@ _DETAIL_SQL = text(
            left(p.t, :chars) AS payload_text,
            length(p.t) AS payload_total_chars,
            octet_length(p.t) AS payload_total_bytes,
-           encode(sha256(convert_to(p.t, 'UTF8')), 'hex') AS computed_checksum,
+           {schema.sha256_hex_sql("p.t")} AS computed_checksum,
            left(j.metadata, :chars) AS metadata_text,
            octet_length(j.metadata) AS metadata_total_bytes,
            left(j.errors, :audit) AS error_history,
            octet_length(j.errors) AS error_history_bytes,
+           length(j.errors) > :audit AS error_history_cut,
            left(j.attempts, :audit) AS processing_attempts,
-           octet_length(j.attempts) AS processing_attempts_bytes
+           octet_length(j.attempts) AS processing_attempts_bytes,
+           length(j.attempts) > :audit AS processing_attempts_cut
     FROM dead_letter_events e
     CROSS JOIN LATERAL (SELECT e.payload::text AS t) p
     CROSS JOIN LATERAL (
@@ -368,8 +370,9 @@ def fetch_event(conn: Connection, event_id: int, *, payload_chars: int = 20_000)
         payload_checksum=r.payload_checksum,
         computed_checksum=r.computed_checksum,
         idempotency_key=r.idempotency_key,
-        error_history=_audit_json(r.error_history, r.error_history_bytes),
-        processing_attempts=_audit_json(r.processing_attempts, r.processing_attempts_bytes),
+        # Cut or not is decided by the server, in its own units: characters, but bytes in a SQL_ASCII database.
+        error_history=_audit_json(r.error_history, r.error_history_bytes, r.error_history_cut),
+        processing_attempts=_audit_json(r.processing_attempts, r.processing_attempts_bytes, r.processing_attempts_cut),
         resolution_method=r.resolution_method,
         updated_at=r.updated_at,
         last_processed_at=r.last_processed_at,

@@ -27,15 +27,14 @@ _PG_TYPE = {
     "TIMESTAMP WITH TIME ZONE": "timestamp with time zone",
 }
 
-HASH_SQL = "encode(sha256(convert_to(payload::text, 'UTF8')), 'hex')"
+HASH_SQL = schema.sha256_hex_sql("payload::text")
 
 
 def key_sql(checksum_sql: str, alias: str = "") -> str:
     """The idempotency key of a row, given an SQL expression for its payload checksum."""
     a = f"{alias}." if alias else ""
-    return (
-        f"encode(sha256(convert_to(coalesce({a}source, '') || ':' || coalesce({a}source_offset::text, '') || ':' || "
-        f"coalesce({checksum_sql}, ''), 'UTF8')), 'hex')"
+    return schema.sha256_hex_sql(
+        f"coalesce({a}source, '') || ':' || coalesce({a}source_offset::text, '') || ':' || coalesce({checksum_sql}, '')"
     )
 
 
