@@ -24,7 +24,7 @@ import random
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, text
 
@@ -202,6 +202,52 @@ def _hostile_payload(row: HostileRow) -> str:
     if row.name == "deep_nesting":
         return _deep_payload()
     return row.payload
+
+
+# --- the pipeline's raw_events (where a redrive writes) ----------------------------------------------------
+
+RawEventsKey = Literal["constraint", "index", "both"]
+
+
+def create_raw_events(conn: Connection, *, timestamp: str = "timestamptz", key: RawEventsKey = "both") -> None:
+    """raw_events as the pipeline creates it (for the demo, tests and benchmarks: dlq-tui never creates it in a
+    real database). timestamp="varchar" gives the shape before the pipeline's v12; key says how uniqueness is kept
+    (older databases have only the index, newer ones the constraint, many both)."""
+    stamp = {"timestamptz": "TIMESTAMP WITH TIME ZONE", "varchar": "VARCHAR(64)"}[timestamp]
+    constraint = (
+        ",\n    CONSTRAINT uq_raw_events_source_offset UNIQUE (source, source_inode, source_generation, source_offset)"
+        if key in ("constraint", "both")
+        else ""
+    )
+    conn.execute(
+        text(
+            f"""
+            CREATE TABLE raw_events (
+                id SERIAL PRIMARY KEY,
+                ingest_id VARCHAR(64),
+                ingest_at TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT now(),
+                source VARCHAR(512) NOT NULL,
+                source_offset BIGINT,
+                source_inode VARCHAR(128),
+                source_generation INTEGER NOT NULL DEFAULT 0,
+                payload JSON NOT NULL,
+                payload_hash VARCHAR(64),
+                risk_score INTEGER,
+                quarantined BOOLEAN NOT NULL DEFAULT false,
+                session_id VARCHAR(64),
+                event_type VARCHAR(128),
+                event_timestamp {stamp}{constraint}
+            )
+            """
+        )
+    )
+    if key in ("index", "both"):
+        conn.execute(
+            text(
+                "CREATE UNIQUE INDEX uq_raw_events_source_gen"
+                " ON raw_events (source, source_inode, source_generation, source_offset)"
+            )
+        )
 
 
 # --- ordinary rows --------------------------------------------------------------------------------------
