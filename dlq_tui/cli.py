@@ -65,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     analyze = sub.add_parser("analyze", help="failure-pattern analysis")
     _common_options(analyze, suppress=True)
     analyze.add_argument("--json", action="store_true", help="one JSON object")
+    from dlq_tui.commands.redrive import add_options as add_redrive_options
+
+    redrive = sub.add_parser("redrive", help="repair dead letters and redrive them into raw_events (for cron)")
+    _common_options(redrive, suppress=True)
+    add_redrive_options(redrive)
     return parser
 
 
@@ -107,6 +112,10 @@ def run(argv: Sequence[str] | None = None) -> int:
         parser.error("--online goes with --migrate")
     if args.migrate and args.command:
         parser.error("--migrate cannot be combined with a command")
+    if args.command == "redrive":
+        from dlq_tui.commands.redrive import check_options
+
+        check_options(parser, args)
 
     try:
         choice = resolve_dsn(args.dsn)
@@ -138,6 +147,10 @@ def run(argv: Sequence[str] | None = None) -> int:
             from dlq_tui.commands.analyze import run_analyze
 
             return run_analyze(dsn, as_json=args.json)
+        if args.command == "redrive":
+            from dlq_tui.commands.redrive import run_redrive
+
+            return run_redrive(dsn, args)
         settings = Settings(
             dsn=dsn,
             embedded=embedded,

@@ -841,9 +841,12 @@ def redrive(
     wanted = _unique_ids(ids)
     result = RedriveResult("redrive", dry_run=dry_run, run_id=f"dlq-tui-redrive-{uuid.uuid4().hex[:16]}")
     started = time.monotonic()
-    with _transaction(engine, None) as conn:
-        target = inspect_target(conn)
-        started_at: datetime = conn.execute(text("SELECT now()")).scalar_one()
+    try:
+        with _transaction(engine, None) as conn:
+            target = inspect_target(conn)
+            started_at: datetime = conn.execute(text("SELECT now()")).scalar_one()
+    except ActionRefused as exc:
+        raise RedriveRefused(str(exc), result, connection_lost=_lost(exc)) from exc
     if target.problem is not None:
         raise RedriveRefused(f"redrive unavailable: {target.problem}", result)
     if target.refusal is not None and not dry_run:
