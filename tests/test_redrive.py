@@ -115,7 +115,8 @@ def test_redrive_writes_every_column_as_the_pipeline_does(v7_engine: Engine, sta
         for offset in (10, 20, 30):
             loader_row(conn, offset, INODE)
         loader_row(conn, 40, "99")  # a minority inode (the file was replaced once)
-        loader_row(conn, 50, SOURCE)  # the pipeline's own repair writes the path as inode: not an inode
+        for offset in (50, 60, 70, 80):  # the pipeline's own repair writes the path as inode: not an inode
+            loader_row(conn, offset, SOURCE)
         event_id = dead_letter(conn, REPAIRED, 1234)
     result = R.redrive(v7_engine, ALICE, [event_id])
     assert result.done == [event_id] and not result.skipped and not result.failed
@@ -569,3 +570,40 @@ def test_select_ids_takes_pending_events_of_a_reason_in_screen_order(target: Eng
     with target.connect() as conn:
         assert R.select_ids(conn, reason="json_parsing_failed") == [first, late]
         assert R.select_ids(conn, reason="json_parsing_failed", limit=1) == [first]
+
+
+def test_two_sessions_redriving_two_dead_letters_of_one_line_make_one_row(target: Engine, v7_dsn: str) -> None:
+    """No loader rows: source_inode is NULL and the unique key cannot stop a second row. Both sessions hold their
+    own dead letter when they look at the line; the per-line advisory lock makes the second look after the first
+    commit, so it links instead of inserting."""
+    with target.begin() as conn:
+        a = dead_letter(conn, VALID, 9)
+        b = insert_event(
+            conn,
+            payload={"malformed_content": VALID, "parsing_timestamp": "2024-03-02T00:00:00Z", "original_offset": 9},
+            source=SOURCE,
+            source_offset=9,
+        )
+    both_locked = threading.Barrier(2, timeout=30)
+    engines = [make_engine(v7_dsn, pool_size=1) for _ in range(2)]
+    results: dict[int, R.RedriveResult] = {}
+
+    def work(engine: Engine, event_id: int) -> None:
+        def meet(phase: str, conn: Connection) -> None:
+            if phase == "locked":
+                both_locked.wait()
+
+        results[event_id] = R.redrive(engine, Operator(f"op{event_id}"), [event_id], checkpoint=meet)
+
+    threads = [threading.Thread(target=work, args=(e, i)) for e, i in zip(engines, (a, b), strict=True)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+    finally:
+        for engine in engines:
+            engine.dispose()
+    assert results[a].done == [a] and results[b].done == [b]
+    assert len(raw_rows(target)) == 1
+    assert len(results[a].existing | results[b].existing) == 1
