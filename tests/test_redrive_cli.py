@@ -202,6 +202,14 @@ def test_unreachable_server_is_exit_2_without_the_password(
     assert err.startswith("dlq-tui: cannot connect to ") and err.count("\n") == 1 and PASSWORD not in err
 
 
+def test_sqlite_is_told_that_redrive_needs_postgresql(tmp_path: object, capsys: pytest.CaptureFixture[str]) -> None:
+    code = run(["redrive", "--dsn", f"sqlite:///{tmp_path}/dlq.db"])
+    assert code == 1
+    assert capsys.readouterr().err == (
+        "dlq-tui: redrive unavailable: it needs PostgreSQL (the pipeline's raw_events table)\n"
+    )
+
+
 def test_a_connection_lost_mid_run_is_exit_2(
     target: Engine, v7_dsn: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from dlq_tui.config import default_operator
-from dlq_tui.db.connect import connection_errors, explain_connection_error, open_checked
+from dlq_tui.db.connect import connection_errors, explain_connection_error, is_sqlite, open_checked
 from dlq_tui.db.redrive import RedriveRefused, RedriveResult, redrive, select_ids
 from dlq_tui.db.triage import Operator
 from dlq_tui.text import plain
@@ -152,6 +152,9 @@ def _progress(stream: TextIO) -> Callable[[int, int], None] | None:
 
 def run_redrive(dsn: str, args: argparse.Namespace) -> int:
     dry_run = bool(args.redrive_dry_run)
+    if is_sqlite(dsn):
+        print("dlq-tui: redrive unavailable: it needs PostgreSQL (the pipeline's raw_events table)", file=sys.stderr)
+        return EXIT_PROBLEM
     engine = open_checked(dsn, read_only=bool(args.read_only))  # ConnectionFault: the CLI's one line, exit 2
     op = Operator((args.operator or "").strip() or default_operator())
     try:
