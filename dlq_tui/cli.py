@@ -127,6 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
     analyze = sub.add_parser("analyze", help="failure-pattern analysis")
     _common_options(analyze, suppress=True)
     analyze.add_argument("--json", action="store_true", help="one JSON object")
+    from dlq_tui.commands.redrive import add_options as add_redrive_options
+
+    redrive = sub.add_parser("redrive", help="repair dead letters and redrive them into raw_events (for cron)")
+    _common_options(redrive, suppress=True)
+    add_redrive_options(redrive)
     return parser
 
 
@@ -160,6 +165,9 @@ def _fault_line(exc: BaseException, dsn: str) -> tuple[str, int]:
     return line, code
 
 
+WRITE_COMMANDS = frozenset({"redrive"})
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -173,11 +181,18 @@ def run(argv: Sequence[str] | None = None) -> int:
         parser.error("--timeout does not apply to --migrate: use --migrate-timeout")
     if args.migrate_timeout is not None and not args.migrate:
         parser.error("--migrate-timeout goes with --migrate")
+    if args.command == "redrive":
+        from dlq_tui.commands.redrive import check_options
+
+        check_options(parser, args)
 
     try:
         choice = resolve_dsn(args.dsn)
         if args.migrate:
             limit = resolve_timeout(args.migrate_timeout, "DLQ_TUI_MIGRATE_TIMEOUT", DEFAULT_MIGRATE_TIMEOUT_S)
+        elif args.command in WRITE_COMMANDS:
+            # Batch writes for cron may rightly run long: only an explicit --timeout bounds them.
+            limit = args.timeout or None
         else:
             limit = resolve_timeout(args.timeout, "DLQ_TUI_TIMEOUT", DEFAULT_TIMEOUT_S)
         dsn, embedded = resolve_database(choice, demo=args.demo)
@@ -212,6 +227,10 @@ def run(argv: Sequence[str] | None = None) -> int:
             from dlq_tui.commands.analyze import run_analyze
 
             return run_analyze(dsn, as_json=args.json, deadline=deadline)
+        if args.command == "redrive":
+            from dlq_tui.commands.redrive import run_redrive
+
+            return run_redrive(dsn, args)
         settings = Settings(
             dsn=dsn,
             embedded=embedded,

@@ -176,3 +176,41 @@ def test_hostile_rows_are_stored_as_written(v7_engine: Engine) -> None:
     assert json.loads(markup.metadata_text or "")["requires_investigation"] == "[@click=app.quit]"
     # Old and urgent: every hostile row shows on the events screen's first page.
     assert set(found.values()) <= {r.id for r in first_page.rows}
+
+
+def test_demo_shows_redrive_working(v7_engine: Engine) -> None:
+    from dlq_tui.db import redrive as R
+    from dlq_tui.db.triage import Operator
+    from dlq_tui.demo import REDRIVE_INODE, REDRIVE_NAMES, redrive_ids
+
+    fill_demo(v7_engine)
+    with v7_engine.connect() as conn:
+        target = R.inspect_target(conn)
+        ids = redrive_ids(conn)
+    assert target.blocked is None and target.timestamp_type == "timestamptz"  # the pipeline's current shape
+    assert set(ids) == set(REDRIVE_NAMES)
+    result = R.redrive(v7_engine, Operator("demo"), list(ids.values()))
+    by_name = {name: result.statuses[i] for name, i in ids.items()}
+    assert sorted(name for name, i in ids.items() if i in result.done) == [
+        "cut_after_comma",
+        "log_prefix",
+        "raw_escapes",
+        "stray_bytes",
+        "trailing_comma",
+        "validation_row",
+    ]
+    assert by_name["cut_command"] == "ambiguous"
+    assert {by_name[n] for n in ("cut_session", "unquoted_keys", "no_timestamp", "binary_junk")} == {"refused"}
+    with v7_engine.connect() as conn:
+        inodes = conn.execute(
+            text("SELECT DISTINCT source_inode FROM raw_events WHERE ingest_id LIKE 'demo-redrive-%'")
+        ).scalars()
+        assert list(inodes) == [REDRIVE_INODE]  # taken from the loader's own rows of that log file
+
+
+def test_demo_leaves_an_existing_raw_events_table_alone(v7_engine: Engine) -> None:
+    with v7_engine.begin() as conn:
+        conn.execute(text("CREATE TABLE raw_events (id serial PRIMARY KEY, note text)"))
+    fill_demo(v7_engine)
+    with v7_engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM raw_events")).scalar() == 0

@@ -52,6 +52,15 @@ PALETTE: tuple[PaletteCommand, ...] = (
         "requeue",
     ),
     PaletteCommand(
+        "Repair preview", "The highlighted event repaired and checked, and where it would go (f)", "events", "repair"
+    ),
+    PaletteCommand(
+        "Redrive events",
+        "Repairable marked or highlighted events into raw_events, after a confirmation (F)",
+        "events",
+        "redrive",
+    ),
+    PaletteCommand(
         "Export events", "Write the selected events as JSON Lines for forensics (E, ctrl+s)", "events", "export"
     ),
     PaletteCommand("Migration dry run", "Show the SQL the upgrade would run (d)", "migration", "dry_run"),

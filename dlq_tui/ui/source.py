@@ -18,8 +18,11 @@ from dlq_tui.db.connect import is_sqlite, make_engine
 from dlq_tui.db.models import EventDetail, EventFilter, EventPage, HealthSnapshot, PageCursor
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from dlq_tui.config import Settings
     from dlq_tui.db.models import ActionResult
+    from dlq_tui.db.redrive import RedriveResult, RepairPreview
     from dlq_tui.db.triage import Operator
 
 # A backstop: a thread worker cannot cancel its query, so the server does it after this long.
@@ -219,3 +222,21 @@ class DataSource:
         from dlq_tui.db import triage
 
         return triage.export_jsonl(self.engine, ids, path, overwrite=overwrite)
+
+    # --- repair and redrive (dlq_tui.db.redrive; the repair runs here, in the caller's thread worker) ----------
+    def repair_preview(self, event_id: int) -> RepairPreview | None:
+        from dlq_tui.db.redrive import preview
+
+        with self.engine.connect() as conn:
+            return preview(conn, self.operator, event_id)
+
+    def redrive_plan(self, ids: Sequence[int]) -> RedriveResult:
+        """A dry run: what a redrive of these events would do (writes nothing)."""
+        from dlq_tui.db import redrive
+
+        return redrive.redrive(self.engine, self.operator, ids, dry_run=True)
+
+    def redrive(self, ids: Sequence[int], accept_ambiguous: Mapping[int, str] | None = None) -> RedriveResult:
+        from dlq_tui.db import redrive
+
+        return redrive.redrive(self.engine, self.operator, ids, accept_ambiguous=accept_ambiguous)

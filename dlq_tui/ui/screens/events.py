@@ -44,8 +44,8 @@ DETAIL_DELAY_S = 0.12  # wait for the cursor to rest before loading a detail (ho
 
 READ_ONLY_REFUSAL = "read-only mode: actions are disabled"
 # Actions that write to the database (refused in read-only mode). Export only reads: it stays available.
-WRITE_ACTIONS = frozenset({"claim", "release", "classify", "priority", "resolve", "reopen", "requeue"})
-TRIAGE_ACTIONS = WRITE_ACTIONS | {"export"}
+WRITE_ACTIONS = frozenset({"claim", "release", "classify", "priority", "resolve", "reopen", "requeue", "redrive"})
+TRIAGE_ACTIONS = WRITE_ACTIONS | {"export", "repair"}
 
 CLASSIFY_CHOICES = [
     *(Choice(name[0], name, name) for name in CLASSIFICATIONS),  # m c f
@@ -122,6 +122,8 @@ class EventsScreen(DlqScreen):
         Binding("o", "reopen", "Reopen", id="events.reopen"),
         Binding("R", "requeue", "Requeue", key_display="R", id="events.requeue", show=False),
         Binding("E", "export", "Export", key_display="E", id="events.export", show=False),
+        Binding("f", "repair", "Fix", tooltip="Repair preview: repaired, checked, where it goes", id="events.repair"),
+        Binding("F", "redrive", "Redrive", tooltip="Redrive into raw_events", id="events.redrive", show=False),
         Binding("ctrl+s", "export", "Export (as E)", show=False, id="events.export_save"),
         Binding("r", "refresh", "Reload", id="events.reload", show=False),
         Binding("slash", "filter", "Filter", key_display="/", id="events.filter"),
@@ -710,6 +712,16 @@ class EventsScreen(DlqScreen):
                 confirm=True,
                 details=["back to the processor: unresolved, lock cleared, requeue counted in metadata"],
             )
+
+    def action_repair(self) -> None:
+        from dlq_tui.ui.screens.repair import open_preview
+
+        open_preview(self)
+
+    def action_redrive(self) -> None:
+        from dlq_tui.ui.screens.repair import redrive_selection
+
+        redrive_selection(self)
 
     def action_export(self) -> None:
         if (picked := self._selection("export")) is None:
