@@ -9,6 +9,10 @@ Every action is one UPDATE statement per batch of ids (one transaction per batch
 * The same statement appends one audit entry per event to ``processing_attempts`` (old -> new values of the
   columns that really changed). ``updated_at`` is left to the v7 trigger.
 * Ids that were not changed get a reason from a second, non-locking read in the same transaction.
+* One row the server cannot process (JSON it cannot convert, a trigger that raises) must not sink the others:
+  each batch runs in a savepoint, and when the server refuses it for a row's data the batch is split in halves
+  and retried, down to the single rows it refuses. Those are skipped with the server's reason; the rest is done.
+  Hostile data costs about 2 * log2(batch) extra statements per bad row, normal batches one savepoint.
 
 Requeue marking (so loops back into the DLQ are visible): besides the ``operator:requeue`` audit entry, the
 event's ``metadata_json`` object gets ``operator_requeue_count`` (incremented), ``operator_requeued_at`` and
@@ -47,6 +51,11 @@ NOTE_MAX_CHARS = 2000
 READ_ONLY_MESSAGE = "dlq-tui is in read-only mode"
 BUSY = "busy, try again"
 NO_SUCH_EVENT = "no such event"
+REFUSED = "refused by the database"  # a skip reason for one row the server would not change (see _apply)
+# SQLSTATE classes of errors caused by one row's data (data exception, integrity, program limit such as the stack
+# depth of deeply nested JSON, a trigger's RAISE, external routines, internal/corruption): worth isolating the row.
+# Anything else (locks, timeouts, lost connections, privileges, our own SQL) concerns the whole batch.
+_ROW_FAULT_CLASSES = frozenset({"22", "23", "54", "P0", "2F", "38", "39", "XX"})
 
 # Stored resolution_method -> label. The processor writes `stored_proc_enhanced`; ours say who did it.
 RESOLUTION_METHODS: dict[str, str] = {
@@ -130,6 +139,7 @@ class _Action:
     eligible: str = "true"  # the action's precondition over the old row
     audit_extra: dict[str, tuple[str, str]] = field(default_factory=dict)  # change key -> (old SQL, new SQL)
     entry_extra: dict[str, str] = field(default_factory=dict)  # extra keys of the audit entry (e.g. note)
+    json_reads: tuple[str, ...] = ()  # json columns the action converts to jsonb (named when the server refuses)
 
     def changes_sql(self) -> str:
         """Only the columns whose value really changes go into the audit entry."""
@@ -248,6 +258,7 @@ def requeue(engine: Engine, op: Operator, ids: Iterable[int]) -> ActionResult:
         "requeue",
         {**_UNRESOLVE, **_UNLOCK, "metadata_json": _MARKED_METADATA},
         why_not=lambda row: BUSY,  # always eligible
+        json_reads=("metadata_json",),
         audit_extra={
             f"metadata_json.{REQUEUE_COUNT_KEY}": (
                 _OLD_REQUEUES,
@@ -259,13 +270,25 @@ def requeue(engine: Engine, op: Operator, ids: Iterable[int]) -> ActionResult:
 
 
 def describe(result: ActionResult) -> str:
-    """One line for a notification: counts, and the skip reasons grouped (lock times dropped)."""
-    reasons: dict[str, int] = {}
-    for reason in result.skipped.values():
-        key = reason.split(" until ", 1)[0]
-        reasons[key] = reasons.get(key, 0) + 1
-    detail = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1]))
+    """One line for a notification: counts, and the skip reasons grouped (lock times dropped).
+
+    Rows the database refused are named ("event 17 refused by the database: ..."): the operator has to find them.
+    """
+    reasons: dict[str, list[int]] = {}
+    for event_id, reason in result.skipped.items():
+        key = reason if reason.startswith(REFUSED) else reason.split(" until ", 1)[0]
+        reasons.setdefault(key, []).append(event_id)
+    parts = []
+    for reason, ids in sorted(reasons.items(), key=lambda kv: -len(kv[1])):
+        parts.append(f"{_name_events(ids)} {reason}" if reason.startswith(REFUSED) else f"{len(ids)} {reason}")
+    detail = ", ".join(parts)
     return f"{result.summary} ({detail})" if detail else result.summary
+
+
+def _name_events(ids: list[int], shown: int = 5) -> str:
+    named = ", ".join(str(i) for i in ids[:shown])
+    more = f" and {len(ids) - shown} more" if len(ids) > shown else ""
+    return f"event{'s' if len(ids) > 1 else ''} {named}{more}"
 
 
 # --- running an action -----------------------------------------------------------------------------------
@@ -299,13 +322,15 @@ def _run(engine: Engine, op: Operator, ids: Iterable[int], action: _Action, para
     }
     for start in range(0, len(wanted), BATCH_SIZE):
         batch = wanted[start : start + BATCH_SIZE]
-        bound = {**base, "ids": batch}
         with _transaction(engine, result) as conn:
-            done = set(conn.execute(update, bound).scalars())
-            rows = {r["id"]: r for r in conn.execute(reasons, bound).mappings()} if len(done) < len(batch) else {}
+            done, refused = _apply(conn, action, update, base, batch)
+            rest = [i for i in batch if i not in done and i not in refused]
+            rows = {r["id"]: r for r in conn.execute(reasons, {**base, "ids": rest}).mappings()} if rest else {}
         for event_id in batch:
             if event_id in done:
                 result.done.append(event_id)
+            elif event_id in refused:
+                result.skipped[event_id] = refused[event_id]
             elif (row := rows.get(event_id)) is None:
                 result.skipped[event_id] = NO_SUCH_EVENT
             elif row["held"]:
@@ -315,6 +340,63 @@ def _run(engine: Engine, op: Operator, ids: Iterable[int], action: _Action, para
             else:  # free and eligible, yet SKIP LOCKED passed it: another transaction has the row locked
                 result.skipped[event_id] = BUSY
     return result
+
+
+def _apply(
+    conn: Connection, action: _Action, update: Any, base: dict[str, Any], ids: list[int]
+) -> tuple[set[int], dict[int, str]]:
+    """Run the update on `ids` in a savepoint: (ids done, {id: reason} for single rows the server refused).
+
+    When the server refuses the statement because of some row's data, the ids are split in halves and each half
+    is retried, until the refused rows stand alone; every other row is still done, in the same transaction.
+    """
+    savepoint = conn.begin_nested()
+    try:
+        done = set(conn.execute(update, {**base, "ids": ids}).scalars())
+    except DBAPIError as exc:
+        savepoint.rollback()
+        if not _row_fault(exc):
+            raise
+        if len(ids) == 1:
+            return set(), {ids[0]: _row_refusal(conn, action, ids[0], exc)}
+        half = len(ids) // 2
+        done_a, refused_a = _apply(conn, action, update, base, ids[:half])
+        done_b, refused_b = _apply(conn, action, update, base, ids[half:])
+        return done_a | done_b, {**refused_a, **refused_b}
+    savepoint.commit()
+    return done, {}
+
+
+def _row_fault(exc: DBAPIError) -> bool:
+    sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+    return not exc.connection_invalidated and sqlstate[:2] in _ROW_FAULT_CLASSES
+
+
+def _server_says(exc: DBAPIError, *, brief: bool = False) -> str:
+    """The server's message and detail (brief: the detail alone when there is one), never its CONTEXT, which
+    quotes the row's data."""
+    diag = getattr(exc.orig, "diag", None)
+    primary = getattr(diag, "message_primary", None) or type(exc.orig).__name__
+    detail = (getattr(diag, "message_detail", None) or "").strip().rstrip(".")
+    said = detail if brief and detail else f"{primary} ({detail})" if detail else primary
+    return " ".join(said.split())
+
+
+def _row_refusal(conn: Connection, action: _Action, event_id: int, exc: DBAPIError) -> str:
+    """Why the server refused this row; names the json column when that is what it cannot convert."""
+    for column in action.json_reads:
+        probe = conn.begin_nested()
+        try:
+            conn.execute(
+                text(f"SELECT CAST(d.{column} AS jsonb) IS NULL FROM {_TABLE} AS d WHERE d.id = :id"), {"id": event_id}
+            )
+        except DBAPIError as bad:
+            probe.rollback()
+            if _row_fault(bad):
+                return f"{REFUSED}: {column} is not valid JSON for the server ({_server_says(bad, brief=True)})"
+            raise
+        probe.commit()
+    return f"{REFUSED}: {_server_says(exc)}"
 
 
 @contextmanager

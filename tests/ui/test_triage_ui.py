@@ -188,6 +188,40 @@ async def test_reopen_and_requeue(demo_db: DemoDb) -> None:
         assert [e["method"] for e in row["processing_attempts"][-2:]] == ["operator:reopen", "operator:requeue"]
 
 
+async def test_bulk_requeue_with_one_hostile_metadata_requeues_the_others_and_names_the_bad_one(
+    demo_db: DemoDb,
+) -> None:
+    """A lone surrogate escape in one event's metadata_json used to fail the whole requeue ("nothing was
+    changed") without saying which event; now that event is skipped, named, and stays marked."""
+    app = make_app(demo_db.dsn)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_events(pilot)
+        good, hostile = (r.id for r in screen.table.window_rows[:2])
+        with demo_db.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "UPDATE dead_letter_events SET processing_lock = NULL, lock_expires_at = NULL,"
+                    " metadata_json = CASE WHEN id = :h THEN CAST(:m AS json) ELSE metadata_json END"
+                    " WHERE id IN (:g, :h)"
+                ),
+                {"g": good, "h": hostile, "m": '{"source": "cowrie", "note": "\\udc00"}'},
+            )
+        before = rows(demo_db, [hostile])[hostile]
+        await press(pilot, "space", "space", "R")
+        assert isinstance(app.screen, ConfirmModal) and "Requeue 2 events?" in screen_text(app)
+        await press(pilot, "y")
+        assert (
+            f"requeue: 1 done, 1 skipped (event {hostile} refused by the database: metadata_json is not valid JSON"
+            " for the server (Unicode low surrogate must follow a high surrogate))"
+        ) in notes(app)
+        assert not any("nothing was changed" in n for n in notes(app))
+        after = rows(demo_db, [good, hostile])
+        assert after[good]["metadata_json"]["operator_requeue_count"] == 1
+        assert after[good]["processing_attempts"][-1]["method"] == "operator:requeue"
+        assert after[hostile] == before  # untouched, nothing lost
+        assert screen.table.marked == {hostile}  # still marked: the operator can look at it next
+
+
 async def test_export_writes_jsonl_and_refuses_an_existing_path(demo_db: DemoDb, tmp_path: Path) -> None:
     target = tmp_path / "out.jsonl"
     app = make_app(demo_db.dsn)

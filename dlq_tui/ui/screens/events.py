@@ -605,7 +605,9 @@ class EventsScreen(DlqScreen):
             )
         if result is not None and (outcome.refusal is None or result.done):
             severity: SeverityLevel = "warning" if result.skipped else "information"
-            self.notify(describe(result), title=outcome.verb.lower(), severity=severity, timeout=8, markup=False)
+            # Skip reasons can quote the server (a trigger's message) and name lock holders: database text.
+            line = plain(describe(result), limit=500)
+            self.notify(line, title=outcome.verb.lower(), severity=severity, timeout=8, markup=False)
         if result is not None and result.done:
             self.table.unmark(result.done)
         self._reload_at(outcome.focus_id)
