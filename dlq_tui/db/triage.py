@@ -18,6 +18,13 @@ Requeue marking (so loops back into the DLQ are visible): besides the ``operator
 event's ``metadata_json`` object gets ``operator_requeue_count`` (incremented), ``operator_requeued_at`` and
 ``operator_requeued_by``. The payload is never touched; ``retry_count`` stays the processor's business.
 
+Lock holders (no schema change): each run of dlq-tui is its own holder with a random lock token, and every claim
+writes the token into its audit entry (``changes.processing_lock.new``) next to the ``operator`` name. The holder
+of a lock is the operator of the last ``operator:claim`` / ``operator:takeback`` entry that set the current token;
+a lock no such entry set is the processor's (or another tool's). ``take_back`` lets an operator reclaim live locks
+taken under the same ``--operator`` name by another session (a terminal lost with its SSH connection): audited as
+``operator:takeback`` with the old token in ``changes.processing_lock.old``.
+
 Expected database faults (read-only session, missing privilege, lost connection, lock timeout) become
 ActionRefused with one line meant for the operator; invalid arguments are caller bugs and raise ValueError.
 """
@@ -107,6 +114,19 @@ _FREE_OR_MINE = (
     " OR d.processing_lock = CAST(:token AS uuid))"
 )
 _NEW_EXPIRY = "now() + make_interval(mins => CAST(:ttl AS integer))"
+CLAIM_METHODS = ("operator:claim", "operator:takeback")  # audit methods that set a lock token
+# The operator name of the current lock (see the module doc); NULL when no claim of ours set it. Entries that are
+# not objects, or a history that is not an array, simply do not match.
+_HOLDER = (
+    "(SELECT a.value ->> 'operator' FROM jsonb_array_elements(CASE WHEN jsonb_typeof(d.processing_attempts) = 'array'"
+    " THEN d.processing_attempts ELSE '[]'::jsonb END) WITH ORDINALITY AS a(value, n)"
+    f" WHERE a.value ->> 'method' IN ({', '.join(repr(m) for m in CLAIM_METHODS)})"
+    " AND a.value #>> '{changes,processing_lock,new}' = CAST(d.processing_lock AS text)"
+    " ORDER BY a.n DESC LIMIT 1)"
+)
+_HELD_ELSEWHERE = (
+    "(d.processing_lock IS NOT NULL AND d.lock_expires_at > now() AND d.processing_lock <> CAST(:token AS uuid))"
+)
 # metadata_json is `json`: only an object (or NULL) can take our keys, and a \u0000 escape anywhere in it
 # makes every operator that de-escapes (->>, casts to jsonb) fail, so such metadata is left alone.
 _MARKABLE = (
@@ -140,6 +160,8 @@ class _Action:
     audit_extra: dict[str, tuple[str, str]] = field(default_factory=dict)  # change key -> (old SQL, new SQL)
     entry_extra: dict[str, str] = field(default_factory=dict)  # extra keys of the audit entry (e.g. note)
     json_reads: tuple[str, ...] = ()  # json columns the action converts to jsonb (named when the server refuses)
+    guard: str = _FREE_OR_MINE  # whose events the action may touch (take back: live locks of your other sessions)
+    when_held: Callable[[RowMapping, Operator], str] | None = None  # reason when the guard is false (None: held)
 
     def changes_sql(self) -> str:
         """Only the columns whose value really changes go into the audit entry."""
@@ -170,7 +192,7 @@ class _Action:
         assignments.append(f"processing_attempts = {history} || jsonb_build_array({entry})")
         return (
             f"WITH target AS (SELECT d.id FROM {_TABLE} AS d"
-            f" WHERE {_IN_IDS} AND {_FREE_OR_MINE} AND ({self.eligible}) FOR UPDATE SKIP LOCKED)"
+            f" WHERE {_IN_IDS} AND {self.guard} AND ({self.eligible}) FOR UPDATE SKIP LOCKED)"
             f" UPDATE {_TABLE} AS d SET {', '.join(assignments)}"
             " FROM target WHERE d.id = target.id RETURNING d.id"
         )
@@ -178,7 +200,9 @@ class _Action:
     def reasons_sql(self) -> str:
         return (
             "SELECT d.id, d.processing_lock, d.lock_expires_at, d.resolved, d.classification, d.priority,"
-            f" NOT {_FREE_OR_MINE} AS held, ({self.eligible}) AS eligible"
+            f" COALESCE(NOT {self.guard}, true) AS held, ({self.eligible}) AS eligible,"
+            f" {_HELD_ELSEWHERE} AS held_elsewhere,"
+            f" CASE WHEN d.processing_lock IS NOT NULL THEN {_HOLDER} END AS holder"
             f" FROM {_TABLE} AS d WHERE {_IN_IDS}"
         )
 
@@ -269,6 +293,58 @@ def requeue(engine: Engine, op: Operator, ids: Iterable[int]) -> ActionResult:
     return _run(engine, op, ids, action, {})
 
 
+def take_back(engine: Engine, op: Operator, ids: Iterable[int]) -> ActionResult:
+    """Claim events whose live lock another session of the same operator name holds (see the module doc)."""
+    action = _Action(
+        "takeback",
+        {"processing_lock": "CAST(:token AS uuid)", "lock_expires_at": _NEW_EXPIRY},
+        eligible="NOT d.resolved",
+        why_not=lambda row: "resolved",
+        guard=f"({_HELD_ELSEWHERE} AND {_HOLDER} = CAST(:operator AS text))",
+        when_held=_not_yours_to_take_back,
+    )
+    return _run(engine, op, ids, action, {})
+
+
+def _not_yours_to_take_back(row: RowMapping, op: Operator) -> str:
+    if row["processing_lock"] == op.lock_token:
+        return "already yours"
+    if not row["held_elsewhere"]:
+        return "not held by another session: claim it instead"
+    holder = row["holder"]
+    if holder is None:
+        return "held by the processor (no operator claim in its audit)"
+    return f"held by {holder}, not by {op.name}"
+
+
+def held_claims(engine: Engine, op: Operator) -> list[int]:
+    """The events whose live lock is op's own (this session's token), in id order."""
+    with _transaction(engine, None) as conn:
+        found = conn.execute(
+            text(
+                f"SELECT d.id FROM {_TABLE} AS d WHERE d.processing_lock = CAST(:token AS uuid)"
+                " AND d.lock_expires_at > now() ORDER BY d.id"
+            ),
+            {"token": op.lock_token},
+        )
+        return list(found.scalars())
+
+
+def lock_holders(engine: Engine, ids: Iterable[int]) -> dict[int, str | None]:
+    """For each locked event among ids: the operator whose claim set its current lock, or None (the processor)."""
+    wanted = _unique_ids(ids)
+    if not wanted:
+        return {}
+    with _transaction(engine, None) as conn:
+        found = conn.execute(
+            text(
+                f"SELECT d.id, {_HOLDER} AS holder FROM {_TABLE} AS d WHERE {_IN_IDS} AND d.processing_lock IS NOT NULL"
+            ),
+            {"ids": wanted},
+        )
+        return {r.id: r.holder for r in found}
+
+
 def describe(result: ActionResult) -> str:
     """One line for a notification: counts, and the skip reasons grouped (lock times dropped).
 
@@ -303,10 +379,17 @@ def _unique_ids(ids: Iterable[int]) -> list[int]:
     return list(seen)
 
 
-def _held_until(expires: datetime) -> str:
-    local = expires.astimezone()
+HELD_BY_YOU = "held by another session of yours"  # the lock was claimed under your --operator name: take_back
+
+
+def _held_until(row: RowMapping, op: Operator) -> str:
+    """ "held by another session until 14:05", naming the holder when a claim of ours set the lock."""
+    local = row["lock_expires_at"].astimezone()
     when = local.strftime("%H:%M") if local.date() == datetime.now().astimezone().date() else f"{local:%Y-%m-%d %H:%M}"
-    return f"held by another session until {when}"
+    holder = row["holder"]
+    if holder is not None and holder == op.name:
+        return f"{HELD_BY_YOU} ({holder}) until {when}"
+    return f"held by another session until {when}" + (f" ({holder})" if holder is not None else "")
 
 
 def _run(engine: Engine, op: Operator, ids: Iterable[int], action: _Action, params: dict[str, Any]) -> ActionResult:
@@ -334,7 +417,7 @@ def _run(engine: Engine, op: Operator, ids: Iterable[int], action: _Action, para
             elif (row := rows.get(event_id)) is None:
                 result.skipped[event_id] = NO_SUCH_EVENT
             elif row["held"]:
-                result.skipped[event_id] = _held_until(row["lock_expires_at"])
+                result.skipped[event_id] = (action.when_held or _held_until)(row, op)
             elif not row["eligible"]:
                 result.skipped[event_id] = action.why_not(row)
             else:  # free and eligible, yet SKIP LOCKED passed it: another transaction has the row locked
