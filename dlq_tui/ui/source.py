@@ -10,15 +10,16 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Engine
 
 from dlq_tui.db.connect import is_sqlite, make_engine
 from dlq_tui.db.models import EventDetail, EventFilter, EventPage, HealthSnapshot, PageCursor
+from dlq_tui.migrate.steps import MigrationError
 
 if TYPE_CHECKING:
     from dlq_tui.config import Settings
@@ -33,6 +34,10 @@ STATEMENT_TIMEOUT_MS = 30_000
 HEALTH_TIMEOUT_MS = 300_000
 PAGE_SIZE = 200
 CANCEL_EVERY_S = 0.25  # while cancelling a migration: how often the statement it runs is cancelled again
+
+
+class MigrationStopped(MigrationError):
+    """Thrown into the online upgrade at its next step event: its own interrupt path stops it between batches."""
 
 
 @dataclass
@@ -157,8 +162,20 @@ class DataSource:
         """The upgrade's step events, passed through while `migration` says what is running."""
         run = MigrationRun(online)
         self.migration = run
+        stopping = False
         try:
-            for step in events:
+            while True:
+                try:
+                    if run.online and run.cancel_requested and not stopping:
+                        # Between two batches no statement runs, so cancelling statements alone can miss it.
+                        stopping = True
+                        step = cast(Generator[Any, None, None], events).throw(
+                            MigrationStopped("stopped at your request")
+                        )
+                    else:
+                        step = next(events)
+                except StopIteration:
+                    break
                 if step.status == "running":
                     run.step = step
                 elif step.status == "failed":

@@ -15,6 +15,7 @@ from sqlalchemy import Engine, text
 
 from dlq_tui.db.connect import make_engine
 from dlq_tui.ui.app import DlqApp, QuitPrompt
+from dlq_tui.ui.screens.confirm import ConfirmModal
 from dlq_tui.ui.screens.events import EventsScreen
 from dlq_tui.ui.source import DataSource
 from tests.dbstates import make_legacy_v6
@@ -133,6 +134,32 @@ async def test_claims_released_by_hand_are_not_asked_about(demo_db: DemoDb) -> N
     assert app.exit_lines == []
 
 
+class ClaimsUnreadableSource(DataSource):
+    """The link drops just as the operator quits: the held claims cannot be read."""
+
+    def held_claims(self) -> list[int]:
+        raise psycopg.OperationalError("connection to server was lost")
+
+
+async def test_quit_when_the_claims_cannot_be_read_says_so_and_asks(demo_db: DemoDb) -> None:
+    app = make_app(demo_db.dsn, source_class=ClaimsUnreadableSource)
+    async with app.run_test(size=SIZE) as pilot:
+        await claim_two_free_events(pilot)
+        await pilot.press("q")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal), what="the confirmation")
+        assert "Quit without releasing your claims?" in screen_text(app)
+        body = " ".join(app.screen.body.plain.split())
+        assert body.startswith("The claims this session holds could not be read: ")
+        assert "connection" in body and "within 30 min, and in a new session T takes them back" in body
+        await pilot.press("n")
+        await settle(pilot)
+        assert not exited(app)
+        await pilot.press("q")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal), what="the confirmation again")
+        await pilot.press("y")
+        await until(pilot, lambda: exited(app), what="the app to exit")
+
+
 # --- a running migration ---------------------------------------------------------------------------------
 
 
@@ -246,6 +273,51 @@ async def test_quit_during_a_migration_can_stay_or_wait_for_the_outcome(
     assert app.exit_lines == ["migration finished: the database is at schema v7"]
     assert "payload_checksum" in columns(dsn)
     assert table_digest(dsn).endswith(":7")
+
+
+class SlowOnlineSource(DataSource):
+    """The online migration in small, paced batches: its backfill takes several seconds."""
+
+    online_batch_size = 100
+    online_max_rate = 300.0
+
+
+async def test_quit_during_the_online_migration_can_stop_it_resumably(empty_dsn: str) -> None:
+    engine = make_engine(empty_dsn)
+    make_legacy_v6(engine, rows=3000)
+    engine.dispose()
+    before = table_digest(empty_dsn)
+    app = make_app(empty_dsn, source_class=SlowOnlineSource)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("m")
+        await settle(pilot)
+        await pilot.press("o")
+        await pilot.pause()
+        await pilot.press("y")
+
+        def backfilling() -> bool:
+            run = app.source.migration
+            return run is not None and run.step is not None and run.step.name == "backfill"
+
+        await until(pilot, backfilling, what="the online backfill")
+        await pilot.press("q")
+        await until(pilot, lambda: isinstance(app.screen, QuitPrompt), what="the quit prompt")
+        question = app.screen.title_text
+        assert question.startswith("The online migration is running (step 4: fill checksums and idempotency keys, ")
+        assert "stopping it keeps what it did (o resumes later)" in question
+        await pilot.press("c")  # between two batches there is no statement to cancel: it is cancelled again
+        await until(pilot, lambda: exited(app), what="the stopped migration and the exit")
+    assert app.exit_lines == ["online migration stopped at your request: what it did stays; rerun it to resume"]
+    after = table_digest(empty_dsn)
+    assert after.endswith(":6")  # the marker moves last: still the old version
+    with psycopg.connect(empty_dsn) as conn:
+        count, filled = conn.execute("SELECT count(*), count(payload_checksum) FROM dead_letter_events").fetchone() or (
+            0,
+            0,
+        )
+    assert count == 3000 and 0 < filled < 3000  # stopped part way: resumable, nothing lost
+    assert before.endswith(":6")
 
 
 # --- the terminal goes away ------------------------------------------------------------------------------
