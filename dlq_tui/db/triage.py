@@ -356,12 +356,13 @@ def describe(result: ActionResult) -> str:
         reasons.setdefault(key, []).append(event_id)
     parts = []
     for reason, ids in sorted(reasons.items(), key=lambda kv: -len(kv[1])):
-        parts.append(f"{_name_events(ids)} {reason}" if reason.startswith(REFUSED) else f"{len(ids)} {reason}")
+        parts.append(f"{name_events(ids)} {reason}" if reason.startswith(REFUSED) else f"{len(ids)} {reason}")
     detail = ", ".join(parts)
     return f"{result.summary} ({detail})" if detail else result.summary
 
 
-def _name_events(ids: list[int], shown: int = 5) -> str:
+def name_events(ids: list[int], shown: int = 5) -> str:
+    """A few ids an operator can look up: event 17, events 17, 18 and 3 more."""
     named = ", ".join(str(i) for i in ids[:shown])
     more = f" and {len(ids) - shown} more" if len(ids) > shown else ""
     return f"event{'s' if len(ids) > 1 else ''} {named}{more}"

@@ -89,7 +89,7 @@ class QuitClaimsReleased(Message):
 
 
 def migration_question(run: Any, now: float) -> str:
-    """ "A migration is running (step 4: fill checksums and idempotency keys, 12 s). Quit?" from a MigrationRun."""
+    """The question for a MigrationRun: what runs (which step, for how long), and what waiting or cancelling does."""
     from dlq_tui.text import plain
 
     step = run.step
@@ -320,6 +320,7 @@ class DlqApp(App[int]):
         self.post_message(QuitClaimsCounted(ids))
 
     def on_quit_claims_counted(self, message: QuitClaimsCounted) -> None:
+        from dlq_tui.db.triage import name_events
         from dlq_tui.text import plain
 
         ttl = self.settings.lock_ttl_minutes
@@ -351,9 +352,15 @@ class DlqApp(App[int]):
                 self.exit_lines.append(f"kept {n} claim{plural}: {later}")
                 self._quit_now()
             else:
-                self.run_worker(lambda: self._release_at_quit(ids), name="release at quit", group="quit", thread=True)
+                self.run_worker(
+                    lambda: self._release_at_quit(ids),
+                    name="release at quit",
+                    group="quit",
+                    thread=True,
+                    exit_on_error=False,
+                )
 
-        title = f"You hold {n} claim{plural} (event{plural} {_few(ids)}): release {'them' if n != 1 else 'it'}?"
+        title = f"You hold {n} claim{plural} ({name_events(ids)}): release {'them' if n != 1 else 'it'}?"
         self.push_screen(QuitPrompt(title, choices), answered)
 
     def _release_at_quit(self, ids: list[int]) -> None:
@@ -363,6 +370,9 @@ class DlqApp(App[int]):
             result = self.source.release(ids)
         except ActionRefused as exc:
             self.post_message(QuitClaimsReleased(len(exc.result.done) if exc.result else 0, str(exc)))
+            return
+        except Exception as exc:  # anything else: still one line and the choice to quit, never a traceback
+            self.post_message(QuitClaimsReleased(0, describe_fault(exc, self.settings.dsn, "release").line))
             return
         self.post_message(QuitClaimsReleased(len(result.done), None))
 
@@ -520,7 +530,3 @@ class DlqApp(App[int]):
             # The server may have come back restored from a backup: read the schema again. Screens watch
             # connection_state and refresh what they show (health at once, events on the next action).
             self.check_schema()
-
-
-def _few(ids: list[int], shown: int = 5) -> str:
-    return ", ".join(str(i) for i in ids[:shown]) + (f" and {len(ids) - shown} more" if len(ids) > shown else "")
