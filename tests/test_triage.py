@@ -446,39 +446,142 @@ def test_non_array_history_is_kept_not_lost(v7_engine: Engine, op: Operator) -> 
 # --- bulk -----------------------------------------------------------------------------------------------
 
 
-def test_bulk_action_is_atomic_per_batch(v7_engine: Engine, op: Operator, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(triage, "BATCH_SIZE", 50)
-    ids = add_events(v7_engine, 120)
-    poison = ids[74]  # in the second batch (ids[50:100])
-    with v7_engine.begin() as conn:  # a fault the database raises mid-statement, after other rows were updated
+def poison_row(engine: Engine, event_id: int, errcode: str = "P0001") -> None:
+    """A trigger that makes the database refuse any change to one row (after other rows were updated)."""
+    with engine.begin() as conn:
         conn.execute(
             text(
                 "CREATE FUNCTION poison() RETURNS trigger AS $$ BEGIN"
-                f" IF NEW.id = {poison} THEN RAISE EXCEPTION 'poisoned row %', NEW.id; END IF; RETURN NEW; END"
-                " $$ LANGUAGE plpgsql"
+                f" IF NEW.id = {event_id} THEN RAISE EXCEPTION 'poisoned row %', NEW.id USING ERRCODE = '{errcode}';"
+                " END IF; RETURN NEW; END $$ LANGUAGE plpgsql"
             )
         )
         conn.execute(
             text("CREATE TRIGGER poison BEFORE UPDATE ON dead_letter_events FOR EACH ROW EXECUTE FUNCTION poison()")
         )
 
+
+def changed_ids(engine: Engine) -> set[int]:
+    with engine.connect() as conn:
+        found = conn.execute(text("SELECT id FROM dead_letter_events WHERE processing_attempts IS NOT NULL"))
+        return set(found.scalars())
+
+
+def make_actionable(engine: Engine, op: Operator, name: str, ids: list[int]) -> None:
+    """Fresh events suit every action but release (needs a lock of op's) and reopen (needs resolved events)."""
+    if name == "release":
+        raw_update(engine, ids, "processing_lock = :t, lock_expires_at = now() + interval '5 minutes'", t=op.lock_token)
+    if name == "reopen":
+        raw_update(engine, ids, "resolved = true, resolved_at = now()")
+
+
+def test_batch_fault_is_atomic_per_batch(v7_engine: Engine, op: Operator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fault of the whole batch (here a lock timeout raised mid-statement) leaves that batch untouched."""
+    monkeypatch.setattr(triage, "BATCH_SIZE", 50)
+    ids = add_events(v7_engine, 120)
+    poison = ids[74]  # in the second batch (ids[50:100])
+    poison_row(v7_engine, poison, errcode="55P03")
+
     with pytest.raises(ActionRefused) as refused:
         triage.classify(v7_engine, op, ids, "malicious")
 
-    message = str(refused.value)
-    assert message == (
-        f"not done: the database refused the change (poisoned row {poison}); nothing was changed in this batch"
+    assert str(refused.value) == (
+        "busy, try again: another transaction holds a lock on dead_letter_events; nothing was changed in this batch"
         " (50 events of earlier batches stay done)"
     )
     assert refused.value.result is not None and refused.value.result.done == ids[:50]
+    # Second batch: nothing, not even the rows before the poison; the third never ran.
+    assert changed_ids(v7_engine) == set(ids[:50])
+
+
+@pytest.mark.parametrize("name", list(ACTIONS))
+def test_one_row_the_database_refuses_is_skipped_and_named_the_rest_is_done(
+    v7_engine: Engine, op: Operator, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(triage, "BATCH_SIZE", 50)
+    ids = add_events(v7_engine, 120)
+    make_actionable(v7_engine, op, name, ids)
+    poison = ids[74]
+    poison_row(v7_engine, poison)
+
+    result = ACTIONS[name](v7_engine, op, ids)
+
+    assert result.done == [i for i in ids if i != poison]
+    assert result.skipped == {poison: f"refused by the database: poisoned row {poison}"}
+    assert triage.describe(result) == (
+        f"{name}: 119 done, 1 skipped (event {poison} refused by the database: poisoned row {poison})"
+    )
+    assert changed_ids(v7_engine) == set(ids) - {poison}  # each done row has its audit entry, the poisoned none
+
+
+# Hostile metadata_json that the json column accepts but the server cannot turn into jsonb (requeue does).
+HOSTILE_METADATA = {
+    "lone surrogate": ('{"note": "\\udc00"}', "surrogate"),
+    "lone surrogate as the count": ('{"operator_requeue_count": "\\ud800"}', "surrogate"),
+    "number beyond numeric": ('{"n": 1e200000}', "value overflows numeric format"),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_METADATA))
+def test_bulk_requeue_skips_the_event_whose_metadata_the_server_cannot_read(
+    v7_engine: Engine, op: Operator, case: str
+) -> None:
+    metadata, why = HOSTILE_METADATA[case]
+    good, hostile, also_good = add_events(v7_engine, 3)
+    raw_update(v7_engine, [good, hostile, also_good], "resolved = true, resolved_at = now()")
+    raw_update(v7_engine, [hostile], "metadata_json = CAST(:m AS json)", m=metadata)
+    before = row(v7_engine, hostile)
+
+    result = triage.requeue(v7_engine, op, [good, hostile, also_good])
+
+    assert result.done == [good, also_good]
+    (reason,) = result.skipped.values()
+    assert list(result.skipped) == [hostile]
+    assert reason.startswith("refused by the database: metadata_json is not valid JSON for the server (")
+    assert why in reason
+    assert f"event {hostile} refused by the database: metadata_json is not valid JSON" in triage.describe(result)
+    for event in (good, also_good):
+        assert row(v7_engine, event)["resolved"] is False
+        assert row(v7_engine, event)["metadata_json"][triage.REQUEUE_COUNT_KEY] == 1
+    after = row(v7_engine, hostile)
+    assert after == before  # nothing of the hostile event changed, not even updated_at
     with v7_engine.connect() as conn:
-        classified = set(
-            conn.execute(text("SELECT id FROM dead_letter_events WHERE classification IS NOT NULL")).scalars()
-        )
-        audited = set(
-            conn.execute(text("SELECT id FROM dead_letter_events WHERE processing_attempts IS NOT NULL")).scalars()
-        )
-    assert classified == audited == set(ids[:50])  # second batch: nothing, not even the rows before the poison
+        kept = conn.execute(text("SELECT metadata_json::text FROM dead_letter_events WHERE id = :i"), {"i": hostile})
+        assert kept.scalar() == metadata
+
+
+def deepest_storable(engine: Engine, event_id: int, column: str, cast: str, make: Any) -> int:
+    """The deepest nesting this server stores in the column (its stack limit decides): found by bisection."""
+    low, high = 1_000, 100_000
+    while high - low > 50:
+        mid = (low + high) // 2
+        try:
+            raw_update(engine, [event_id], f"{column} = CAST(:v AS {cast})", v=make(mid))
+            low = mid
+        except Exception:
+            high = mid
+    raw_update(engine, [event_id], f"{column} = CAST(:v AS {cast})", v=make(low))
+    return low
+
+
+@pytest.mark.parametrize("name", list(ACTIONS))
+def test_deepest_json_the_server_stores_does_not_sink_the_batch(v7_engine: Engine, op: Operator, name: str) -> None:
+    """100,000 levels cannot even be stored (stack depth); the deepest that can be, in every JSON column, must
+    leave the other events of the batch done whatever the action (the deep one: done, or refused and named)."""
+    ids = add_events(v7_engine, 3)
+    deep = ids[1]
+    depth = deepest_storable(v7_engine, deep, "metadata_json", "json", lambda d: '{"a":' * d + "1" + "}" * d)
+    deepest_storable(v7_engine, deep, "error_history", "jsonb", lambda d: "[" * d + "]" * d)
+    # The audit column stays an array (the processor's history is one), its one entry nested as deep as it goes.
+    deepest_storable(v7_engine, deep, "processing_attempts", "jsonb", lambda d: "[" * d + "]" * d)
+    assert depth > 1_000
+    make_actionable(v7_engine, op, name, ids)
+
+    result = ACTIONS[name](v7_engine, op, ids)
+
+    assert [i for i in result.done if i != deep] == [ids[0], ids[2]]
+    assert deep in result.done or result.skipped[deep].startswith("refused by the database: ")
+    print(f"\n{name}: metadata depth {depth}: deep event", "done" if deep in result.done else result.skipped[deep])
 
 
 def test_bulk_over_many_batches_reports_every_id(

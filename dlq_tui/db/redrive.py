@@ -47,6 +47,7 @@ from dlq_tui.db.models import ActionResult, EventFilter
 from dlq_tui.db.queries import filter_conditions
 from dlq_tui.db.triage import (
     _FREE_OR_MINE,
+    _HOLDER,
     _IN_IDS,
     _TABLE,
     _UNLOCK,
@@ -320,6 +321,7 @@ def _rows_sql(*, lock: bool) -> str:
     return (
         "SELECT d.id, d.ingest_id, d.source, d.source_offset, d.reason, d.resolved, d.resolution_method,"
         f" d.lock_expires_at, NOT {_FREE_OR_MINE} AS held, {_PRIOR_RAW_ID} AS prior_raw_id,"
+        f" CASE WHEN d.processing_lock IS NOT NULL THEN {_HOLDER} END AS holder,"
         " octet_length(p.t) AS payload_bytes, length(p.t) > CAST(:cap AS integer) AS payload_cut,"
         " CASE WHEN length(p.t) <= CAST(:cap AS integer) THEN p.t ELSE left(p.t, CAST(:head AS integer)) END"
         " AS payload_text"
@@ -345,7 +347,7 @@ def repair_stored(payload_text: str, cut: bool, total_bytes: int) -> RepairResul
     return repair_payload(payload_text)  # the repair refuses what nests too deep, with its own reason
 
 
-def _skip_reason(row: RowMapping) -> tuple[str, str | None]:
+def _skip_reason(row: RowMapping, op: Operator) -> tuple[str, str | None]:
     """Why a dead letter the locking read did not return is not redriven."""
     if row["resolved"]:
         if row["resolution_method"] == RESOLUTION_METHOD:
@@ -353,7 +355,7 @@ def _skip_reason(row: RowMapping) -> tuple[str, str | None]:
             return ALREADY_REDRIVEN, (f"as {RAW_EVENTS} row {prior}" if prior is not None else None)
         return ALREADY_RESOLVED, row["resolution_method"]
     if row["held"]:
-        return _held_until(row["lock_expires_at"]), None
+        return _held_until(row, op), None
     return BUSY, None
 
 
@@ -591,7 +593,7 @@ def _read(
             else []
         )
     for row in others:
-        outcome[row["id"]] = _skip_reason(row)
+        outcome[row["id"]] = _skip_reason(row, run.op)
     return usable
 
 
@@ -931,7 +933,7 @@ def preview(conn: Connection, op: Operator, event_id: int) -> RepairPreview | No
         return None
     repaired = repair_stored(row["payload_text"], row["payload_cut"], row["payload_bytes"])
     target = inspect_target(conn)
-    why = _skip_reason(row) if row["resolved"] or row["held"] else _unusable(row, repaired)
+    why = _skip_reason(row, op) if row["resolved"] or row["held"] else _unusable(row, repaired)
     dest: Destination | None = None
     if repaired.event is not None and row["source"] is not None and target.problem is None:
         inodes: dict[str, _Inode] = {}

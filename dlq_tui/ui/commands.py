@@ -61,6 +61,12 @@ PALETTE: tuple[PaletteCommand, ...] = (
         "redrive",
     ),
     PaletteCommand(
+        "Take back claims",
+        "Claim events locked by another session of yours (same --operator), e.g. after an SSH drop (T)",
+        "events",
+        "take_back",
+    ),
+    PaletteCommand(
         "Export events", "Write the selected events as JSON Lines for forensics (E, ctrl+s)", "events", "export"
     ),
     PaletteCommand("Migration dry run", "Show the SQL the upgrade would run (d)", "migration", "dry_run"),

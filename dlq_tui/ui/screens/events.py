@@ -44,7 +44,9 @@ DETAIL_DELAY_S = 0.12  # wait for the cursor to rest before loading a detail (ho
 
 READ_ONLY_REFUSAL = "read-only mode: actions are disabled"
 # Actions that write to the database (refused in read-only mode). Export only reads: it stays available.
-WRITE_ACTIONS = frozenset({"claim", "release", "classify", "priority", "resolve", "reopen", "requeue", "redrive"})
+WRITE_ACTIONS = frozenset(
+    {"claim", "release", "classify", "priority", "resolve", "reopen", "requeue", "take_back", "redrive"}
+)
 TRIAGE_ACTIONS = WRITE_ACTIONS | {"export", "repair"}
 
 CLASSIFY_CHOICES = [
@@ -64,10 +66,11 @@ class PageLoaded(Message):
 
 
 class DetailLoaded(Message):
-    def __init__(self, event_id: int, detail: EventDetail | None) -> None:
+    def __init__(self, event_id: int, detail: EventDetail | None, holder: str | None = None) -> None:
         super().__init__()
         self.event_id = event_id
         self.detail = detail
+        self.holder = holder  # the operator whose claim set the event's lock (None: the processor, or no lock)
 
 
 class PayloadPageLoaded(Message):
@@ -121,6 +124,16 @@ class EventsScreen(DlqScreen):
         Binding("x", "resolve", "Resolve", id="events.resolve"),
         Binding("o", "reopen", "Reopen", id="events.reopen"),
         Binding("R", "requeue", "Requeue", key_display="R", id="events.requeue", show=False),
+        Binding(
+            "T",
+            "take_back",
+            "Take back",
+            key_display="T",
+            id="events.take_back",
+            show=False,
+            tooltip="Take back: claim events locked by another session of yours (same --operator), e.g. after an"
+            " SSH drop",
+        ),
         Binding("E", "export", "Export", key_display="E", id="events.export", show=False),
         Binding("f", "repair", "Fix", tooltip="Repair preview: repaired, checked, where it goes", id="events.repair"),
         Binding("F", "redrive", "Redrive", tooltip="Redrive into raw_events", id="events.redrive", show=False),
@@ -199,6 +212,7 @@ class EventsScreen(DlqScreen):
         token = self.dlq.source.operator.lock_token
         self.table.my_token = token
         self.pane.my_token = token
+        self.pane.my_name = self.dlq.source.operator.name
         self.watch(self.app, "schema_ready", self._schema_ready_changed)
 
     def _schema_ready_changed(self, ready: bool | None) -> None:
@@ -355,13 +369,20 @@ class EventsScreen(DlqScreen):
             self.detail_pending = False
             return
         self.run_worker(
-            lambda: self.post_message(DetailLoaded(event_id, self.dlq.source.event(event_id, PAYLOAD_PAGE_CHARS))),
+            lambda: self.post_message(self._detail_of(event_id)),
             name="event detail",
             group="detail",
             thread=True,
             exclusive=True,
             exit_on_error=False,
         )
+
+    def _detail_of(self, event_id: int) -> DetailLoaded:
+        source = self.dlq.source
+        detail = source.event(event_id, PAYLOAD_PAGE_CHARS)
+        locked = detail is not None and detail.row.processing_lock is not None
+        holder = source.lock_holders([event_id]).get(event_id) if locked else None  # from the claim audit entries
+        return DetailLoaded(event_id, detail, holder)
 
     def on_detail_loaded(self, message: DetailLoaded) -> None:
         if message.event_id != self._detail_id:
@@ -372,6 +393,7 @@ class EventsScreen(DlqScreen):
             self.pane.show_missing(message.event_id)
             return
         now = self.dlq.clock() if self.dlq.frozen_clock else message.detail.row.db_now
+        self.pane.lock_holder = message.holder
         self.pane.show(message.detail, now, live=not self.dlq.frozen_clock)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
@@ -607,7 +629,13 @@ class EventsScreen(DlqScreen):
             )
         if result is not None and (outcome.refusal is None or result.done):
             severity: SeverityLevel = "warning" if result.skipped else "information"
-            self.notify(describe(result), title=outcome.verb.lower(), severity=severity, timeout=8, markup=False)
+            from dlq_tui.db.triage import HELD_BY_YOU
+
+            # Skip reasons can quote the server (a trigger's message) and name lock holders: database text.
+            line = plain(describe(result), limit=500)
+            if any(reason.startswith(HELD_BY_YOU) for reason in result.skipped.values()):
+                line += " · T takes back the claims of your other session"
+            self.notify(line, title=outcome.verb.lower(), severity=severity, timeout=8, markup=False)
         if result is not None and result.done:
             self.table.unmark(result.done)
         self._reload_at(outcome.focus_id)
@@ -625,6 +653,19 @@ class EventsScreen(DlqScreen):
             ids, subject = picked
             ttl = self.dlq.source.operator.lock_ttl_minutes
             self._start("Claim", ids, subject, self.dlq.source.claim, confirm=False, details=[f"lock for {ttl} min"])
+
+    def action_take_back(self) -> None:
+        if (picked := self._selection("take_back")) is not None:
+            ids, subject = picked
+            name = self.dlq.source.operator.name
+            self._start(
+                "Take back",
+                ids,
+                subject,
+                self.dlq.source.take_back,
+                confirm=False,
+                details=[f"the claims another session of {name} holds become this session's (audited)"],
+            )
 
     def action_release(self) -> None:
         if (picked := self._selection("release")) is not None:
