@@ -113,7 +113,13 @@ def run(argv: Sequence[str] | None = None) -> int:
         dsn, embedded = resolve_database(choice, demo=args.demo)
     except ConnectionFault as exc:
         # `health` speaks the monitoring-plugin convention: a database it cannot read is UNKNOWN (3).
-        return fail(str(exc), 3 if args.command == "health" else EXIT_FAULT)
+        if args.command != "health":
+            return fail(str(exc), EXIT_FAULT)
+        from dlq_tui.commands.health import print_unknown_json
+
+        code = fail(str(exc), 3)
+        print_unknown_json(str(exc), args.dsn, args)
+        return code
 
     try:
         if args.migrate:

@@ -2,7 +2,9 @@
 
 Exit codes follow the monitoring-plugin convention: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN when the
 database cannot be read (unreachable, wrong password, below v7, view missing, no permission). In that
-case one line on stderr says why and what to do; never a traceback, never the password.
+case one line on stderr says why and what to do; never a traceback, never the password. With --json
+stdout still carries one object of the usual shape (status UNKNOWN, the figures null, the reason), so a
+monitoring system that parses stdout sees why instead of an empty document.
 
 The first line of the text report is a plugin-style summary with perfdata after "|", so the command can
 be used as a Nagios/Icinga check as is.
@@ -236,7 +238,31 @@ def health_document(snapshot: HealthSnapshot, findings: list[Finding], threshold
         "recent_runs": [_jsonable(asdict(r)) for r in snapshot.recent_runs],
         "findings": [asdict(x) for x in findings],
         "thresholds": asdict(thresholds),
+        "reason": None,  # why the status is UNKNOWN: see unknown_document
     }
+
+
+def unknown_document(reason: str, thresholds: Thresholds) -> dict[str, Any]:
+    """health_document's shape when nothing could be read: the same keys, the figures null, the reason."""
+    return {
+        "status": "UNKNOWN",
+        "exit_code": EXIT_UNKNOWN,
+        "db_now": None,
+        "figures": None,
+        "breakers": None,
+        "recent_runs": None,
+        "findings": None,
+        "thresholds": asdict(thresholds),
+        "reason": reason,
+    }
+
+
+def print_unknown_json(reason: str, dsn: str | None, args: argparse.Namespace) -> None:
+    """With --json, UNKNOWN is a JSON object on stdout too: one line of reason, never the password."""
+    if getattr(args, "json", False):
+        line = " ".join(reason.split())
+        line = scrub(line, dsn) if dsn else line
+        print(json.dumps(unknown_document(line, thresholds_from_args(args)), ensure_ascii=True, indent=2))
 
 
 def _perfdata(snapshot: HealthSnapshot, t: Thresholds) -> str:
@@ -342,6 +368,7 @@ def run_health(dsn: str, args: argparse.Namespace) -> int:
         snapshot = read_database(dsn, fetch_health)
     except ReadFault as exc:
         print(f"dlq-tui: DLQ UNKNOWN - {exc}", file=sys.stderr)
+        print_unknown_json(str(exc), dsn, args)
         return EXIT_UNKNOWN
     findings = evaluate(snapshot, thresholds)
     if getattr(args, "json", False):
