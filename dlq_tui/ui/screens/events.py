@@ -418,6 +418,8 @@ class EventsScreen(DlqScreen):
 
     # --- filters and jumps ---------------------------------------------------------------------------
     def action_refresh(self) -> None:
+        if self.dlq.connection_state == "disconnected":
+            self.dlq.retry_now()  # the top bar promises that `r` does not wait out the backoff
         if self.dlq.schema_ready:
             row = self.table.highlighted
             self.reload(focus_id=row.id if row else None)
