@@ -193,7 +193,7 @@ class EventsScreen(DlqScreen):
 
     def on_mount(self) -> None:
         if self.dlq.frozen_clock:
-            self.table.now = self.dlq.clock()
+            self.table.clock = self.dlq.clock
         token = self.dlq.source.operator.lock_token
         self.table.my_token = token
         self.pane.my_token = token

@@ -89,7 +89,7 @@ class FilterModal(DlqModal[EventFilter | None]):
                 yield Label("reason")
                 yield Input(
                     flt.reason or "",
-                    placeholder="exact reason code (tab completes)",
+                    placeholder="exact reason code (→ completes)",
                     suggester=SuggestFromList(_completable(self.reasons), case_sensitive=False),
                     id="f-reason",
                 )

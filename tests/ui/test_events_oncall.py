@@ -1,0 +1,85 @@
+"""Events screen, on-call details: lock countdowns, marks across reloads, fast payload paging, jumps to any
+event, sort orders, exporting a whole filter result, and the filter's completion hint."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+from dlq_tui.ui.screens.events import EventsScreen
+from tests.factories import insert_event
+from tests.ui.conftest import ANCHOR, SIZE, DemoDb, demo_app, make_app, screen_text, settle
+
+
+async def open_events(pilot: Any) -> EventsScreen:
+    await settle(pilot)
+    await pilot.press("e")
+    await settle(pilot)
+    screen = pilot.app.screen
+    assert isinstance(screen, EventsScreen)
+    return screen
+
+
+def notes(app: Any) -> list[str]:
+    return [str(n.message) for n in app._notifications]
+
+
+class MovingClock:
+    """The app's clock, frozen at the demo's anchor until a test moves it on."""
+
+    def __init__(self) -> None:
+        self.now = ANCHOR
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+# --- the lock column ticks -----------------------------------------------------------------------------------
+async def test_my_lock_counts_down_and_reads_expired_when_it_runs_out(demo_db: DemoDb) -> None:
+    clock = MovingClock()
+    app = make_app(demo_db.dsn, clock=clock)
+    token = app.source.operator.lock_token
+    with demo_db.engine.begin() as conn:
+        event_id = insert_event(
+            conn,
+            now=ANCHOR,
+            priority=1,
+            age=timedelta(days=400),  # first in the default order
+            processing_lock=token,
+            lock_expires_at=ANCHOR + timedelta(seconds=61),
+        )
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_events(pilot)
+
+        def lock() -> str:
+            return str(screen.table.get_cell(str(event_id), "lock").plain)
+
+        assert lock() == "mine 1m"
+        clock.now = ANCHOR + timedelta(seconds=2)
+        await pilot.pause(1.2)  # no key, no reload: the column ticks by itself
+        assert lock() == "mine 59s"
+        clock.now = ANCHOR + timedelta(seconds=62)
+        await pilot.pause(1.2)
+        assert lock() == "expired"
+        row = next(line for line in screen_text(app).splitlines() if re.search(rf"\b{event_id}\b.*expired", line))
+        assert "mine" not in row
+
+
+# --- the filter's completion hint is true --------------------------------------------------------------------
+async def test_the_reason_hint_names_the_key_that_completes(demo_db: DemoDb) -> None:
+    keys = {"→": "right", "tab": "tab", "right arrow": "right"}
+    app = demo_app(demo_db, refresh_seconds=600)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_events(pilot)
+        await pilot.press("slash")
+        await settle(pilot)
+        field = app.screen.query_one("#f-reason")
+        match = re.search(r"\((.+) completes\)", str(field.placeholder))
+        assert match, field.placeholder
+        field.focus()
+        await pilot.press(*"json_pars")
+        await pilot.pause(0.2)
+        await pilot.press(keys[match.group(1).lower()])
+        await pilot.pause(0.2)
+        assert field.value == "json_parsing_failed"
