@@ -32,7 +32,8 @@ PALETTE: tuple[PaletteCommand, ...] = (
     PaletteCommand("Next payload page", "Page on through a long payload (])", "events", "payload_page(1)"),
     PaletteCommand("Previous payload page", "Page back through a long payload ([)", "events", "payload_page(-1)"),
     PaletteCommand("Mark event", "Mark or unmark the highlighted event (space)", "events", "toggle_mark"),
-    PaletteCommand("Mark page", "Mark every event in view, or unmark them (*)", "events", "mark_all"),
+    PaletteCommand("Mark all in view", "Mark every event in view, or unmark them (*)", "events", "mark_all"),
+    PaletteCommand("Unmark all", "Clear every mark, in view or not (-)", "events", "clear_marks"),
     PaletteCommand(
         "Claim events", "Take the processing lock of the marked or highlighted events (c)", "events", "claim"
     ),

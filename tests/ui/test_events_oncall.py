@@ -7,6 +7,8 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import text
+
 from dlq_tui.ui.screens.events import EventsScreen
 from tests.factories import insert_event
 from tests.ui.conftest import ANCHOR, SIZE, DemoDb, demo_app, make_app, screen_text, settle
@@ -83,3 +85,47 @@ async def test_the_reason_hint_names_the_key_that_completes(demo_db: DemoDb) -> 
         await pilot.press(keys[match.group(1).lower()])
         await pilot.pause(0.2)
         assert field.value == "json_parsing_failed"
+
+
+# --- marks stay visible or go --------------------------------------------------------------------------------
+async def test_a_new_view_clears_the_marks_and_says_so(demo_db: DemoDb) -> None:
+    app = demo_app(demo_db)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_events(pilot)
+        await pilot.press("space", "space")
+        await settle(pilot)
+        assert "2 marked" in screen_text(app)
+        await pilot.press("v")  # resolved events too: another view
+        await settle(pilot)
+        assert screen.table.marked == set()
+        assert "marked" not in screen_text(app).splitlines()[1]
+        assert "2 marks cleared: the view changed" in notes(app)
+
+
+async def test_a_mark_that_left_the_view_is_counted_and_never_acted_on_silently(demo_db: DemoDb) -> None:
+    from dlq_tui.ui.screens.confirm import ConfirmModal
+
+    app = demo_app(demo_db)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_events(pilot)
+        marked = screen.table.highlighted.id
+        await pilot.press("space")
+        await settle(pilot)
+        with demo_db.engine.begin() as conn:  # someone else resolves it meanwhile
+            conn.execute(text("UPDATE dead_letter_events SET resolved = true WHERE id = :i"), {"i": marked})
+        await pilot.press("r")
+        await settle(pilot)
+        assert marked not in screen.table.rows_by_id
+        assert "1 marked (1 not shown)" in screen_text(app).splitlines()[1]
+        await pilot.press("c")  # claim asks nothing for one visible event; for a hidden one it must
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmModal)
+        assert "(0 in view, 1 not shown)" in screen_text(app)
+        await pilot.press("n")
+        await settle(pilot)
+        with demo_db.engine.connect() as conn:
+            lock = conn.execute(text("SELECT processing_lock FROM dead_letter_events WHERE id = :i"), {"i": marked})
+            assert lock.scalar() is None
+        await pilot.press("minus")  # unmark all
+        await settle(pilot)
+        assert screen.table.marked == set() and "marked" not in screen_text(app).splitlines()[1]

@@ -319,6 +319,8 @@ class EventsScreen(DlqScreen):
             text.append(f" · {table.row_count} in view", style="dim")
         if table.marked:
             text.append(f" · {len(table.marked)} marked", style="bold cyan")
+            if table.hidden_marks:
+                text.append(f" ({table.hidden_marks} not shown)", style="bold yellow")
         if loading:
             text.append(" · loading…", style="yellow")
         if failed:
@@ -426,6 +428,7 @@ class EventsScreen(DlqScreen):
 
     def apply_filter(self, flt: EventFilter) -> None:
         if flt != self.filter:
+            self._drop_marks_of_another_view()
             self.filter = flt
             self._detail_id = None
             self.refresh_bindings()  # reopen shows only while resolved events are listed
@@ -468,6 +471,17 @@ class EventsScreen(DlqScreen):
         )
 
     # --- marks (triage will act on them) -------------------------------------------------------------
+    def _drop_marks_of_another_view(self) -> None:
+        """Marks belong to the view they were made in: a new filter would hide them but keep them armed."""
+        count = len(self.table.marked)
+        if count:
+            self.table.clear_marks()
+            plural = "s" if count != 1 else ""
+            self.notify(f"{count} mark{plural} cleared: the view changed", title="marks", markup=False)
+
+    def action_clear_marks(self) -> None:
+        self.table.clear_marks()
+
     def action_toggle_mark(self) -> None:
         self.table.action_toggle_mark()
 
@@ -518,7 +532,8 @@ class EventsScreen(DlqScreen):
             shown = len(set(ids).intersection(self.table.rows_by_id))
             view = "pending+resolved" if self.filter.include_resolved else "pending"
             described = describe_filter(self.filter)
-            body.append(f"\nthe set: the {len(ids)} events you marked ({shown} in view)", style="dim")
+            hidden = f", {len(ids) - shown} not shown" if shown < len(ids) else ""
+            body.append(f"\nthe set: the {len(ids)} events you marked ({shown} in view{hidden})", style="dim")
             body.append(f"\nview: {view}" + (f", filter: {described}" if described else ""), style="dim")
         else:
             body.append("\nthe set: the highlighted event", style="dim")
@@ -553,7 +568,8 @@ class EventsScreen(DlqScreen):
                 exit_on_error=False,
             )
 
-        if confirm or len(ids) > 1:
+        # A marked event that is not on screen is never acted on without a question.
+        if confirm or len(ids) > 1 or not set(ids).issubset(self.table.rows_by_id):
             self._confirm(verb, ids, subject, details, run)
         else:
             run()

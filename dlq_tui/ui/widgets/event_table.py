@@ -6,7 +6,7 @@ top page is dropped when it arrives); near the top it asks for the previous one 
 Memory and redraw cost stay flat however far an operator scrolls. It fetches nothing itself: it posts
 NeedPage and the screen runs the query in a worker, then calls add_page().
 
-Marks (space, *) live here as a set of event ids, independent of the window, so triage actions can act
+Marks (space, *, - clears) live here as a set of event ids, independent of the window, so triage actions can act
 on "the marked events, else the highlighted one" (selected_ids).
 """
 
@@ -73,7 +73,8 @@ class EventTable(DataTable[Text]):
         # The columns fit the screen, so home/end mean first/last row (DataTable uses them to scroll sideways).
         Binding("home", "scroll_top", "First row", show=False, id="events.first"),
         Binding("end", "scroll_bottom", "Last row", show=False, id="events.last"),
-        Binding("asterisk", "mark_all", "Mark page", key_display="*", id="events.mark_all", show=False),
+        Binding("asterisk", "mark_all", "Mark all in view", key_display="*", id="events.mark_all", show=False),
+        Binding("minus", "clear_marks", "Unmark all", key_display="-", id="events.unmark_all", show=False),
     ]
 
     class NeedPage(Message):
@@ -278,6 +279,14 @@ class EventTable(DataTable[Text]):
 
     def clear_marks(self) -> None:
         self.unmark(list(self.marked))
+
+    def action_clear_marks(self) -> None:
+        self.clear_marks()
+
+    @property
+    def hidden_marks(self) -> int:
+        """Marked events that are not in the loaded window (scrolled away, or gone from the view)."""
+        return len(self.marked.difference(self.rows_by_id))
 
     def unmark(self, ids: Iterable[int]) -> None:
         """Drop these ids from the marks (after an action: done events are unmarked, skipped ones stay)."""
