@@ -129,3 +129,29 @@ async def test_a_mark_that_left_the_view_is_counted_and_never_acted_on_silently(
         await pilot.press("minus")  # unmark all
         await settle(pilot)
         assert screen.table.marked == set() and "marked" not in screen_text(app).splitlines()[1]
+
+
+# --- every `]` pages --------------------------------------------------------------------------------------
+async def test_fast_payload_presses_are_all_counted(demo_db: DemoDb) -> None:
+    with demo_db.engine.connect() as conn:
+        event_id = conn.execute(
+            text("SELECT id FROM dead_letter_events ORDER BY length(payload::text) DESC LIMIT 1")
+        ).scalar_one()
+    app = demo_app(demo_db)
+    async with app.run_test(size=(160, 50)) as pilot:
+        screen = await open_events(pilot)
+        screen.apply_filter(type(screen.filter)(include_resolved=True))
+        await settle(pilot)
+        screen.jump_to(event_id)
+        await settle(pilot)
+        assert screen.pane.detail.row.id == event_id and screen.pane.payload_pages > 10
+        # Four `]` handled before the first page came back (the key's action, as a held key repeats it).
+        for _ in range(4):
+            await app.run_action("payload_page(1)", screen)
+        await settle(pilot)
+        assert screen.pane.payload_page == 4
+        assert f"page 5/{screen.pane.payload_pages}" in screen_text(app)
+        for _ in range(2):
+            await app.run_action("payload_page(-1)", screen)
+        await settle(pilot)
+        assert screen.pane.payload_page == 2

@@ -161,6 +161,8 @@ class EventsScreen(DlqScreen):
         self.actions_running = 0
         self._quiet_jumps: set[int] = set()  # jump generations that fall back to a reload instead of warning
         self._follow_generations: set[int] = set()  # reloads that jump to their focus_id if it is further down
+        self._payload_target: tuple[int, int] | None = None  # (event id, payload page) asked for last
+        self._payload_loading = False
 
     def compose(self) -> ComposeResult:
         yield ConnectionBar("events")
@@ -181,6 +183,7 @@ class EventsScreen(DlqScreen):
             or self.table.pending is not None
             or self.detail_pending
             or self.actions_running > 0
+            or self._payload_loading
         )
 
     @property
@@ -293,6 +296,9 @@ class EventsScreen(DlqScreen):
     def worker_failed(self, worker: Worker[object]) -> None:
         if worker.group == "detail":
             self.detail_pending = False
+        if worker.group == "payload":
+            self._payload_loading = False
+            self._payload_target = None  # the next press counts from the page on screen again
         if worker.group == "page":
             self.loading_generation = None
             self._loaded_once = True
@@ -372,6 +378,7 @@ class EventsScreen(DlqScreen):
             self.pane.show_missing(message.event_id)
             return
         now = self.dlq.clock() if self.dlq.frozen_clock else message.detail.row.db_now
+        self._payload_target = None  # the pane starts again at the payload's first page
         self.pane.show(message.detail, now, live=not self.dlq.frozen_clock)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
@@ -394,10 +401,20 @@ class EventsScreen(DlqScreen):
         detail = pane.detail
         if detail is None or pane.payload_pages <= 1:
             return
-        page = pane.payload_page + step
-        if not 0 <= page < pane.payload_pages:
-            return
         event_id = detail.row.id
+        # Presses count from the page asked for last, not the one on screen: fast `]]]` pages three times.
+        # One load at a time; presses that arrive meanwhile only move the target, loaded when it is back.
+        target = self._payload_target
+        base = target[1] if target is not None and target[0] == event_id else pane.payload_page
+        page = min(max(0, base + step), pane.payload_pages - 1)
+        if page == base:
+            return
+        self._payload_target = (event_id, page)
+        if not self._payload_loading:
+            self._load_payload_page(event_id, page)
+
+    def _load_payload_page(self, event_id: int, page: int) -> None:
+        self._payload_loading = True
         self.run_worker(
             lambda: self.post_message(
                 PayloadPageLoaded(
@@ -409,14 +426,19 @@ class EventsScreen(DlqScreen):
             name="payload page",
             group="payload",
             thread=True,
-            exclusive=True,
             exit_on_error=False,
         )
 
     def on_payload_page_loaded(self, message: PayloadPageLoaded) -> None:
+        self._payload_loading = False
+        target = self._payload_target
         detail = self.pane.detail
-        if detail is not None and detail.row.id == message.event_id:
-            self.pane.show_payload_page(message.page, message.chunk)
+        if detail is None or detail.row.id != message.event_id or target is None or target[0] != message.event_id:
+            return  # the cursor moved to another event meanwhile
+        if target[1] != message.page:
+            self._load_payload_page(*target)  # more presses came in while this page loaded
+            return
+        self.pane.show_payload_page(message.page, message.chunk)
 
     # --- filters and jumps ---------------------------------------------------------------------------
     def action_refresh(self) -> None:
