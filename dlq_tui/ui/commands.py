@@ -28,6 +28,9 @@ PALETTE: tuple[PaletteCommand, ...] = (
     PaletteCommand(
         "Toggle resolved events", "Show resolved events too, or pending only (v)", "events", "toggle_resolved"
     ),
+    PaletteCommand(
+        "Sort events", "By priority, newest first, most retries first: the next order (s)", "events", "cycle_order"
+    ),
     PaletteCommand("Toggle detail pane", "Show or hide the event detail (d)", "events", "toggle_detail"),
     PaletteCommand("Next payload page", "Page on through a long payload (])", "events", "payload_page(1)"),
     PaletteCommand("Previous payload page", "Page back through a long payload ([)", "events", "payload_page(-1)"),

@@ -155,3 +155,37 @@ async def test_fast_payload_presses_are_all_counted(demo_db: DemoDb) -> None:
             await app.run_action("payload_page(-1)", screen)
         await settle(pilot)
         assert screen.pane.payload_page == 2
+
+
+# --- sort orders --------------------------------------------------------------------------------------------
+async def test_s_cycles_the_sort_order_and_paging_follows_it(demo_db: DemoDb) -> None:
+    orders = {
+        "newest first": "created_at DESC, id DESC",
+        "most retries first": "retry_count DESC, created_at DESC, id DESC",
+        "by priority": "priority, created_at, id",
+    }
+    with demo_db.engine.connect() as conn:
+        want = {
+            label: list(
+                conn.execute(text(f"SELECT id FROM dead_letter_events WHERE NOT resolved ORDER BY {order}")).scalars()
+            )
+            for label, order in orders.items()
+        }
+    app = demo_app(demo_db)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_events(pilot)
+        assert "pending · by priority" in screen_text(app).splitlines()[1]
+        for label in orders:
+            await pilot.press("s")
+            await settle(pilot)
+            assert f"pending · {label}" in screen_text(app).splitlines()[1]
+            ids = [row.id for row in screen.table.window_rows]
+            assert ids == want[label][: len(ids)]
+            await pilot.press("end")  # past the first page: the next one continues the same order
+            await settle(pilot)
+            await pilot.press("end")
+            await settle(pilot)
+            ids = [row.id for row in screen.table.window_rows]
+            assert len(ids) > 200
+            start = want[label].index(ids[0])
+            assert ids == want[label][start : start + len(ids)]

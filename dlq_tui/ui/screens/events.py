@@ -24,7 +24,7 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import Worker
 
-from dlq_tui.db.models import ActionResult, EventDetail, EventFilter, EventPage
+from dlq_tui.db.models import SORT_ORDERS, ActionResult, EventDetail, EventFilter, EventPage, SortOrder
 from dlq_tui.db.schema import CLASSIFICATIONS, priority_label
 from dlq_tui.text import plain
 from dlq_tui.ui.screens.base import DlqScreen
@@ -51,6 +51,11 @@ CLASSIFY_CHOICES = [
     *(Choice(name[0], name, name) for name in CLASSIFICATIONS),  # m c f
     Choice("n", "none (clear the classification)", None),
 ]
+ORDER_LABELS: dict[SortOrder, str] = {
+    "priority": "by priority",
+    "newest": "newest first",
+    "retries": "most retries first",
+}
 PRIORITY_CHOICES = [Choice(str(p % 10), f"{p} {priority_label(p)}", p) for p in range(1, 11)]  # 0 means 10
 
 
@@ -128,6 +133,14 @@ class EventsScreen(DlqScreen):
         Binding("backspace", "clear_filter", "Clear filter", show=False, id="events.clear_filter"),
         Binding("g", "jump", "Jump", tooltip="Jump to id", id="events.jump", show=False),
         Binding("v", "toggle_resolved", "Resolved", id="events.resolved", show=False),
+        Binding(
+            "s",
+            "cycle_order",
+            "Sort",
+            tooltip="By priority, newest first, most retries first",
+            id="events.sort",
+            show=False,
+        ),
         Binding("d", "toggle_detail", "Detail", id="events.detail", show=False),
         Binding(
             "right_square_bracket",
@@ -319,6 +332,7 @@ class EventsScreen(DlqScreen):
         table = self.table
         text = Text()
         text.append("pending+resolved" if self.filter.include_resolved else "pending", style="bold")
+        text.append(f" · {ORDER_LABELS[self.filter.order]}", style="bold")
         if table.row_count:
             text.append(" · top" if table.at_start else " · ↑ more", style="dim")
             text.append(" · end of list" if table.at_end else " · ↓ more", style="dim")
@@ -450,7 +464,8 @@ class EventsScreen(DlqScreen):
 
     def apply_filter(self, flt: EventFilter) -> None:
         if flt != self.filter:
-            self._drop_marks_of_another_view()
+            if not flt.same_events(self.filter):
+                self._drop_marks_of_another_view()
             self.filter = flt
             self._detail_id = None
             self.refresh_bindings()  # reopen shows only while resolved events are listed
@@ -464,7 +479,12 @@ class EventsScreen(DlqScreen):
         self.app.push_screen(FilterModal(self.filter, self.reasons), done)
 
     def action_clear_filter(self) -> None:
-        self.apply_filter(EventFilter(include_resolved=self.filter.include_resolved))
+        self.apply_filter(EventFilter(include_resolved=self.filter.include_resolved, order=self.filter.order))
+
+    def action_cycle_order(self) -> None:
+        """`s`: the same events by priority, newest first, most retries first (each keyset paged)."""
+        following = SORT_ORDERS[(SORT_ORDERS.index(self.filter.order) + 1) % len(SORT_ORDERS)]
+        self.apply_filter(replace(self.filter, order=following))
 
     def action_toggle_resolved(self) -> None:
         self.apply_filter(replace(self.filter, include_resolved=not self.filter.include_resolved))
