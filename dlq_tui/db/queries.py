@@ -11,10 +11,11 @@ same at any depth when an index on that key exists (see ORDER_KEYS for which ind
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, and_, false, func, or_, select, text, tuple_
+from sqlalchemy import ColumnElement, Connection, Select, and_, false, func, or_, select, text, true, tuple_
 
 from dlq_tui.db import schema
 from dlq_tui.db.models import (
@@ -308,6 +309,33 @@ def page_starting_at(conn: Connection, flt: EventFilter, event_id: int, limit: i
         return None
     start = PageCursor(found.priority, found.created_at, found.id, found.retry_count)
     return _run_page(conn, page_query(flt, start_at=start, limit=limit), limit, backwards=False)
+
+
+def view_showing(conn: Connection, flt: EventFilter, event_id: int) -> EventFilter | None:
+    """The narrowest view that lists event_id: flt itself, flt with resolved events too, no filter (pending
+    only, then with resolved events), always in flt's order. None when there is no such event."""
+    views = [
+        flt,
+        replace(flt, include_resolved=True),
+        EventFilter(order=flt.order),
+        EventFilter(include_resolved=True, order=flt.order),
+    ]
+    shows = [and_(true(), *filter_conditions(view)).label(f"v{i}") for i, view in enumerate(views)]
+    found = conn.execute(select(*shows).where(ev.c.id == event_id)).first()
+    if found is None:
+        return None
+    return next((view for view, listed in zip(views, found, strict=True) if listed), None)
+
+
+def locate_event(
+    conn: Connection, flt: EventFilter, event_id: int, limit: int = 200
+) -> tuple[EventFilter, EventPage] | None:
+    """Jump to any event: the page that starts at it, in the narrowest view that lists it (see view_showing)."""
+    view = view_showing(conn, flt, event_id)
+    if view is None:
+        return None
+    page = page_starting_at(conn, view, event_id, limit)
+    return None if page is None else (view, page)
 
 
 def known_reasons(conn: Connection, limit: int = 50) -> list[str]:

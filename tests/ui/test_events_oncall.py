@@ -189,3 +189,38 @@ async def test_s_cycles_the_sort_order_and_paging_follows_it(demo_db: DemoDb) ->
             assert len(ids) > 200
             start = want[label].index(ids[0])
             assert ids == want[label][start : start + len(ids)]
+
+
+# --- g finds any event --------------------------------------------------------------------------------------
+async def test_g_finds_resolved_and_filtered_out_events_and_says_it_changed_the_view(demo_db: DemoDb) -> None:
+    with demo_db.engine.connect() as conn:
+        resolved_id = conn.execute(text("SELECT min(id) FROM dead_letter_events WHERE resolved")).scalar_one()
+        other_reason = conn.execute(
+            text("SELECT min(id) FROM dead_letter_events WHERE NOT resolved AND reason <> 'json_parsing_failed'")
+        ).scalar_one()
+        missing = conn.execute(text("SELECT max(id) + 1000 FROM dead_letter_events")).scalar_one()
+    app = demo_app(demo_db)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_events(pilot)
+        await pilot.press("g", *str(resolved_id), "enter")
+        await settle(pilot)
+        assert screen.table.highlighted.id == resolved_id
+        assert screen.filter.include_resolved and "pending+resolved" in screen_text(app)
+        assert f"event {resolved_id} is outside the view: resolved events are listed too (v hides them)" in notes(app)
+
+        screen.apply_filter(type(screen.filter)(reason="json_parsing_failed"))
+        await settle(pilot)
+        await pilot.press("g", *str(other_reason), "enter")
+        await settle(pilot)
+        assert screen.table.highlighted.id == other_reason
+        assert screen.filter.reason is None
+        assert any(
+            n.startswith(f"event {other_reason} is outside the view: the filter (reason 'json_parsing_failed')")
+            for n in notes(app)
+        )
+
+        before = screen.filter
+        await pilot.press("g", *str(missing), "enter")
+        await settle(pilot)
+        assert screen.table.highlighted.id == other_reason and screen.filter == before  # nothing moved
+        assert f"there is no event {missing}" in notes(app)

@@ -60,12 +60,20 @@ PRIORITY_CHOICES = [Choice(str(p % 10), f"{p} {priority_label(p)}", p) for p in 
 
 
 class PageLoaded(Message):
-    def __init__(self, generation: int, kind: LoadKind, page: EventPage | None, focus_id: int | None = None) -> None:
+    def __init__(
+        self,
+        generation: int,
+        kind: LoadKind,
+        page: EventPage | None,
+        focus_id: int | None = None,
+        view: EventFilter | None = None,  # a `g` jump: the view that lists the event (maybe not the current one)
+    ) -> None:
         super().__init__()
         self.generation = generation
         self.kind = kind
         self.page = page
         self.focus_id = focus_id
+        self.view = view
 
 
 class DetailLoaded(Message):
@@ -282,15 +290,13 @@ class EventsScreen(DlqScreen):
                 self._quiet_jumps.discard(message.generation)
                 self.reload()
                 return
-            self.notify(
-                f"event {message.focus_id} is not in the list (resolved, filtered out, or gone)",
-                severity="warning",
-                markup=False,
-            )
+            self.notify(f"there is no event {message.focus_id}", severity="warning", markup=False)
             self._set_status()
             return
         page = message.page
         assert page is not None
+        if message.view is not None and message.focus_id is not None and message.view != self.filter:
+            self._show_view_of(message.focus_id, message.view)
         if message.generation in self._follow_generations:
             self._follow_generations.discard(message.generation)
             if message.focus_id is not None and all(row.id != message.focus_id for row in page.rows):
@@ -492,14 +498,49 @@ class EventsScreen(DlqScreen):
     def action_jump(self) -> None:
         def done(event_id: int | None) -> None:
             if event_id is not None:
-                self.jump_to(event_id)
+                self.find_event(event_id)
 
         self.app.push_screen(JumpModal(), done)
 
-    def jump_to(self, event_id: int, *, quiet: bool = False) -> None:
+    def find_event(self, event_id: int) -> None:
+        """`g`: any event by id, pending or resolved, inside the filter or not (the view widens to show it)."""
         self.generation += 1
-        if quiet:
-            self._quiet_jumps.add(self.generation)
+        self.loading_generation = self.generation
+        self._set_status(loading=True)
+        flt, generation = self.filter, self.generation
+
+        def locate() -> None:
+            found = self.dlq.source.locate(flt, event_id)
+            view, page = found if found is not None else (None, None)
+            self.post_message(PageLoaded(generation, "jump", page, event_id, view))
+
+        self.run_worker(locate, name="events page", group="page", thread=True, exclusive=True, exit_on_error=False)
+
+    def _show_view_of(self, event_id: int, view: EventFilter) -> None:
+        """A jump landed outside the current view: switch to the view that lists the event, and say so."""
+        before = self.filter
+        self._drop_marks_of_another_view()
+        self.filter = view
+        self._detail_id = None
+        self.refresh_bindings()
+        changes = []
+        if view.include_resolved and not before.include_resolved:
+            changes.append("resolved events are listed too (v hides them)")
+        if describe_filter(replace(view, include_resolved=False)) != describe_filter(
+            replace(before, include_resolved=False)
+        ):
+            changes.append(f"the filter ({describe_filter(replace(before, include_resolved=False))}) was cleared")
+        self.notify(
+            f"event {event_id} is outside the view: " + "; ".join(changes), title="jump", timeout=8, markup=False
+        )
+
+    def jump_to(self, event_id: int, *, quiet: bool = False) -> None:
+        """The page that starts at event_id in the current view; quiet (after an action): reload if it left it."""
+        if not quiet:
+            self.find_event(event_id)
+            return
+        self.generation += 1
+        self._quiet_jumps.add(self.generation)
         self.loading_generation = self.generation
         self._set_status(loading=True)
         flt, generation = self.filter, self.generation
