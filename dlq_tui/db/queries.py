@@ -311,6 +311,13 @@ def page_starting_at(conn: Connection, flt: EventFilter, event_id: int, limit: i
     return _run_page(conn, page_query(flt, start_at=start, limit=limit), limit, backwards=False)
 
 
+def matching_ids(conn: Connection, flt: EventFilter) -> list[int]:
+    """The ids of every event flt selects, right now, in flt's order (an explicit set to export)."""
+    columns, descending = ORDER_KEYS[flt.order]
+    order_by = [c.desc() if descending else c.asc() for c in columns]
+    return list(conn.execute(select(ev.c.id).where(*filter_conditions(flt)).order_by(*order_by)).scalars())
+
+
 def view_showing(conn: Connection, flt: EventFilter, event_id: int) -> EventFilter | None:
     """The narrowest view that lists event_id: flt itself, flt with resolved events too, no filter (pending
     only, then with resolved events), always in flt's order. None when there is no such event."""

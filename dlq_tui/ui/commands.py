@@ -58,6 +58,12 @@ PALETTE: tuple[PaletteCommand, ...] = (
     PaletteCommand(
         "Export events", "Write the selected events as JSON Lines for forensics (E, ctrl+s)", "events", "export"
     ),
+    PaletteCommand(
+        "Export all matching",
+        "Every event of this view and filter as of now, after a confirmation with the count (ctrl+e)",
+        "events",
+        "export_matching",
+    ),
     PaletteCommand("Migration dry run", "Show the SQL the upgrade would run (d)", "migration", "dry_run"),
     PaletteCommand(
         "Run migration", "Upgrade the database to schema v7, after a confirmation (u)", "migration", "upgrade"

@@ -100,6 +100,12 @@ class DataSource:
         with self.engine.connect() as conn:
             return locate_event(conn, flt, event_id, limit=limit)
 
+    def matching_ids(self, flt: EventFilter) -> list[int]:
+        from dlq_tui.db.queries import matching_ids
+
+        with self.engine.connect() as conn:
+            return matching_ids(conn, flt)
+
     def event(self, event_id: int, payload_chars: int) -> EventDetail | None:
         from dlq_tui.db.queries import fetch_event
 

@@ -224,3 +224,46 @@ async def test_g_finds_resolved_and_filtered_out_events_and_says_it_changed_the_
         await settle(pilot)
         assert screen.table.highlighted.id == other_reason and screen.filter == before  # nothing moved
         assert f"there is no event {missing}" in notes(app)
+
+
+# --- export a whole filter result ---------------------------------------------------------------------------
+async def test_export_of_everything_matching_is_an_explicit_counted_set(demo_db: DemoDb, tmp_path: Any) -> None:
+    import json
+
+    from textual.widgets import Input
+
+    from dlq_tui.ui.screens.confirm import ConfirmModal
+
+    target = tmp_path / "matching.jsonl"
+    with demo_db.engine.connect() as conn:
+        want = list(
+            conn.execute(
+                text(
+                    "SELECT id FROM dead_letter_events WHERE NOT resolved AND reason = 'payload_not_dict' "
+                    "ORDER BY priority, created_at, id"
+                )
+            ).scalars()
+        )
+    assert len(want) > 100  # more than a screen, so "what is on screen" would not do
+    app = demo_app(demo_db)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_events(pilot)
+        screen.apply_filter(type(screen.filter)(reason="payload_not_dict"))
+        await settle(pilot)
+        await pilot.press("ctrl+e")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmModal)
+        shown = screen_text(app)
+        assert f"Export {len(want):,} events?" in shown
+        assert f"the {len(want):,} events matching this filter as of 09:30:00 UTC" in shown
+        assert "filter: reason 'payload_not_dict'" in shown
+        with demo_db.engine.begin() as conn:  # matches from now on: not part of the set that was counted
+            insert_event(conn, reason="payload_not_dict")
+        await pilot.press("y")
+        await settle(pilot)
+        app.screen.query_one(Input).value = str(target)
+        await pilot.press("enter")
+        await settle(pilot)
+        exported = [json.loads(line)["id"] for line in target.read_text("ascii").splitlines()]
+        assert exported == want
+        assert f"exported {len(want)} events to {target}" in notes(app)

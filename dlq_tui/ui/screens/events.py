@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -45,7 +46,7 @@ DETAIL_DELAY_S = 0.12  # wait for the cursor to rest before loading a detail (ho
 READ_ONLY_REFUSAL = "read-only mode: actions are disabled"
 # Actions that write to the database (refused in read-only mode). Export only reads: it stays available.
 WRITE_ACTIONS = frozenset({"claim", "release", "classify", "priority", "resolve", "reopen", "requeue"})
-TRIAGE_ACTIONS = WRITE_ACTIONS | {"export"}
+TRIAGE_ACTIONS = WRITE_ACTIONS | {"export", "export_matching"}
 
 CLASSIFY_CHOICES = [
     *(Choice(name[0], name, name) for name in CLASSIFICATIONS),  # m c f
@@ -113,6 +114,14 @@ class ActionFinished(Message):
         self.outcome = outcome
 
 
+class MatchingIdsLoaded(Message):
+    def __init__(self, flt: EventFilter, ids: list[int], as_of: datetime) -> None:
+        super().__init__()
+        self.flt = flt
+        self.ids = ids
+        self.as_of = as_of
+
+
 class ExportFinished(Message):
     def __init__(self, path: Path, written: int | None, refusal: str | None) -> None:
         super().__init__()
@@ -136,6 +145,14 @@ class EventsScreen(DlqScreen):
         Binding("R", "requeue", "Requeue", key_display="R", id="events.requeue", show=False),
         Binding("E", "export", "Export", key_display="E", id="events.export", show=False),
         Binding("ctrl+s", "export", "Export (as E)", show=False, id="events.export_save"),
+        Binding(
+            "ctrl+e",
+            "export_matching",
+            "Export all matching",
+            tooltip="Every event of this view and filter, as of now",
+            id="events.export_matching",
+            show=False,
+        ),
         Binding("r", "refresh", "Reload", id="events.reload", show=False),
         Binding("slash", "filter", "Filter", key_display="/", id="events.filter"),
         Binding("backspace", "clear_filter", "Clear filter", show=False, id="events.clear_filter"),
@@ -816,7 +833,51 @@ class EventsScreen(DlqScreen):
         if (picked := self._selection("export")) is None:
             return
         ids, subject = picked
+        self._ask_export_path(ids, subject)
 
+    def action_export_matching(self) -> None:
+        """ctrl+e: every event of the view and filter as of now, an explicit set counted before anything is written."""
+        reason = self.unavailable_reason("export_matching")
+        if reason is not None:
+            self.notify(reason, severity="warning", markup=False)
+            return
+        flt = self.filter
+        self.actions_running += 1
+
+        def load() -> None:
+            try:
+                ids = self.dlq.source.matching_ids(flt)
+            except Exception:
+                self.app.call_from_thread(self._one_action_done)
+                raise
+            self.post_message(MatchingIdsLoaded(flt, ids, self.dlq.clock()))
+
+        self.run_worker(load, name="export matching", group="triage", thread=True, exit_on_error=False)
+
+    def on_matching_ids_loaded(self, message: MatchingIdsLoaded) -> None:
+        from dlq_tui.ui.reconnect import clock_time
+
+        self._one_action_done()
+        n = len(message.ids)
+        view = "pending+resolved" if message.flt.include_resolved else "pending"
+        described = describe_filter(message.flt)
+        if n == 0:
+            self.notify(f"nothing to export: no {view} event matches", title="export", markup=False)
+            return
+        plural = "s" if n != 1 else ""
+        subject = f"the {n:,} event{plural} matching this filter as of {clock_time(message.as_of)} UTC"
+        body = Text()
+        body.append(f"Export {subject}", style="bold")
+        body.append(f"\nview: {view}" + (f", filter: {described}" if described else ", no filter"), style="dim")
+        body.append("\nevents that match later are not included; events resolved meanwhile still are", style="dim")
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._ask_export_path(message.ids, subject)
+
+        self.app.push_screen(ConfirmModal(f"Export {n:,} event{plural}?", body, yes_label="Export"), answered)
+
+    def _ask_export_path(self, ids: list[int], subject: str) -> None:
         def write(path: Path, overwrite: bool) -> None:
             self.actions_running += 1
             self.run_worker(
