@@ -21,6 +21,9 @@ PALETTE: tuple[PaletteCommand, ...] = (
     PaletteCommand("Go to events", "Pending events, keyset paged (e)", None, "go('events')"),
     PaletteCommand("Go to migration", "Schema version, plan, dry run, upgrade (m)", None, "go('migration')"),
     PaletteCommand("Refresh health", "Read the health figures now (r)", "health", "refresh"),
+    PaletteCommand(
+        "Toggle all findings", "Every health finding, or only the two worst (f)", "health", "toggle_findings"
+    ),
     PaletteCommand("Reload events", "Reload the events from the top (r)", "events", "refresh"),
     PaletteCommand("Filter events", "Priority, classification, reason, text, locks (/)", "events", "filter"),
     PaletteCommand("Clear event filter", "Show every pending event again (backspace)", "events", "clear_filter"),

@@ -63,6 +63,7 @@ async def test_counts_titles_breakers_and_link_state_are_whole(big_demo: DemoDb,
         top = shown.splitlines()[0]
         assert top.rstrip().endswith("connected"), top
         assert "READ-ONLY" in top and "schema v7" in top
+        assert "q Quit" in shown.splitlines()[-1]  # the footer keeps its last key
         tiles = "\n".join(widget_text(app, f"#{field}") for field in TILES)
         for count in counts:
             assert whole(count, tiles), (count, tiles)

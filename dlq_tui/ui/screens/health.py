@@ -94,7 +94,15 @@ class HealthScreen(DlqScreen):
     TITLE_TEXT = "health"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "refresh", "Refresh", id="health.refresh"),
-        Binding("f", "toggle_findings", "Findings", tooltip="Every finding, or only the worst", id="health.findings"),
+        # Not in the footer (it must keep `q` visible at 80 columns): the status line says "+N more (f)".
+        Binding(
+            "f",
+            "toggle_findings",
+            "Findings",
+            tooltip="Every finding, or only the worst",
+            id="health.findings",
+            show=False,
+        ),
     ]
 
     def __init__(self) -> None:
