@@ -198,7 +198,11 @@ def run(argv: Sequence[str] | None = None) -> int:
         dsn, embedded = resolve_database(choice, demo=args.demo)
     except (ConnectionFault, SettingFault) as exc:
         # `health` speaks the monitoring-plugin convention: a database it cannot read is UNKNOWN (3).
-        return fail(str(exc), 3 if args.command == "health" else EXIT_FAULT)
+        if args.command != "health":
+            return fail(str(exc), EXIT_FAULT)
+        from dlq_tui.commands.health import report_unknown
+
+        return report_unknown(str(exc), args, args.dsn)
 
     deadline = Deadline(limit, "--migrate-timeout" if args.migrate else "--timeout")
     deadline.on_stuck = lambda: _give_up(deadline, dsn, args)
@@ -258,7 +262,7 @@ def _give_up(deadline: Deadline, dsn: str, args: argparse.Namespace) -> None:
     if args.command == "health":
         from dlq_tui.commands.health import report_unknown
 
-        code = report_unknown(line, as_json=args.json)
+        code = report_unknown(line, args, dsn)
     else:
         code = fail(line)
     sys.stdout.flush()

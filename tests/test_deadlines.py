@@ -78,7 +78,7 @@ def test_health_json_is_an_unknown_object(silent: tuple[str, str]) -> None:
     assert done.returncode == 3, done.stderr
     doc = json.loads(done.stdout)
     assert doc["status"] == "UNKNOWN" and doc["exit_code"] == 3
-    assert doc["error"].startswith(f"no answer from {target} within {LIMIT_S} s (--timeout)")
+    assert doc["reason"].startswith(f"no answer from {target} within {LIMIT_S} s (--timeout)")
     assert one_line(done.stderr) == f"dlq-tui: DLQ UNKNOWN - {doc['error']}"
 
 

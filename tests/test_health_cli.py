@@ -176,12 +176,16 @@ LEGACY_V6 = (
 )
 
 
-def test_schema_below_v7_is_unknown_and_says_migrate(empty_dsn: str, capsys: pytest.CaptureFixture[str]) -> None:
-    engine = make_engine(empty_dsn)
+def _legacy_v6(dsn: str) -> None:
+    engine = make_engine(dsn)
     with engine.begin() as conn:
         for ddl in LEGACY_V6:
             conn.execute(text(ddl))
     engine.dispose()
+
+
+def test_schema_below_v7_is_unknown_and_says_migrate(empty_dsn: str, capsys: pytest.CaptureFixture[str]) -> None:
+    _legacy_v6(empty_dsn)
     _assert_unknown(*health(capsys, empty_dsn), "schema is v6, below v7: run dlq-tui --migrate")
     code, out, err = analyze(capsys, empty_dsn)
     assert code == 2 and out == "" and "schema is v6, below v7: run dlq-tui --migrate" in err
@@ -220,6 +224,68 @@ def test_real_command_reports_unknown_without_traceback(tmp_path: object) -> Non
     assert proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and "DLQ UNKNOWN" in proc.stderr
     assert PASSWORD not in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
+@pytest.mark.parametrize("state", ["unreachable", "empty", "legacy_v6"])
+def test_unknown_with_json_prints_the_usual_shape_on_stdout(
+    state: str, as_json: bool, empty_dsn: str, tmp_path: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A monitoring system that parses stdout must see UNKNOWN and why, not an empty document."""
+    if state == "unreachable":
+        dsn = f"host={tmp_path} port=1 dbname=dlq user=ops password={PASSWORD} connect_timeout=2"
+        needle = "is the server running?"
+    elif state == "empty":
+        dsn, needle = make_conninfo(empty_dsn, password=PASSWORD), "no dead_letter_events table"
+    else:
+        _legacy_v6(empty_dsn)
+        dsn, needle = make_conninfo(empty_dsn, password=PASSWORD), "schema is v6, below v7: run dlq-tui --migrate"
+    code, out, err = health(capsys, dsn, *(["--json"] if as_json else []), "--warn-pending", "7")
+    assert code == 3
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("dlq-tui: DLQ UNKNOWN - ") and needle in lines[0]
+    assert PASSWORD not in out + err and "Traceback" not in out + err
+    if not as_json:
+        assert out == ""
+        return
+    doc = json.loads(out)
+    assert doc["status"] == "UNKNOWN" and doc["exit_code"] == 3
+    assert needle in doc["reason"] and "\n" not in doc["reason"] and doc["reason"] in lines[0]
+    assert doc["figures"] is None and doc["breakers"] is None and doc["findings"] is None and doc["db_now"] is None
+    assert doc["thresholds"]["pending_warn"] == 7  # what would have been checked
+
+
+def test_unknown_json_has_the_keys_of_a_normal_report(
+    v7_dsn: str, empty_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, normal, _ = health(capsys, v7_dsn, "--json")
+    assert code == 0 and json.loads(normal)["reason"] is None
+    code, unknown, _ = health(capsys, empty_dsn, "--json")
+    assert code == 3
+    assert set(json.loads(unknown)) == set(json.loads(normal))
+
+
+def test_real_command_unknown_json_on_stdout(tmp_path: object) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "DLQ_TUI", "DATABASE_URL"))}
+    dsn = f"postgresql://ops:{PASSWORD}@/dlq?host={tmp_path}&port=1&connect_timeout=2"
+    proc = subprocess.run(
+        [sys.executable, "-m", "dlq_tui", "health", "--json", "--dsn", dsn],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert proc.returncode == 3
+    doc = json.loads(proc.stdout)
+    assert doc["status"] == "UNKNOWN" and "is the server running?" in doc["reason"]
+    assert PASSWORD not in proc.stdout + proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_bad_dsn_is_unknown_json_too(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = health(capsys, f"postgresql://ops:{PASSWORD}@host:notaport/db", "--json")
+    assert code == 3
+    assert json.loads(out)["status"] == "UNKNOWN" and err.count("\n") == 1
+    assert PASSWORD not in out + err
 
 
 # ------------------------------------------------------------------------------------------ analyze

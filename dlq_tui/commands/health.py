@@ -2,8 +2,9 @@
 
 Exit codes follow the monitoring-plugin convention: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN when the
 database cannot be read (unreachable, wrong password, below v7, view missing, no permission, no answer
-within --timeout). In that case one line on stderr says why and what to do (with --json also a JSON
-object on stdout); never a traceback, never the password.
+within --timeout). In that case one line on stderr says why and what to do; never a traceback, never the
+password. With --json stdout still carries one object of the usual shape (status UNKNOWN, the figures null, the
+reason), so a monitoring system that parses stdout sees why instead of an empty document.
 
 The first line of the text report is a plugin-style summary with perfdata after "|", so the command can
 be used as a Nagios/Icinga check as is.
@@ -239,7 +240,34 @@ def health_document(snapshot: HealthSnapshot, findings: list[Finding], threshold
         "recent_runs": [_jsonable(asdict(r)) for r in snapshot.recent_runs],
         "findings": [asdict(x) for x in findings],
         "thresholds": asdict(thresholds),
+        "reason": None,  # why the status is UNKNOWN: see unknown_document
     }
+
+
+def unknown_document(reason: str, thresholds: Thresholds) -> dict[str, Any]:
+    """health_document's shape when nothing could be read: the same keys, the figures null, the reason."""
+    return {
+        "status": "UNKNOWN",
+        "exit_code": EXIT_UNKNOWN,
+        "db_now": None,
+        "figures": None,
+        "breakers": None,
+        "recent_runs": None,
+        "findings": None,
+        "thresholds": asdict(thresholds),
+        "reason": reason,
+    }
+
+
+def report_unknown(reason: str, args: argparse.Namespace, dsn: str | None = None) -> int:
+    """UNKNOWN: one line on stderr, and with --json also the document on stdout, so a script reading only the JSON
+    sees why. One line of reason, never the password."""
+    line = " ".join(reason.split())
+    line = scrub(line, dsn) if dsn else line
+    print(f"dlq-tui: DLQ UNKNOWN - {line}", file=sys.stderr)
+    if getattr(args, "json", False):
+        print(json.dumps(unknown_document(line, thresholds_from_args(args)), ensure_ascii=True, indent=2))
+    return EXIT_UNKNOWN
 
 
 def _perfdata(snapshot: HealthSnapshot, t: Thresholds) -> str:
@@ -337,16 +365,6 @@ def health_report(snapshot: HealthSnapshot, findings: list[Finding], thresholds:
     return "\n".join(lines)
 
 
-def report_unknown(reason: str, *, as_json: bool) -> int:
-    """UNKNOWN: the reason on stderr, and with --json also on stdout, so a script reading only the JSON sees it."""
-    print(f"dlq-tui: DLQ UNKNOWN - {reason}", file=sys.stderr)
-    if as_json:
-        print(
-            json.dumps({"status": "UNKNOWN", "exit_code": EXIT_UNKNOWN, "error": reason}, ensure_ascii=True, indent=2)
-        )
-    return EXIT_UNKNOWN
-
-
 def run_health(dsn: str, args: argparse.Namespace, *, deadline: Deadline | None = None) -> int:
     from dlq_tui.db.queries import fetch_health
 
@@ -354,7 +372,7 @@ def run_health(dsn: str, args: argparse.Namespace, *, deadline: Deadline | None 
     try:
         snapshot = read_database(dsn, fetch_health, deadline)
     except ReadFault as exc:
-        return report_unknown(str(exc), as_json=getattr(args, "json", False))
+        return report_unknown(str(exc), args, dsn)
     findings = evaluate(snapshot, thresholds)
     if getattr(args, "json", False):
         # ensure_ascii: database text leaves as \u escapes, so no control character reaches the terminal.

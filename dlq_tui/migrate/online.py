@@ -769,7 +769,7 @@ def online_dry_run(engine: Engine) -> Iterator[StepEvent]:
 
 def _ev(name: str, detail: str, sql: list[str], *, skipped: bool = False) -> StepEvent:
     return StepEvent(
-        step_number(name), name, "skipped" if skipped or not sql else "done", 0.0, detail, "\n".join(sql) or None
+        step_number(name), name, "skipped" if skipped or not sql else "planned", 0.0, detail, "\n".join(sql) or None
     )
 
 

@@ -218,7 +218,8 @@ def _sequence(steps: Steps, cfg: Any | None) -> None:
         if not steps.simulated:
             steps.inspect()
         paging.create_paging_indexes(steps)
-    work.backfill_new_rows(steps, covered=v7_ran and steps.statuses.get("backfill") in ("done", "skipped"))
+    ran = ("done", "planned", "skipped")  # "planned": a dry run, where the backfill step stands for what it would do
+    work.backfill_new_rows(steps, covered=v7_ran and steps.statuses.get("backfill") in ran)
 
 
 def _summary(steps: Steps, started: float) -> str:
@@ -429,4 +430,4 @@ def dry_run(engine: Engine) -> Iterator[StepEvent]:
 
 def plan(engine: Engine) -> list[str]:
     """Names of the steps that still have work to do."""
-    return [e.name for e in dry_run(engine) if e.status == "done"]
+    return [e.name for e in dry_run(engine) if e.status == "planned"]

@@ -18,7 +18,8 @@ from sqlalchemy.engine import CursorResult
 
 from dlq_tui.migrate.catalog import Catalog, inspect_catalog
 
-Status = Literal["pending", "running", "done", "skipped", "failed"]
+# "planned": a dry run's step that has work to do (nothing ran, so it is not "done").
+Status = Literal["pending", "running", "done", "planned", "skipped", "failed"]
 
 # In the order they run (the fast order: backfill before indexes, constraints and triggers). Titles fit the
 # step log's 36-character column at 80x24.
@@ -105,10 +106,17 @@ class Steps:
 
     def sql(self, statement: str, params: Mapping[str, Any] | None = None) -> CursorResult[Any] | None:
         """Record the statement for the step's event; run it unless this is a dry run."""
-        self._sql.append(statement.strip() + ";")
+        self._sql.append(self.shown(statement, params) + ";")
         if not self.execute:
             return None
         return self.conn.execute(text(statement), dict(params or {}))
+
+    def shown(self, statement: str, params: Mapping[str, Any] | None) -> str:
+        """The statement as it runs: bound values rendered as SQL literals (a dry run's SQL can be pasted)."""
+        if not params:
+            return statement.strip()
+        bound = text(statement.strip()).bindparams(**params)
+        return str(bound.compile(dialect=self.conn.dialect, compile_kwargs={"literal_binds": True}))
 
     def query(self, statement: str, params: Mapping[str, Any] | None = None) -> CursorResult[Any]:
         """A read-only query that informs the plan (runs in dry runs too, not shown as step SQL)."""
@@ -139,7 +147,7 @@ class Steps:
                 )
             )
             raise
-        status: Status = "skipped" if outcome.skipped else "done"
+        status: Status = "skipped" if outcome.skipped else "done" if self.execute else "planned"
         self.reported.add(name)
         self.statuses[name], self.details[name] = status, outcome.detail
         self.report(

@@ -128,6 +128,19 @@ class DataSource:
         with self.engine.connect() as conn:
             return page_starting_at(conn, flt, event_id, limit=limit)
 
+    def locate(self, flt: EventFilter, event_id: int, limit: int = PAGE_SIZE) -> tuple[EventFilter, EventPage] | None:
+        """Any event by id: (the view that lists it, its page); None when no event has that id."""
+        from dlq_tui.db.queries import locate_event
+
+        with self.engine.connect() as conn:
+            return locate_event(conn, flt, event_id, limit=limit)
+
+    def matching_ids(self, flt: EventFilter) -> list[int]:
+        from dlq_tui.db.queries import matching_ids
+
+        with self.engine.connect() as conn:
+            return matching_ids(conn, flt)
+
     def event(self, event_id: int, payload_chars: int) -> EventDetail | None:
         from dlq_tui.db.queries import fetch_event
 
