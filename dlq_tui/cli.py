@@ -65,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     analyze = sub.add_parser("analyze", help="failure-pattern analysis")
     _common_options(analyze, suppress=True)
     analyze.add_argument("--json", action="store_true", help="one JSON object")
+    purge = sub.add_parser("purge", help="delete resolved events older than DAYS days, in short batches")
+    _common_options(purge, suppress=True)
+    from dlq_tui.commands.purge import add_purge_options
+
+    add_purge_options(purge)
     return parser
 
 
@@ -107,6 +112,12 @@ def run(argv: Sequence[str] | None = None) -> int:
         parser.error("--online goes with --migrate")
     if args.migrate and args.command:
         parser.error("--migrate cannot be combined with a command")
+    if args.command == "purge":
+        from dlq_tui.commands.purge import usage_problem
+
+        # Before the database is resolved: a bad DAYS must not start the embedded server first.
+        if (problem := usage_problem(args)) is not None:
+            return fail(problem)
 
     try:
         choice = resolve_dsn(args.dsn)
@@ -138,6 +149,10 @@ def run(argv: Sequence[str] | None = None) -> int:
             from dlq_tui.commands.analyze import run_analyze
 
             return run_analyze(dsn, as_json=args.json)
+        if args.command == "purge":
+            from dlq_tui.commands.purge import run_purge
+
+            return run_purge(dsn, args)
         settings = Settings(
             dsn=dsn,
             embedded=embedded,
