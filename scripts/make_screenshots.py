@@ -74,6 +74,7 @@ def main() -> None:
                     ("health", []),
                     ("events", ["e", "down", "down", "down", "down", "down", "down", "down", "down", "down"]),
                     ("help", ["question_mark"]),
+                    ("sources", ["escape", "s"]),
                 ],
             )
         )
