@@ -41,7 +41,19 @@ COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("reasons", "top reasons", 26),
     ("source", "source file", 20),
 )
-_FIXED = sum(width + 2 for key, _, width in COLUMNS if key != "source") + 2 + 2  # + the source's padding, scrollbar
+_BASE_WIDTH = sum(width + 2 for *_, width in COLUMNS) + 2  # + the vertical scrollbar
+SOURCE_FIRST = 48  # spare width goes to the source up to this, then to the reasons up to REASONS_MAX, then source
+REASONS_MAX = 56
+
+
+def column_widths(available: int) -> dict[str, int]:
+    widths = {key: width for key, _, width in COLUMNS}
+    spare = max(0, available - _BASE_WIDTH)
+    to_source = min(spare, SOURCE_FIRST - widths["source"])
+    to_reasons = min(spare - to_source, REASONS_MAX - widths["reasons"])
+    widths["reasons"] += to_reasons
+    widths["source"] += spare - to_reasons
+    return widths
 
 
 class SourcesLoaded(Message):
@@ -206,14 +218,18 @@ class SourcesScreen(DlqScreen):
 
     # --- drawing ---------------------------------------------------------------------------------------
     def on_resize(self) -> None:
-        width = self._source_width()
-        column = self.table.columns.get("source")  # type: ignore[call-overload]
-        if column is not None and column.width != width:
-            column.width = width
+        changed = False
+        for key, width in column_widths(self.size.width).items():
+            column = self.table.columns.get(key)  # type: ignore[call-overload]
+            if column is not None and column.width != width:
+                column.width = width
+                changed = True
+        if changed:
             self._draw()
 
     def _source_width(self) -> int:
-        return max(20, self.size.width - _FIXED)
+        column = self.table.columns.get("source")  # type: ignore[call-overload]
+        return column.width if column is not None else column_widths(self.size.width)["source"]
 
     def _draw(self) -> None:
         overview = self.overview
