@@ -340,6 +340,45 @@ def test_an_unreachable_database_is_exit_2(capsys: pytest.CaptureFixture[str]) -
     assert err.count("\n") == 1 and "connection refused" in err
 
 
+def test_a_connection_lost_mid_purge_is_exit_2_and_says_what_stays_deleted(
+    v7_dsn: str, v7_engine: Engine, pg_server: pg.TestServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with v7_engine.begin() as conn:
+        now = db_now(conn)
+        insert_events(conn, [{"resolved": True, "resolved_at": now - 40 * DAY}] * 3)
+        # Each delete takes a while, so that the link can be cut while a batch runs.
+        conn.execute(
+            text(
+                "CREATE FUNCTION slow_delete() RETURNS trigger LANGUAGE plpgsql AS"
+                " $$ BEGIN PERFORM pg_sleep(1); RETURN OLD; END $$;"
+                " CREATE TRIGGER slow_delete BEFORE DELETE ON dead_letter_events"
+                " FOR EACH ROW EXECUTE FUNCTION slow_delete()"
+            )
+        )
+
+    def cut_the_link_in_the_second_batch() -> None:
+        with pg_server.admin() as admin:
+            for _ in range(200):
+                time.sleep(0.05)
+                rows = admin.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE query LIKE 'DELETE FROM dead_letter_events%%'"
+                    " AND state = 'active' AND backend_type = 'client backend'"
+                ).fetchall()
+                if rows and len(ids_left(v7_engine)) == 2:  # the second batch: the first one's row is gone
+                    for (pid,) in rows:
+                        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+                    return
+
+    killer = threading.Thread(target=cut_the_link_in_the_second_batch, daemon=True)
+    killer.start()
+    code, _, err = purge_cli(capsys, v7_dsn, "--resolved-older-than", "30", "--batch-size", "1")
+    killer.join(15)
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("dlq-tui: lost the connection to ")
+    assert err.rstrip().endswith("; 1 row deleted before stays deleted")
+    assert len(ids_left(v7_engine)) == 2
+
+
 def test_a_purge_failure_keeps_what_earlier_batches_deleted(v7_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     with v7_engine.begin() as conn:
         now = db_now(conn)

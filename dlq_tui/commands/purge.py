@@ -179,7 +179,9 @@ class _Run:
         self.deleted = 0
 
     def kept(self) -> str:
-        return f"{self.deleted:,} rows deleted before stay deleted" if self.deleted else "nothing was deleted"
+        if not self.deleted:
+            return "nothing was deleted"
+        return f"{_plural(self.deleted, 'row')} deleted before {'stays' if self.deleted == 1 else 'stay'} deleted"
 
     def finish(self) -> None:
         if self.progress is not None:

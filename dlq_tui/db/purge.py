@@ -21,7 +21,6 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 
-import psycopg
 from psycopg import errors as pg_errors
 from sqlalchemy import ColumnElement, Connection, Engine, delete, func, select, text, true
 from sqlalchemy.exc import DBAPIError
@@ -126,6 +125,8 @@ def _transaction(engine: Engine, deleted: int, *, statement_timeout_ms: int | No
                 conn.rollback()
             if isinstance(exc.orig, pg_errors.LockNotAvailable):
                 raise  # the caller retries
+            if exc.connection_invalidated or getattr(exc.orig, "sqlstate", None) is None:
+                raise  # the link is gone: a connection fault for the caller, not a refusal
             raise PurgeFailed(_explain(exc, deleted), deleted) from exc
 
 
@@ -144,8 +145,6 @@ def _explain(exc: DBAPIError, deleted: int) -> str:
         why = "a batch took too long and was cancelled (statement_timeout)"
     elif isinstance(orig, pg_errors.UndefinedTable | pg_errors.UndefinedColumn):
         why = f"the database is not at schema v7 ({primary}); run the migration first"
-    elif isinstance(orig, psycopg.OperationalError) or exc.connection_invalidated:
-        why = "the connection to the database was lost"
     else:
         why = f"the database refused the delete ({primary})"
     return f"{why}; {_kept(deleted)}"
@@ -154,7 +153,7 @@ def _explain(exc: DBAPIError, deleted: int) -> str:
 def _kept(deleted: int) -> str:
     if not deleted:
         return "nothing was deleted"
-    return f"{deleted:,} rows deleted by earlier batches stay deleted"
+    return f"{deleted:,} row{'' if deleted == 1 else 's'} deleted by earlier batches stay deleted"
 
 
 def cutoff_for(engine: Engine, days: int) -> datetime:
@@ -178,12 +177,15 @@ def plan(engine: Engine, cutoff: datetime) -> PurgePlan:
             with _transaction(engine, 0, statement_timeout_ms=None) as conn:
                 r = conn.execute(query).mappings().one()
             return PurgePlan(cutoff, int(r["count"]), r["oldest"], r["newest"], int(r["held"]), int(r["without"]))
-        except DBAPIError:
-            _pause_or_give_up(attempt, 0)
+        except DBAPIError as exc:
+            _lock_wait_or_raise(exc, attempt, 0)
     raise AssertionError("unreachable")
 
 
-def _pause_or_give_up(attempt: int, deleted: int) -> None:
+def _lock_wait_or_raise(exc: DBAPIError, attempt: int, deleted: int) -> None:
+    """A lock timeout: pause and let the caller try again, or give up after LOCK_RETRIES. Anything else: raise."""
+    if not isinstance(exc.orig, pg_errors.LockNotAvailable):
+        raise exc
     if attempt + 1 >= LOCK_RETRIES:
         raise PurgeFailed(
             f"another transaction holds a lock on dead_letter_events (waited {LOCK_TIMEOUT_MS / 1000:g} s, "
@@ -219,8 +221,8 @@ def purge(
                 with _transaction(engine, deleted, statement_timeout_ms=STATEMENT_TIMEOUT_MS) as conn:
                     ids = conn.execute(statement).scalars().all()
                 break
-            except DBAPIError:  # only a lock timeout gets here: _transaction turns the rest into PurgeFailed
-                _pause_or_give_up(attempt, deleted)
+            except DBAPIError as exc:
+                _lock_wait_or_raise(exc, attempt, deleted)
         deleted += len(ids)
         batches += 1
         if ids:
