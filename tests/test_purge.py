@@ -173,7 +173,16 @@ def test_progress_on_a_terminal_is_rewritten_in_place() -> None:
             progress = Progress(10, out)
             progress.show(10, 1234.0)
             progress.finish()
-        written = os.read(master, 4096).decode()
+        chunks = []
+        while True:  # a pty hands the output over in pieces; all of it is there once the writer side closed
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: nothing left and the other side is closed
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        written = b"".join(chunks).decode()
     finally:
         os.close(master)
     assert written.startswith("\r  … 10 / 10 deleted (100%) · 1,234 rows/s")
