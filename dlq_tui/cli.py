@@ -132,6 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
     redrive = sub.add_parser("redrive", help="repair dead letters and redrive them into raw_events (for cron)")
     _common_options(redrive, suppress=True)
     add_redrive_options(redrive)
+    purge = sub.add_parser("purge", help="delete resolved events older than DAYS days, in short batches")
+    _common_options(purge, suppress=True)
+    from dlq_tui.commands.purge import add_purge_options
+
+    add_purge_options(purge)
     return parser
 
 
@@ -165,7 +170,7 @@ def _fault_line(exc: BaseException, dsn: str) -> tuple[str, int]:
     return line, code
 
 
-WRITE_COMMANDS = frozenset({"redrive"})
+WRITE_COMMANDS = frozenset({"redrive", "purge"})
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -185,6 +190,12 @@ def run(argv: Sequence[str] | None = None) -> int:
         from dlq_tui.commands.redrive import check_options
 
         check_options(parser, args)
+    if args.command == "purge":
+        from dlq_tui.commands.purge import usage_problem
+
+        # Before the database is resolved: a bad DAYS must not start the embedded server first.
+        if (problem := usage_problem(args)) is not None:
+            return fail(problem)
 
     try:
         choice = resolve_dsn(args.dsn)
@@ -235,6 +246,10 @@ def run(argv: Sequence[str] | None = None) -> int:
             from dlq_tui.commands.redrive import run_redrive
 
             return run_redrive(dsn, args)
+        if args.command == "purge":
+            from dlq_tui.commands.purge import run_purge
+
+            return run_purge(dsn, args)
         settings = Settings(
             dsn=dsn,
             embedded=embedded,

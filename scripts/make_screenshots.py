@@ -89,6 +89,7 @@ def main() -> None:
                     ("events", ["e", "down", "down", "down", "down", "down", "down", "down", "down", "down"]),
                     ("help", ["question_mark"]),
                     ("repair", ["escape", *repair_keys(demo)]),
+                    ("sources", ["escape", "S"]),
                 ],
                 only,
             )

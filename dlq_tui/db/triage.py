@@ -72,6 +72,7 @@ RESOLUTION_METHODS: dict[str, str] = {
     "operator_fixed_upstream": "Fixed upstream",
     "operator_duplicate": "Duplicate",
     "operator_false_positive": "False positive",
+    "operator_reingest": "Re-ingest from source",  # the source file is fed to the pipeline again
 }
 
 # Keys of metadata_json that requeue maintains (the UI may show "requeued N times").

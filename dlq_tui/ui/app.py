@@ -34,6 +34,7 @@ from dlq_tui.ui.screens.events import EventsScreen
 from dlq_tui.ui.screens.health import HealthScreen
 from dlq_tui.ui.screens.help import HelpScreen
 from dlq_tui.ui.screens.migration import MigrationScreen
+from dlq_tui.ui.screens.sources import SourcesScreen
 from dlq_tui.ui.source import DataSource
 
 Clock = Callable[[], datetime]
@@ -136,7 +137,12 @@ def migration_ending(run: Any) -> str:
 class DlqApp(App[int]):
     CSS_PATH = "dlq_tui.tcss"
     TITLE = "dlq-tui"
-    MODES: ClassVar[dict[str, Any]] = {"health": HealthScreen, "events": EventsScreen, "migration": MigrationScreen}
+    MODES: ClassVar[dict[str, Any]] = {
+        "health": HealthScreen,
+        "events": EventsScreen,
+        "migration": MigrationScreen,
+        "sources": SourcesScreen,
+    }
     DEFAULT_MODE = "health"
     COMMANDS = App.COMMANDS | {DlqCommands}
     # Wide terminals get the detail pane beside the table, narrow ones below it (see the tcss).
@@ -146,6 +152,16 @@ class DlqApp(App[int]):
         Binding("h", "go('health')", "Health", id="go.health"),
         Binding("e", "go('events')", "Events", id="go.events"),
         Binding("m", "go('migration')", "Migration", id="go.migration"),
+        # Not in the footer (it keeps `?` and `q` in 100 columns); in help and the palette.
+        Binding(
+            "S",
+            "go('sources')",
+            "Sources",
+            key_display="S",
+            tooltip="Sources: pending by source file",
+            id="go.sources",
+            show=False,
+        ),
         Binding("question_mark", "help", "Help", key_display="?", id="help"),
         Binding("q", "quit", "Quit", id="quit"),
     ]

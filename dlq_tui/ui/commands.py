@@ -20,6 +20,7 @@ PALETTE: tuple[PaletteCommand, ...] = (
     PaletteCommand("Go to health", "Health figures, breakers, runs, analysis (h)", None, "go('health')"),
     PaletteCommand("Go to events", "Pending events, keyset paged (e)", None, "go('events')"),
     PaletteCommand("Go to migration", "Schema version, plan, dry run, upgrade (m)", None, "go('migration')"),
+    PaletteCommand("Go to sources", "Pending events by source file: count, reasons, ages (S)", None, "go('sources')"),
     PaletteCommand("Refresh health", "Read the health figures now (r)", "health", "refresh"),
     PaletteCommand(
         "Toggle all findings", "Every health finding, or only the two worst (f)", "health", "toggle_findings"
@@ -99,6 +100,13 @@ PALETTE: tuple[PaletteCommand, ...] = (
         "online_dry_run",
     ),
     PaletteCommand("Recheck schema", "Read the schema version and plan again (r)", "migration", "refresh"),
+    PaletteCommand("Reload sources", "Read the per-source figures again (r)", "sources", "refresh"),
+    PaletteCommand(
+        "Resolve source file for re-ingest",
+        "Resolve every pending event of the highlighted source file, after a confirmation (x)",
+        "sources",
+        "reingest",
+    ),
     PaletteCommand("Help", "Every key on every screen (?)", None, "help"),
     PaletteCommand("Quit", "Leave dlq-tui (q)", None, "quit"),
 )

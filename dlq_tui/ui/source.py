@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from dlq_tui.config import Settings
     from dlq_tui.db.models import ActionResult
     from dlq_tui.db.redrive import RedriveResult, RepairPreview
+    from dlq_tui.db.sources import SourceOverview, SourceSelection
     from dlq_tui.db.triage import Operator
 
 # A backstop: a thread worker cannot cancel its query, so the server does it after this long.
@@ -66,6 +67,8 @@ class DataSource:
     online_max_rate: float | None = None
     # How long the atomic upgrade waits for a table lock before it gives up (the runner's default); tests raise it.
     upgrade_lock_timeout_ms: int = 5_000
+    # At most this many sources in the per-source view (None: dlq_tui.db.sources.SOURCE_LIMIT); tests lower it.
+    source_limit: int | None = None
 
     def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
         self.settings = settings
@@ -158,6 +161,32 @@ class DataSource:
 
         with self.engine.connect() as conn:
             return known_reasons(conn)
+
+    # --- per source file (dlq_tui.db.sources) --------------------------------------------------------
+    def sources(self) -> SourceOverview:
+        """Pending events grouped by source file. A GROUP BY over every pending row, like health: its timeout."""
+        from dlq_tui.db.sources import SOURCE_LIMIT, fetch_sources
+
+        with self.engine.connect() as conn:
+            if not self.is_sqlite:
+                conn.exec_driver_sql(f"SET LOCAL statement_timeout = {HEALTH_TIMEOUT_MS}")
+            raw = conn.connection.dbapi_connection
+            self._health_in_flight.add(raw)  # cancelled on close, like a health refresh
+            try:
+                return fetch_sources(conn, mine=self.operator.lock_token, limit=self.source_limit or SOURCE_LIMIT)
+            finally:
+                self._health_in_flight.discard(raw)
+
+    def source_selection(self, source: str | None) -> SourceSelection:
+        from dlq_tui.db.sources import source_selection
+
+        with self.engine.connect() as conn:
+            return source_selection(conn, source, mine=self.operator.lock_token)
+
+    def resolve_for_reingest(self, selection: SourceSelection) -> ActionResult:
+        from dlq_tui.db.sources import resolve_for_reingest
+
+        return resolve_for_reingest(self.engine, self.operator, selection)
 
     # --- schema and migration ---------------------------------------------------------------------
     def _migrator(self) -> Engine:

@@ -202,6 +202,10 @@ async def test_no_screen_draws_any_column_raw(v7_dsn: str, v7_engine: Engine) ->
             details.append(screen_text(app))
         drawn["detail"] = "\n".join(details)
 
+        await pilot.press("s")
+        await settle(pilot)
+        assert_safe(app, "sources")  # source and reason of each pending event, grouped by file
+
         await pilot.press("m")
         await settle(pilot)
         assert_safe(app, "migration")

@@ -54,11 +54,8 @@ async def test_palette_offers_every_action_and_runs_it(demo_db: DemoDb) -> None:
         assert type(app.screen).__name__ == "JumpModal"
     # Every palette entry names an action that exists on its screen.
     from dlq_tui.ui.app import DlqApp
-    from dlq_tui.ui.screens.events import EventsScreen
-    from dlq_tui.ui.screens.health import HealthScreen
-    from dlq_tui.ui.screens.migration import MigrationScreen
 
-    owners = {None: DlqApp, "health": HealthScreen, "events": EventsScreen, "migration": MigrationScreen}
+    owners = {None: DlqApp, **DlqApp.MODES}
     for command in PALETTE:
         name = command.action.split("(")[0]
         assert hasattr(owners[command.mode], f"action_{name}"), command
