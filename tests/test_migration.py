@@ -139,9 +139,8 @@ def test_second_run_is_a_no_op_but_backfills_rows_from_legacy_writers(empty_engi
     # Rows without checksum are a data note, not a schema verdict: the schema is still current.
     assert status.current and not status.problems and status.rows_without_checksum == 6
     assert status.notes == [
-        "6 of 206 rows have no payload checksum and no idempotency key: written by a writer that does not set "
-        "them, or left NULL by a v7 migration run without pgcrypto (that tool leaves every row without them); "
-        "dlq-tui --migrate backfills them"
+        "6 of 206 rows have no payload checksum and no idempotency key: from writers that do not set them, or a "
+        "v7 migration run without pgcrypto (it leaves every row NULL); dlq-tui --migrate backfills them"
     ]
     events = run_upgrade(empty_engine)
     done = finished(events)

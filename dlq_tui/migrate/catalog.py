@@ -259,9 +259,8 @@ class DataGaps:
             lacks = "no payload checksum" + (" and no idempotency key" if keyless == missing else "")
             verb = "has" if missing == 1 else "have"
             notes.append(
-                f"{missing:,} of {self.rows_total:,} rows {verb} {lacks}: written by a writer that does not set "
-                "them, or left NULL by a v7 migration run without pgcrypto (that tool leaves every row without "
-                "them); dlq-tui --migrate backfills them"
+                f"{missing:,} of {self.rows_total:,} rows {verb} {lacks}: from writers that do not set them, or "
+                "a v7 migration run without pgcrypto (it leaves every row NULL); dlq-tui --migrate backfills them"
             )
         if keyless and keyless != missing:
             rows = "row has" if keyless == 1 else "rows have"
