@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+from rich.console import RenderableType
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.message import Message
@@ -104,8 +105,16 @@ class DlqApp(App[int]):
         self._retry_timer: Timer | None = None
         self._retry_due: float | None = None  # loop time of the next attempt
         self._last_ok_mono = 0.0  # monotonic time of the last success (data or heartbeat)
+        self.quitting = False  # set by exit(): late results must not touch screens being taken down
 
     # --- lifecycle ---------------------------------------------------------------------------------
+    def exit(self, result: int | None = None, return_code: int = 0, message: RenderableType | None = None) -> None:
+        # A quit while a screen mounts (q right after e or m): workers started by that screen still report.
+        # The app's reactives they would set have watchers on every screen, which run at once, also on a
+        # screen whose widgets are already removed (a NoMatches crash, exit 1). From now on nothing is set.
+        self.quitting = True
+        super().exit(result, return_code, message)
+
     def on_mount(self) -> None:
         self.check_schema()
         # The events screen does not poll: without this an outage would show only at the next key press.
@@ -131,6 +140,8 @@ class DlqApp(App[int]):
             self.post_message(SchemaChecked(status, access))
 
     def on_schema_checked(self, message: SchemaChecked) -> None:
+        if self.quitting:
+            return
         status = message.status
         self.schema_status = status
         self.access_problem = getattr(message, "access", None)
@@ -170,6 +181,8 @@ class DlqApp(App[int]):
         """
         from dlq_tui.text import plain
 
+        if self.quitting:
+            return  # the session is ending: a late failure is nobody's news
         fault = describe_fault(exc, self.settings.dsn, context)
         if fault.lost_connection:
             first = self.connection_lost(fault.line)
@@ -181,6 +194,8 @@ class DlqApp(App[int]):
     # --- the link: lost, retried with backoff, back -------------------------------------------------
     def mark_good(self, at: datetime | None = None) -> None:
         """A query just succeeded: remember when, and the link is up."""
+        if self.quitting:
+            return
         self.last_good_at = at or self.clock()
         self._last_ok_mono = self._loop_time()
         if self.connection_state != "connected":
@@ -188,6 +203,8 @@ class DlqApp(App[int]):
 
     def connection_lost(self, line: str) -> bool:
         """Enter "disconnected" and schedule reconnects; False when that was already the state."""
+        if self.quitting:
+            return False
         self.disconnect_line = line
         if self.connection_state == "disconnected":
             return False
@@ -259,7 +276,7 @@ class DlqApp(App[int]):
 
     def on_reconnected(self, _message: Reconnected) -> None:
         # The ping is not data: last_good_at stays the time of the last real read until a screen reads.
-        if self.connection_state == "disconnected":
+        if self.connection_state == "disconnected" and not self.quitting:
             self.connection_state = "connected"
 
     def on_reconnect_failed(self, message: ReconnectFailed) -> None:
