@@ -118,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     check = sub.add_parser("check", help="is the schema current (v7)? exit 0 only when it is")
     _common_options(check, suppress=True)
+    check.add_argument(
+        "--strict", action="store_true", help="data notes (rows without checksum or key, duplicates) fail too"
+    )
     health = sub.add_parser("health", help="health figures for scripts and alerting (0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN)")
     _common_options(health, suppress=True)
     health.add_argument("--json", action="store_true", help="one JSON object")
@@ -196,6 +199,12 @@ def run(argv: Sequence[str] | None = None) -> int:
         # Before the database is resolved: a bad DAYS must not start the embedded server first.
         if (problem := usage_problem(args)) is not None:
             return fail(problem)
+    if args.demo and args.read_only:
+        # Before the database is even resolved: the embedded default would create its database first.
+        return fail(
+            "--demo writes to the database (it migrates it and adds demo events) and --read-only refuses "
+            "every write: use one or the other; nothing was changed"
+        )
 
     try:
         choice = resolve_dsn(args.dsn)
@@ -233,7 +242,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         if args.command == "check":
             from dlq_tui.commands.check import run_check
 
-            return run_check(dsn, deadline=deadline)
+            return run_check(dsn, strict=args.strict, deadline=deadline)
         if args.command == "health":
             from dlq_tui.commands.health import run_health
 

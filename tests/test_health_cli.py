@@ -130,6 +130,38 @@ def test_json_is_one_object_with_everything(v7_dsn: str, v7_engine: Engine, caps
     assert doc["recent_runs"][0]["session_id"] == "s1"
 
 
+def test_json_carries_the_dlq_health_row_under_the_views_own_names(
+    v7_dsn: str, v7_engine: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Monitoring configured against the view reads `oldest_unresolved_event` (the view's MAX(created_at)):
+    the JSON keeps the honest name in `figures` and the row itself, column for column, in `dlq_health`."""
+    with v7_engine.begin() as conn:
+        now = db_now(conn)
+        insert_events(
+            conn,
+            [
+                {"age": 7200, "retry_count": 9, "classification": "malicious", "priority": 2},
+                {"age": 60},
+                {"age": 300, "resolved": True, "resolved_at": now - timedelta(seconds=100)},
+            ],
+        )
+    with v7_engine.connect() as conn:
+        row = conn.execute(text("SELECT * FROM dlq_health")).mappings().one()
+    assert row["avg_resolution_time_seconds"] is not None and row["pending_events"] == 2
+    _code, out, _ = health(capsys, v7_dsn, "--json")
+    doc = json.loads(out)
+    view = doc["dlq_health"]
+    assert list(view) == list(row.keys())  # every column, in the view's order, under its own name
+    for column, value in row.items():
+        if column == "oldest_unresolved_event":
+            assert view[column] == value.isoformat()
+        elif column == "avg_resolution_time_seconds":
+            assert view[column] == pytest.approx(float(value))
+        else:
+            assert view[column] == value, column
+    assert view["oldest_unresolved_event"] == doc["figures"]["newest_unresolved_event"]
+
+
 def test_bad_threshold_is_an_argument_error(v7_dsn: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         run(["--dsn", v7_dsn, "health", "--warn-pending", "lots"])

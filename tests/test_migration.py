@@ -136,18 +136,49 @@ def test_second_run_is_a_no_op_but_backfills_rows_from_legacy_writers(empty_engi
         dbstates.insert_legacy_rows(conn, 5, first=1001)
         dbstates.add_duplicate_sources(conn, (7,))
     status = runner.check(empty_engine)
-    assert not status.current and status.rows_without_checksum == 6
+    # Rows without checksum are a data note, not a schema verdict: the schema is still current.
+    assert status.current and not status.problems and status.rows_without_checksum == 6
+    assert status.notes == [
+        "6 of 206 rows have no payload checksum and no idempotency key: from writers that do not set them, or a "
+        "v7 migration run without pgcrypto (it leaves every row NULL); dlq-tui --migrate backfills them"
+    ]
     events = run_upgrade(empty_engine)
     done = finished(events)
     assert done["backfill_new_rows"].detail == (
-        "6 rows written after v7 backfilled, 1 of them duplicate sources left without key"
+        "6 rows without checksum or key backfilled, 1 of them duplicate sources left without key"
     )
-    assert done["commit"].detail.startswith("already at v7; 6 rows written after v7 backfilled")
+    assert done["commit"].detail.startswith("already at v7; 6 rows without checksum or key backfilled")
     for _id, source, offset, payload_text, checksum, key, _c in _rows(empty_engine)[-6:]:
         assert checksum == expected_checksum(payload_text)
         assert key in (None, expected_key(source, offset, checksum))
     status = runner.check(empty_engine)
     assert status.current and status.duplicate_idempotency_sources == 1
+    assert status.notes == [
+        "duplicate idempotency sources: 1 event repeats an older event's source, offset and payload and has no "
+        "idempotency key (the oldest keeps it: nothing to backfill)"
+    ]
+
+
+def test_pipeline_v7_without_pgcrypto_is_current_with_a_note_and_migrate_backfills(empty_engine: Engine) -> None:
+    # What the pipeline's own tool leaves when pgcrypto is missing: every v7 object and marker 7, no
+    # alembic_version, and every checksum and key NULL.
+    dbstates.create_v7_from_metadata(empty_engine)
+    with empty_engine.begin() as conn:
+        dbstates.insert_legacy_rows(conn, 40)
+    status = runner.check(empty_engine)
+    assert status.current and status.problems == [] and status.missing == []
+    assert (status.rows_without_checksum, status.rows_without_key) == (40, 40)
+    assert len(status.notes) == 1 and status.notes[0].startswith(
+        "40 of 40 rows have no payload checksum and no idempotency key: "
+    )
+    assert "v7 migration run without pgcrypto" in status.notes[0] and "written after v7" not in status.notes[0]
+
+    done = finished(run_upgrade(empty_engine))
+    assert done["backfill_new_rows"].detail == "40 rows without checksum or key backfilled"
+    for _id, source, offset, payload_text, checksum, key, _c in _rows(empty_engine):
+        assert checksum == expected_checksum(payload_text) and key == expected_key(source, offset, checksum)
+    status = runner.check(empty_engine)
+    assert status.current and status.notes == []
 
 
 def test_half_applied_v7_is_completed(empty_engine: Engine) -> None:
@@ -187,7 +218,7 @@ def test_v8_database_keeps_its_marker(empty_engine: Engine) -> None:
     done = finished(events)
     assert "every v7 object already present (marker 8)" in done["baseline"].detail
     assert done["set_marker"].detail == "marker reads 8; left as is"
-    assert done["backfill_new_rows"].detail == "50 rows written after v7 backfilled"
+    assert done["backfill_new_rows"].detail == "50 rows without checksum or key backfilled"
     with empty_engine.connect() as conn:
         assert conn.execute(text("SELECT value FROM schema_state")).scalar() == "8"
         assert conn.execute(text("SELECT count(*) FROM dead_letter_events WHERE v8_tenant IS NULL")).scalar() == 50

@@ -29,7 +29,7 @@ def prepare_demo(dsn: str, deadline: Deadline | None = None) -> bool:
     from dlq_tui.demo import fill_demo
     from dlq_tui.migrate.runner import upgrade
 
-    # Its own writable engine: --read-only applies to the session the operator works in, not to setup.
+    # Its own writable engine: the CLI refuses --demo with --read-only before it gets here.
     engine = make_engine(dsn, deadline=deadline)
     try:
         with engine.connect() as conn:

@@ -37,7 +37,7 @@ STEP_TITLES: dict[str, str] = {
     "create_triggers": "create the 2 updated_at triggers",
     "set_marker": "set schema_state to 7",
     "paging_indexes": "create the paging indexes (v7_1)",
-    "backfill_new_rows": "fill rows from legacy writers",
+    "backfill_new_rows": "fill rows without checksum or key",
     "commit": "commit",
 }
 STEP_NAMES: tuple[str, ...] = tuple(STEP_TITLES)

@@ -12,6 +12,7 @@ from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+from rich.console import RenderableType
 from rich.text import Text
 from textual.app import App
 from textual.binding import Binding, BindingType
@@ -203,8 +204,16 @@ class DlqApp(App[int]):
         self._quit_wait: Timer | None = None  # polls for the end of the migration the quit waits for
         self._migration_prompt: QuitPrompt | None = None  # the open "a migration is running" question
         self.exit_lines: list[str] = []  # printed on the terminal after the screen is gone
+        self.exiting = False  # set by exit(): late results must not touch screens being taken down
 
     # --- lifecycle ---------------------------------------------------------------------------------
+    def exit(self, result: int | None = None, return_code: int = 0, message: RenderableType | None = None) -> None:
+        # A quit while a screen mounts (q right after e or m): workers started by that screen still report.
+        # The app's reactives they would set have watchers on every screen, which run at once, also on a
+        # screen whose widgets are already removed (a NoMatches crash, exit 1). From now on nothing is set.
+        self.exiting = True
+        super().exit(result, return_code, message)
+
     def on_mount(self) -> None:
         self.check_schema()
         # The events screen does not poll: without this an outage would show only at the next key press.
@@ -237,6 +246,8 @@ class DlqApp(App[int]):
             self.post_message(SchemaChecked(status, access))
 
     def on_schema_checked(self, message: SchemaChecked) -> None:
+        if self.exiting:
+            return
         status = message.status
         self.schema_status = status
         self.access_problem = getattr(message, "access", None)
@@ -440,6 +451,8 @@ class DlqApp(App[int]):
         """
         from dlq_tui.text import plain
 
+        if self.exiting:
+            return  # the session is ending: a late failure is nobody's news
         fault = describe_fault(exc, self.settings.dsn, context)
         if fault.lost_connection:
             first = self.connection_lost(fault.line)
@@ -451,6 +464,8 @@ class DlqApp(App[int]):
     # --- the link: lost, retried with backoff, back -------------------------------------------------
     def mark_good(self, at: datetime | None = None) -> None:
         """A query just succeeded: remember when, and the link is up."""
+        if self.exiting:
+            return
         self.last_good_at = at or self.clock()
         self._last_ok_mono = self._loop_time()
         if self.connection_state != "connected":
@@ -458,6 +473,8 @@ class DlqApp(App[int]):
 
     def connection_lost(self, line: str) -> bool:
         """Enter "disconnected" and schedule reconnects; False when that was already the state."""
+        if self.exiting:
+            return False
         self.disconnect_line = line
         if self.connection_state == "disconnected":
             return False
@@ -529,7 +546,7 @@ class DlqApp(App[int]):
 
     def on_reconnected(self, _message: Reconnected) -> None:
         # The ping is not data: last_good_at stays the time of the last real read until a screen reads.
-        if self.connection_state == "disconnected":
+        if self.connection_state == "disconnected" and not self.exiting:
             self.connection_state = "connected"
 
     def on_reconnect_failed(self, message: ReconnectFailed) -> None:

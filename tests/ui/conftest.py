@@ -91,3 +91,15 @@ def screen_text(app: DlqApp) -> str:
     console = Console(record=True, width=app.size.width, height=app.size.height, file=open("/dev/null", "w"))  # noqa: SIM115
     console.print(app.screen._compositor.render_update(full=True))  # type: ignore[union-attr]
     return console.export_text()
+
+
+def picture_lines(app: DlqApp) -> list[str]:
+    """The screen's SVG picture read as text runs, each trimmed: what copying text from the pictures (or a
+    terminal that keeps no trailing blanks per run) gives. Spacing at the edge of a styled run is lost."""
+    import html
+    import re
+
+    lines: dict[float, list[tuple[float, str]]] = {}
+    for m in re.finditer(r'<text [^>]*x="([\d.]+)" y="([\d.]+)"[^>]*>([^<]*)</text>', app.export_screenshot()):
+        lines.setdefault(float(m.group(2)), []).append((float(m.group(1)), html.unescape(m.group(3)).strip()))
+    return ["".join(text for _, text in sorted(runs)).replace("\xa0", " ") for _, runs in sorted(lines.items())]

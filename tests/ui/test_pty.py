@@ -86,3 +86,33 @@ def test_unreachable_database_is_one_line_and_exit_2(tmp_path: Path) -> None:
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("dlq-tui:"), result.stderr
     assert "hunter2-secret" not in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", [b"e", b"m"])
+def test_quit_right_after_switching_screens_in_a_pseudo_terminal(demo_db: DemoDb, key: bytes) -> None:
+    """e or m, then q at once, as a user types it: the app ends with exit code 0 and no traceback."""
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    env = {**os.environ, "TERM": "xterm-256color", "DLQ_TUI_DSN": ""}
+    proc = subprocess.Popen(
+        [console_script(), "--dsn", demo_db.dsn],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        start_new_session=True,
+        close_fds=True,
+    )
+    os.close(slave)
+    try:
+        read_until(master, proc, ["Pending", "breakers"], timeout=30)
+        os.write(master, key + b"q")
+        screen = read_until(master, proc, ["<never printed>"], timeout=15)
+        assert proc.wait(timeout=5) == 0, screen[-2000:]
+        assert "Traceback" not in screen and "NoMatches" not in screen
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=5)
+        os.close(master)
