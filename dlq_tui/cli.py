@@ -25,15 +25,9 @@ from dlq_tui.config import (
     resolve_dsn,
     resolve_timeout,
 )
-from dlq_tui.db.connect import (
-    ConnectionFault,
-    classify_connection_error,
-    connection_errors,
-    describe_target,
-    mask_dsn,
-    scrub,
-)
 from dlq_tui.db.deadline import Deadline
+from dlq_tui.db.dsn import describe_target, mask_dsn, scrub
+from dlq_tui.db.errors import ConnectionFault, classify_connection_error, connection_errors
 
 EXIT_OK = 0
 EXIT_PROBLEM = 1

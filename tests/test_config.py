@@ -9,7 +9,8 @@ import pytest
 
 from dlq_tui.cli import run
 from dlq_tui.config import resolve_dsn
-from dlq_tui.db.connect import MASK, ConnectionFault, describe_target, mask_dsn, scrub, validate_dsn
+from dlq_tui.db.dsn import MASK, describe_target, mask_dsn, scrub
+from dlq_tui.db.errors import ConnectionFault, validate_dsn
 
 # ------------------------------------------------------------------------------------ resolution order
 

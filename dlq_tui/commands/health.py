@@ -23,8 +23,10 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from dlq_tui.db import schema
-from dlq_tui.db.connect import ConnectionFault, explain_connection_error, is_sqlite, make_engine, scrub
+from dlq_tui.db.connect import make_engine
 from dlq_tui.db.deadline import Deadline, passed_deadline
+from dlq_tui.db.dsn import is_sqlite, scrub
+from dlq_tui.db.errors import ConnectionFault, explain_connection_error
 from dlq_tui.db.models import HealthSnapshot
 from dlq_tui.health_rules import Finding, Thresholds, evaluate, exit_code, format_age, overall, worst_first
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from dlq_tui.db.connect import classify_connection_error, describe_target, scrub
+from dlq_tui.db.dsn import describe_target, scrub
+from dlq_tui.db.errors import classify_connection_error
 
 FaultKind = Literal["connection", "permission", "refused", "other"]
 
