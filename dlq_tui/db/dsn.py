@@ -50,7 +50,8 @@ class Dsn:
 
     text: str
     params: Mapping[str, str]  # empty when libpq cannot read the text
-    parse_error: str | None  # libpq's message then
+    parse_error: str | None  # libpq's message then (or our own, for text that is not UTF-8)
+    unicode_error: bool = False  # the text holds characters no connection string can (bytes that are not UTF-8)
 
     def __repr__(self) -> str:
         return f"Dsn({mask_dsn(self.text)!r})"
@@ -138,8 +139,8 @@ def parse_dsn(dsn: str) -> Dsn:
         params = pg_conninfo.conninfo_to_dict(_libpq_conninfo(dsn)) if dsn else {}
     except psycopg.ProgrammingError as exc:
         return Dsn(dsn, MappingProxyType({}), str(exc))
-    except UnicodeError as exc:
-        return Dsn(dsn, MappingProxyType({}), str(exc))
+    except UnicodeError:
+        return Dsn(dsn, MappingProxyType({}), "holds bytes that are not UTF-8", unicode_error=True)
     return Dsn(dsn, MappingProxyType({key: str(value) for key, value in params.items()}), None)
 
 
@@ -325,6 +326,9 @@ def dsn_problem(dsn: str) -> str | None:
     if is_sqlite(dsn):
         return None
     parsed = parse_dsn(dsn)
+    if parsed.unicode_error:
+        # Quoting the offending character would quote the field it sits in, the password as likely as not.
+        return "it holds bytes that are not UTF-8 text (a mistyped or mis-encoded character?)"
     if parsed.parse_error is not None:
         return libpq_reason(parsed.parse_error, dsn)
     rest = parsed.uri_rest
