@@ -20,7 +20,8 @@ from sqlalchemy import Engine, text
 
 from bench import seed
 from bench.server import BenchServer, open_server
-from dlq_tui.db.connect import make_engine, mask_dsn
+from dlq_tui.db.connect import make_engine
+from dlq_tui.db.dsn import mask_dsn
 
 ALL = ("pages", "health", "triage", "migration", "app", "redrive")
 

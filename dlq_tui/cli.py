@@ -25,15 +25,9 @@ from dlq_tui.config import (
     resolve_dsn,
     resolve_timeout,
 )
-from dlq_tui.db.connect import (
-    ConnectionFault,
-    classify_connection_error,
-    connection_errors,
-    describe_target,
-    mask_dsn,
-    scrub,
-)
 from dlq_tui.db.deadline import Deadline
+from dlq_tui.db.dsn import describe_target, mask_dsn, scrub
+from dlq_tui.db.errors import ConnectionFault, classify_connection_error, connection_errors, first_line
 
 EXIT_OK = 0
 EXIT_PROBLEM = 1
@@ -167,9 +161,7 @@ def _fault_line(exc: BaseException, dsn: str) -> tuple[str, int]:
     line = classify_connection_error(exc, dsn)
     code = EXIT_FAULT
     if line is None:
-        inner = getattr(exc, "orig", None) or exc
-        first = (str(inner).strip().splitlines() or [type(inner).__name__])[0]
-        line, code = scrub(f"database error: {first}", dsn), EXIT_PROBLEM
+        line, code = scrub(f"database error: {first_line(exc)}", dsn), EXIT_PROBLEM
     return line, code
 
 

@@ -29,7 +29,7 @@ def resolve_dsn(flag: str | None, env: dict[str, str] | None = None) -> DsnChoic
     env = dict(os.environ) if env is None else env
     if flag is not None:
         if not flag.strip():
-            from dlq_tui.db.connect import ConnectionFault
+            from dlq_tui.db.errors import ConnectionFault
 
             raise ConnectionFault("--dsn was given an empty value (an unset variable?)")
         return DsnChoice(flag, "--dsn")

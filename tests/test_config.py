@@ -9,7 +9,8 @@ import pytest
 
 from dlq_tui.cli import run
 from dlq_tui.config import resolve_dsn
-from dlq_tui.db.connect import MASK, ConnectionFault, describe_target, mask_dsn, scrub, validate_dsn
+from dlq_tui.db.dsn import MASK, describe_target, mask_dsn, scrub
+from dlq_tui.db.errors import ConnectionFault, validate_dsn
 
 # ------------------------------------------------------------------------------------ resolution order
 
@@ -194,3 +195,18 @@ def test_describe_target_from_the_pg_environment(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("PGDATABASE", "queue")
     assert describe_target("").label() == "ops@db.internal:6432/queue"
     assert describe_target("host=/run/pg dbname=q user=me").label() == "me@socket:6432/q"
+
+
+def test_dsn_with_bytes_that_are_not_utf8_is_one_line_not_a_traceback(capsys) -> None:
+    """argv and the environment carry such bytes as surrogate escapes, which libpq's parser cannot take."""
+    dsn = "postgresql://u:S3cret-\udcff-pw@h/db"
+    with pytest.raises(ConnectionFault) as caught:
+        validate_dsn(dsn)
+    assert str(caught.value) == (
+        "invalid connection string: it holds bytes that are not UTF-8 text (a mistyped or mis-encoded character?)"
+    )
+    assert "S3cret" not in describe_target(dsn).label()
+    assert run(["--dsn", dsn, "check"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"dlq-tui: {caught.value}\n"
+    assert "S3cret" not in err

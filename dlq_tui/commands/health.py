@@ -24,8 +24,19 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from dlq_tui.db import schema
-from dlq_tui.db.connect import ConnectionFault, explain_connection_error, is_sqlite, make_engine, scrub
+from dlq_tui.db.connect import make_engine
 from dlq_tui.db.deadline import Deadline, passed_deadline
+from dlq_tui.db.dsn import is_sqlite, scrub
+from dlq_tui.db.errors import (
+    INSUFFICIENT_PRIVILEGE,
+    QUERY_CANCELED,
+    SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION,
+    ConnectionFault,
+    explain_connection_error,
+    first_line,
+    sqlstate,
+    sqlstate_class,
+)
 from dlq_tui.db.models import HealthSnapshot
 from dlq_tui.health_rules import Finding, Thresholds, evaluate, exit_code, format_age, overall, worst_first
 
@@ -148,18 +159,18 @@ def _schema_problem(conn: Connection) -> str | None:
 
 
 def _explain_query_error(exc: DBAPIError, dsn: str, engine: Any, timeout_ms: int = STATEMENT_TIMEOUT_MS) -> str:
-    orig = exc.orig
-    code = getattr(orig, "sqlstate", None) or ""
-    first_line = scrub(str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__, dsn)
-    if code == "57014":  # query_canceled: statement_timeout
+    code = sqlstate(exc)
+    line = scrub(first_line(exc), dsn)
+    if code == QUERY_CANCELED:  # statement_timeout
         return f"a query did not finish within {timeout_ms / 1000:g}s: the database is overloaded or a lock blocks it"
-    if code == "42501":  # insufficient_privilege
+    if code == INSUFFICIENT_PRIVILEGE:
         user = _current_user(engine)
         return (
-            f"no permission to read the DLQ tables ({first_line}): grant SELECT on dead_letter_events, "
+            f"no permission to read the DLQ tables ({line}): grant SELECT on dead_letter_events, "
             f"{schema.HEALTH_VIEW}, dlq_circuit_breaker_state and dlq_processing_metrics to {user}"
         )
-    if code.startswith("42"):  # undefined table/column/function and friends: the schema is not what v7 promises
+    # Undefined table/column/function and friends: the schema is not what v7 promises.
+    if sqlstate_class(exc) == SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION:
         try:
             with engine.connect() as conn:
                 problem = _schema_problem(conn)
@@ -167,7 +178,7 @@ def _explain_query_error(exc: DBAPIError, dsn: str, engine: Any, timeout_ms: int
             problem = None
         if problem:
             return problem
-    return f"cannot read the database: {first_line}"
+    return f"cannot read the database: {line}"
 
 
 def _current_user(engine: Any) -> str:
@@ -199,7 +210,7 @@ def read_database(dsn: str, reader: Callable[[Connection], T], deadline: Deadlin
             with conn.begin():
                 return reader(conn)
         except DBAPIError as exc:
-            if exc.connection_invalidated or getattr(exc.orig, "sqlstate", None) is None or passed_deadline(exc):
+            if exc.connection_invalidated or sqlstate(exc) is None or passed_deadline(exc):
                 raise ReadFault(explain_connection_error(exc, dsn)) from None
             raise ReadFault(_explain_query_error(exc, dsn, engine, timeout_ms)) from None
         finally:

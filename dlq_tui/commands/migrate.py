@@ -13,14 +13,10 @@ from collections.abc import Iterable
 
 from sqlalchemy import Engine
 
-from dlq_tui.db.connect import (
-    ConnectionFault,
-    connection_errors,
-    describe_target,
-    explain_connection_error,
-    make_engine,
-)
+from dlq_tui.db.connect import make_engine
 from dlq_tui.db.deadline import Deadline
+from dlq_tui.db.dsn import describe_target
+from dlq_tui.db.errors import ConnectionFault, connection_errors, explain_connection_error
 from dlq_tui.migrate.steps import STEP_NAMES, MigrationError, StepEvent
 from dlq_tui.text import plain
 

@@ -14,14 +14,9 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TextIO
 
-from dlq_tui.db.connect import (
-    ConnectionFault,
-    connection_errors,
-    describe_target,
-    explain_connection_error,
-    is_sqlite,
-    open_checked,
-)
+from dlq_tui.db.connect import open_checked
+from dlq_tui.db.dsn import describe_target, is_sqlite
+from dlq_tui.db.errors import ConnectionFault, connection_errors, explain_connection_error
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine

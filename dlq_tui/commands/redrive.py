@@ -17,7 +17,9 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from dlq_tui.config import default_operator
-from dlq_tui.db.connect import connection_errors, explain_connection_error, is_sqlite, open_checked
+from dlq_tui.db.connect import open_checked
+from dlq_tui.db.dsn import is_sqlite
+from dlq_tui.db.errors import connection_errors, explain_connection_error
 from dlq_tui.db.redrive import RedriveRefused, RedriveResult, redrive, select_ids
 from dlq_tui.db.triage import Operator
 from dlq_tui.text import plain

@@ -16,7 +16,7 @@ from typing import Any
 
 import platformdirs
 
-from dlq_tui.db.connect import ConnectionFault
+from dlq_tui.db.errors import ConnectionFault
 
 DEFAULT_DATABASE = "dlq"
 INSTALL_HINT = (

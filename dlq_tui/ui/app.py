@@ -23,7 +23,7 @@ from textual.widgets import Static
 from textual.worker import get_current_worker
 
 from dlq_tui.config import Settings
-from dlq_tui.db.connect import describe_target
+from dlq_tui.db.dsn import describe_target
 from dlq_tui.ui.commands import DlqCommands
 from dlq_tui.ui.faults import describe_fault
 from dlq_tui.ui.messages import SchemaChecked

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Engine
 
-from dlq_tui.db.connect import is_sqlite, make_engine
+from dlq_tui.db.connect import make_engine
+from dlq_tui.db.dsn import is_sqlite
 from dlq_tui.db.models import EventDetail, EventFilter, EventPage, HealthSnapshot, PageCursor
 from dlq_tui.migrate.steps import MigrationError
 

@@ -308,7 +308,7 @@ class MigrationScreen(DlqScreen):
     def _run(self, dry_run: bool, online: bool) -> None:
         from sqlalchemy.exc import DBAPIError
 
-        from dlq_tui.db.connect import explain_connection_error
+        from dlq_tui.db.errors import explain_connection_error
         from dlq_tui.migrate.runner import MigrationError
 
         source = self.dlq.source
