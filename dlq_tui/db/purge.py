@@ -26,6 +26,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, delete, func, select, 
 from sqlalchemy.exc import DBAPIError
 
 from dlq_tui.db import schema
+from dlq_tui.db.errors import first_line, sqlstate
 from dlq_tui.db.models import EventFilter
 from dlq_tui.db.queries import filter_conditions
 
@@ -125,14 +126,14 @@ def _transaction(engine: Engine, deleted: int, *, statement_timeout_ms: int | No
                 conn.rollback()
             if isinstance(exc.orig, pg_errors.LockNotAvailable):
                 raise  # the caller retries
-            if exc.connection_invalidated or getattr(exc.orig, "sqlstate", None) is None:
+            if exc.connection_invalidated or sqlstate(exc) is None:
                 raise  # the link is gone: a connection fault for the caller, not a refusal
             raise PurgeFailed(_explain(exc, deleted), deleted) from exc
 
 
 def _explain(exc: DBAPIError, deleted: int) -> str:
     orig = exc.orig
-    primary = getattr(getattr(orig, "diag", None), "message_primary", None) or type(orig).__name__
+    primary = first_line(exc)
     if isinstance(orig, pg_errors.ReadOnlySqlTransaction):
         why = f"the database session is read-only ({primary})"
     elif isinstance(orig, pg_errors.InsufficientPrivilege):

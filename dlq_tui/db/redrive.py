@@ -43,6 +43,7 @@ from sqlalchemy import Connection, Engine, RowMapping, insert, select, text
 from sqlalchemy.exc import DBAPIError
 
 from dlq_tui.db import schema
+from dlq_tui.db.errors import first_line
 from dlq_tui.db.models import ActionResult, EventFilter
 from dlq_tui.db.queries import filter_conditions
 from dlq_tui.db.triage import (
@@ -567,7 +568,7 @@ def _raw_events_faults() -> Iterator[None]:
         yield
     except DBAPIError as exc:
         orig = exc.orig
-        primary = getattr(getattr(orig, "diag", None), "message_primary", None) or type(orig).__name__
+        primary = first_line(exc)
         if isinstance(orig, pg_errors.InsufficientPrivilege):
             raise RedriveRefused(f"not redriven: your database role may not write {RAW_EVENTS} ({primary})") from exc
         if isinstance(orig, pg_errors.UndefinedTable | pg_errors.UndefinedColumn | pg_errors.UndefinedObject):

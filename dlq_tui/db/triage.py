@@ -48,6 +48,7 @@ from psycopg import errors as pg_errors
 from sqlalchemy import Connection, Engine, RowMapping, text
 from sqlalchemy.exc import DBAPIError
 
+from dlq_tui.db.errors import SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION, first_line, sqlstate_class
 from dlq_tui.db.models import ActionResult
 from dlq_tui.db.schema import CLASSIFICATIONS, dead_letter_events
 
@@ -471,8 +472,7 @@ def _apply(
 
 
 def _row_fault(exc: DBAPIError) -> bool:
-    sqlstate = getattr(exc.orig, "sqlstate", None) or ""
-    return not exc.connection_invalidated and sqlstate[:2] in _ROW_FAULT_CLASSES
+    return not exc.connection_invalidated and sqlstate_class(exc) in _ROW_FAULT_CLASSES
 
 
 def _server_says(exc: DBAPIError, *, brief: bool = False) -> str:
@@ -533,7 +533,7 @@ def _transaction(engine: Engine, partial: ActionResult | None, *, export: bool =
 def _refusal(exc: DBAPIError, phase: str, partial: ActionResult | None, export: bool = False) -> ActionRefused:
     """One line for the operator: what happened, and whether anything changed (as far as we can know)."""
     orig = exc.orig
-    primary = getattr(getattr(orig, "diag", None), "message_primary", None) or ""
+    primary = first_line(exc)
     unchanged = "" if export else "; nothing was changed"
     if isinstance(orig, pg_errors.ReadOnlySqlTransaction):
         message = f"not done: the database session is read-only ({primary}){unchanged}"
@@ -556,10 +556,10 @@ def _refusal(exc: DBAPIError, phase: str, partial: ActionResult | None, export: 
             message = "connection to the database was lost while committing: the change may or may not be saved"
         else:
             message = f"not done: connection to the database was lost{unchanged}"
-    elif (getattr(orig, "sqlstate", None) or "").startswith("42"):
+    elif sqlstate_class(exc) == SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION:
         raise exc  # syntax error or unknown object in our own SQL: a bug, keep the traceback
     else:  # a constraint, a trigger, bad data: the database said no to this batch
-        message = f"not done: the database refused the change ({primary or type(orig).__name__}){unchanged}"
+        message = f"not done: the database refused the change ({primary}){unchanged}"
     if export:
         message = message.replace("not done:", "not exported:", 1)
     elif partial is not None and partial.done:
