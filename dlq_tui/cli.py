@@ -214,7 +214,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             return fail(str(exc), EXIT_FAULT)
         from dlq_tui.commands.health import report_unknown
 
-        return report_unknown(str(exc), args, args.dsn)
+        return report_unknown(str(exc), args, args.dsn, plugin_line=False)
 
     deadline = Deadline(limit, "--migrate-timeout" if args.migrate else "--timeout")
     deadline.on_stuck = lambda: _give_up(deadline, dsn, args)

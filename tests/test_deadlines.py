@@ -189,8 +189,7 @@ def test_bad_settings_are_one_line() -> None:
     for argv, code in ((["check"], 2), (["health"], 3)):
         done = cli(*argv, "--dsn", "host=127.0.0.1 port=1", DLQ_TUI_TIMEOUT="soon")
         assert done.returncode == code
-        unknown = "DLQ UNKNOWN - " if argv == ["health"] else ""  # health speaks the monitoring-plugin convention
-        assert one_line(done.stderr) == f"dlq-tui: {unknown}DLQ_TUI_TIMEOUT: expected a number of seconds, got 'soon'"
+        assert one_line(done.stderr) == "dlq-tui: DLQ_TUI_TIMEOUT: expected a number of seconds, got 'soon'"
     for argv, message in (
         (["check", "--timeout", "-3"], "expected a number of seconds from 0 (no limit) up, got '-3'"),
         (["--migrate", "--timeout", "5"], "--timeout does not apply to --migrate: use --migrate-timeout"),

@@ -282,12 +282,13 @@ def unknown_document(reason: str, thresholds: Thresholds) -> dict[str, Any]:
     }
 
 
-def report_unknown(reason: str, args: argparse.Namespace, dsn: str | None = None) -> int:
+def report_unknown(reason: str, args: argparse.Namespace, dsn: str | None = None, *, plugin_line: bool = True) -> int:
     """UNKNOWN: one line on stderr, and with --json also the document on stdout, so a script reading only the JSON
-    sees why. One line of reason, never the password."""
+    sees why. One line of reason, never the password. plugin_line=False: a fault before any database was chosen
+    (no DSN, bad settings) reads as the other commands' faults do."""
     line = " ".join(reason.split())
     line = scrub(line, dsn) if dsn else line
-    print(f"dlq-tui: DLQ UNKNOWN - {line}", file=sys.stderr)
+    print(f"dlq-tui: DLQ UNKNOWN - {line}" if plugin_line else f"dlq-tui: {line}", file=sys.stderr)
     if getattr(args, "json", False):
         print(json.dumps(unknown_document(line, thresholds_from_args(args)), ensure_ascii=True, indent=2))
     return EXIT_UNKNOWN
