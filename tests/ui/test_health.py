@@ -133,7 +133,7 @@ async def test_findings_counts_and_more_stay_apart_at_160_columns(demo_db: DemoD
     async with app.run_test(size=(160, 40)) as pilot:
         await settle(pilot)
         head = app.screen.query_one("#health-status").render_line(0).text
-        assert re.search(r"\d+ critical, \d+ warnings? · \+\d+ more  · figures from ", head), head
+        assert re.search(r"\d+ critical, \d+ warnings? · \+\d+ more \(f\)  · figures from ", head), head
         copied = next(line for line in picture_lines(app) if "critical," in line)
         assert re.search(r"warnings? · \+\d+ more", copied), copied
         assert not re.search(r"warnings?\+\d+ more", copied)

@@ -313,19 +313,16 @@ class HealthScreen(DlqScreen):
         head = Text(no_wrap=True, overflow="ellipsis")
         head.append(f" {str(level).upper()} ", style=BADGE_STYLE.get(level, "bold reverse"))
         head.append("  ")
-        shown = problems[: FINDING_LINES - 1]
+        shown = problems if self._all_findings else problems[: FINDING_LINES - 1]
         if problems:
             counts = [(lvl, sum(1 for f in problems if f.level == lvl)) for lvl in ("critical", "warning")]
             text = ", ".join(f"{n} {lvl}{'s' if lvl == 'warning' and n != 1 else ''}" for lvl, n in counts if n)
             # "+N more" in the counts' own run: spacing at a style change is what copied text loses
             # ("3 warnings+3 more").
-            more = f" · +{len(problems) - len(shown)} more" if len(problems) > len(shown) else ""
+            more = f" · +{len(problems) - len(shown)} more (f)" if len(problems) > len(shown) else ""
             head.append(text + more, style=LEVEL_STYLE[level])
         else:
             head.append("every figure within its threshold", style="dim")
-        shown = problems if self._all_findings else problems[: FINDING_LINES - 1]
-        if len(problems) > len(shown):
-            head.append(f" · +{len(problems) - len(shown)} more (f)", style="dim")
         seconds = (self.dlq.clock() - self._read_at).total_seconds()
         head.append(f"  · figures from {fmt.age(seconds)} ago", style="dim")
         if self.dlq.connection_state == "disconnected":
