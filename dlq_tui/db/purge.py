@@ -29,6 +29,7 @@ from dlq_tui.db import schema
 from dlq_tui.db.errors import first_line, sqlstate
 from dlq_tui.db.models import EventFilter
 from dlq_tui.db.queries import filter_conditions
+from dlq_tui.db.triage import set_transaction_limits
 
 ev = schema.dead_letter_events
 
@@ -112,13 +113,7 @@ def _transaction(engine: Engine, deleted: int, *, statement_timeout_ms: int | No
     with engine.connect() as conn:
         try:
             conn.begin()
-            conn.execute(
-                text(
-                    "SELECT set_config('TimeZone', 'UTC', true), set_config('lock_timeout', :lt, true),"
-                    " set_config('statement_timeout', :st, true)"
-                ),
-                {"lt": f"{LOCK_TIMEOUT_MS}ms", "st": f"{statement_timeout_ms or 0}ms"},
-            )
+            set_transaction_limits(conn, lock_timeout_ms=LOCK_TIMEOUT_MS, statement_timeout_ms=statement_timeout_ms)
             yield conn
             conn.commit()
         except DBAPIError as exc:

@@ -502,6 +502,17 @@ def _row_refusal(conn: Connection, action: _Action, event_id: int, exc: DBAPIErr
     return f"{REFUSED}: {_server_says(exc)}"
 
 
+def set_transaction_limits(conn: Connection, *, lock_timeout_ms: int, statement_timeout_ms: int | None) -> None:
+    """The write side's settings for this transaction only: UTC times, and bounded waits (0: no statement limit)."""
+    conn.execute(
+        text(
+            "SELECT set_config('TimeZone', 'UTC', true), set_config('lock_timeout', :lt, true),"
+            " set_config('statement_timeout', :st, true)"
+        ),
+        {"lt": f"{lock_timeout_ms}ms", "st": f"{statement_timeout_ms or 0}ms"},
+    )
+
+
 @contextmanager
 def _transaction(engine: Engine, partial: ActionResult | None, *, export: bool = False) -> Iterator[Connection]:
     """One transaction with our session settings; database faults become ActionRefused."""
@@ -512,13 +523,7 @@ def _transaction(engine: Engine, partial: ActionResult | None, *, export: bool =
     with conn:
         try:
             conn.begin()
-            conn.execute(
-                text(
-                    "SELECT set_config('TimeZone', 'UTC', true), set_config('lock_timeout', :lt, true),"
-                    " set_config('statement_timeout', :st, true)"
-                ),
-                {"lt": f"{LOCK_TIMEOUT_MS}ms", "st": f"{STATEMENT_TIMEOUT_MS}ms"},
-            )
+            set_transaction_limits(conn, lock_timeout_ms=LOCK_TIMEOUT_MS, statement_timeout_ms=STATEMENT_TIMEOUT_MS)
             yield conn
         except DBAPIError as exc:
             with suppress(Exception):

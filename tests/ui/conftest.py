@@ -14,6 +14,7 @@ from dlq_tui.config import Settings
 from dlq_tui.db.connect import make_engine
 from dlq_tui.demo import fill_demo
 from dlq_tui.ui.app import DlqApp
+from dlq_tui.ui.screens.events import EventsScreen
 from dlq_tui.ui.source import DataSource
 
 SIZE = (100, 30)
@@ -82,6 +83,28 @@ async def settle(pilot: Pilot[object], *, timeout: float = 20.0) -> None:
         await pilot.app.workers.wait_for_complete()
         await pilot.pause(0.05)
         quiet = 0 if busy(pilot.app) else quiet + 1  # type: ignore[arg-type]
+
+
+async def open_events(pilot: Pilot[object]) -> EventsScreen:
+    """Settle on the first screen, press e, wait for the events to load."""
+    await settle(pilot)
+    await pilot.press("e")
+    await settle(pilot)
+    screen = pilot.app.screen
+    assert isinstance(screen, EventsScreen)
+    return screen
+
+
+async def press(pilot: Pilot[object], *keys: str) -> None:
+    """Each key, then wait until what it started has finished."""
+    for key in keys:
+        await pilot.press(key)
+        await settle(pilot)
+
+
+def notes(app: DlqApp) -> list[str]:
+    """Every notification's text, oldest first."""
+    return [str(n.message) for n in app._notifications]
 
 
 def screen_text(app: DlqApp) -> str:

@@ -9,22 +9,8 @@ from typing import Any
 
 from sqlalchemy import text
 
-from dlq_tui.ui.screens.events import EventsScreen
 from tests.factories import insert_event
-from tests.ui.conftest import ANCHOR, SIZE, DemoDb, demo_app, make_app, screen_text, settle
-
-
-async def open_events(pilot: Any) -> EventsScreen:
-    await settle(pilot)
-    await pilot.press("e")
-    await settle(pilot)
-    screen = pilot.app.screen
-    assert isinstance(screen, EventsScreen)
-    return screen
-
-
-def notes(app: Any) -> list[str]:
-    return [str(n.message) for n in app._notifications]
+from tests.ui.conftest import ANCHOR, SIZE, DemoDb, demo_app, make_app, notes, open_events, screen_text, settle
 
 
 class MovingClock:

@@ -10,8 +10,8 @@ from dlq_tui.db.models import EventFilter
 from dlq_tui.demo import REDRIVE_INODE, REDRIVE_SOURCE, redrive_ids
 from dlq_tui.ui.screens.confirm import ConfirmModal
 from dlq_tui.ui.screens.repair import RepairPreviewScreen
-from tests.ui.conftest import SIZE, DemoDb, make_app, screen_text, settle
-from tests.ui.test_triage_ui import notes, open_events, press, rows, table_hash
+from tests.ui.conftest import SIZE, DemoDb, make_app, notes, open_events, press, screen_text, settle
+from tests.ui.test_triage_ui import rows, table_hash
 
 WIDE = (140, 50)
 

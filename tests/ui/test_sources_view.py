@@ -12,7 +12,7 @@ from dlq_tui.ui.screens.confirm import ConfirmModal
 from dlq_tui.ui.screens.sources import SourcesScreen
 from dlq_tui.ui.source import DataSource
 from tests.factories import insert_event, insert_events
-from tests.ui.conftest import SIZE, DemoDb, demo_app, make_app, screen_text, settle
+from tests.ui.conftest import SIZE, DemoDb, demo_app, make_app, notes, press, screen_text, settle
 
 A = "/var/log/cowrie/cowrie.json.2024-03-01"
 B = "/var/log/cowrie/cowrie.json.2024-03-02"
@@ -27,16 +27,6 @@ async def open_sources(pilot) -> SourcesScreen:  # type: ignore[no-untyped-def]
     screen = pilot.app.screen
     assert isinstance(screen, SourcesScreen)
     return screen
-
-
-async def press(pilot, *keys: str) -> None:  # type: ignore[no-untyped-def]
-    for key in keys:
-        await pilot.press(key)
-        await settle(pilot)
-
-
-def notes(app) -> list[str]:  # type: ignore[no-untyped-def]
-    return [str(n.message) for n in app._notifications]
 
 
 def rows(engine: Engine) -> dict[int, dict[str, Any]]:

@@ -16,22 +16,7 @@ from textual.widgets import Input
 from dlq_tui.ui.screens.confirm import ConfirmModal
 from dlq_tui.ui.screens.events import EventsScreen
 from tests.test_read_only import select_only_dsn  # noqa: F401  (fixture: a role that may only SELECT)
-from tests.ui.conftest import SIZE, DemoDb, make_app, screen_text, settle
-
-
-async def open_events(pilot) -> EventsScreen:  # type: ignore[no-untyped-def]
-    await settle(pilot)
-    await pilot.press("e")
-    await settle(pilot)
-    screen = pilot.app.screen
-    assert isinstance(screen, EventsScreen)
-    return screen
-
-
-async def press(pilot, *keys: str) -> None:  # type: ignore[no-untyped-def]
-    for key in keys:
-        await pilot.press(key)
-        await settle(pilot)
+from tests.ui.conftest import SIZE, DemoDb, make_app, notes, open_events, press, screen_text, settle
 
 
 def rows(db: DemoDb, ids: list[int]) -> dict[int, dict[str, Any]]:
@@ -65,10 +50,6 @@ def table_hash(db: DemoDb) -> str:
     with db.engine.connect() as conn:
         found = conn.execute(text("SELECT md5(string_agg(t::text, '|' ORDER BY id)) FROM dead_letter_events t"))
         return found.scalar_one()
-
-
-def notes(app) -> list[str]:  # type: ignore[no-untyped-def]
-    return [str(n.message) for n in app._notifications]
 
 
 async def test_bulk_resolve_asks_naming_the_count_then_resolves_all(demo_db: DemoDb) -> None:

@@ -100,7 +100,7 @@ class FilterModal(DlqModal[EventFilter | None]):
                 yield FieldInput(
                     flt.reason or "",
                     what=REASON,
-                    placeholder=f"exact reason code (→ completes; max {REASON_MAX_CHARS})",
+                    placeholder=f"exact reason code, max {REASON_MAX_CHARS} (→ completes)",
                     suggester=SuggestFromList(_completable(self.reasons), case_sensitive=False),
                     max_length=REASON_MAX_CHARS,
                     validators=[Typeable(REASON), at_most(REASON, REASON_MAX_CHARS)],
