@@ -278,6 +278,7 @@ def unknown_document(reason: str, thresholds: Thresholds) -> dict[str, Any]:
         "recent_runs": None,
         "findings": None,
         "thresholds": asdict(thresholds),
+        "dlq_health": None,
         "reason": reason,
     }
 
