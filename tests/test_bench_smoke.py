@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench.run import main
-from tests import pg
+from tests.support import pg
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="the start-up measurement drives the app in tmux")

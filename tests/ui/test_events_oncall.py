@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from tests.factories import insert_event
+from tests.support.factories import insert_event
 from tests.ui.conftest import ANCHOR, SIZE, DemoDb, demo_app, make_app, notes, open_events, screen_text, settle
 
 

@@ -18,8 +18,8 @@ from sqlalchemy import Connection, Engine, text
 
 from dlq_tui.db.models import EventFilter
 from dlq_tui.ui.screens.help import HelpScreen
-from tests.factories import db_now, insert_breaker, insert_event, insert_run
-from tests.hostile_corpus import COMBINED
+from tests.support.factories import db_now, insert_breaker, insert_event, insert_run
+from tests.support.hostile_corpus import COMBINED
 from tests.ui.conftest import make_app, screen_text, settle
 from tests.ui.test_hostile_render import assert_safe, open_events_on
 

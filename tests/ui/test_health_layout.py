@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from dlq_tui.ui.screens.health import TILES
-from tests.factories import add_bare_events, insert_breaker
+from tests.support.factories import add_bare_events, insert_breaker
 from tests.ui.conftest import DemoDb, demo_app, make_app, screen_text, settle
 
 LONG_BREAKER = "cowrie_ingest_primary_breaker"

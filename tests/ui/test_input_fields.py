@@ -28,7 +28,7 @@ from dlq_tui.ui.screens.fields import FieldError, refused_character
 from dlq_tui.ui.screens.filter import FilterModal
 from dlq_tui.ui.screens.jump import JumpModal
 from dlq_tui.ui.screens.resolve import ResolveModal
-from tests.hostile_corpus import BELL, BIDI_OVERRIDE, C1_CSI, CLEAR_SCREEN, MARKUP_CLICK, MARKUP_MALFORMED
+from tests.support.hostile_corpus import BELL, BIDI_OVERRIDE, C1_CSI, CLEAR_SCREEN, MARKUP_CLICK, MARKUP_MALFORMED
 from tests.ui.conftest import SIZE, DemoDb, make_app, notes, open_events, screen_text, settle
 from tests.ui.test_triage_ui import rows, table_hash
 

@@ -11,7 +11,7 @@ from dlq_tui.migrate.runner import CURRENT_LINE, check
 from dlq_tui.migrate.steps import STEP_NAMES
 from dlq_tui.ui.source import DataSource
 from dlq_tui.ui.widgets.step_log import StepLog
-from tests.dbstates import create_v7_from_metadata, insert_legacy_rows, make_legacy_v6
+from tests.support.dbstates import create_v7_from_metadata, insert_legacy_rows, make_legacy_v6
 from tests.ui.conftest import LABEL, SIZE, make_app, picture_lines, screen_text, settle
 
 FINAL = {"done", "skipped"}

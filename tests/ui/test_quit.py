@@ -18,11 +18,11 @@ from dlq_tui.ui.app import DlqApp, QuitPrompt
 from dlq_tui.ui.screens.confirm import ConfirmModal
 from dlq_tui.ui.screens.events import EventsScreen
 from dlq_tui.ui.source import DataSource
-from tests.dbstates import make_legacy_v6
-from tests.factories import add_bare_events
 from tests.support.console import console_script
+from tests.support.dbstates import make_legacy_v6
+from tests.support.factories import add_bare_events
+from tests.support.terminal import Terminal
 from tests.ui.conftest import SIZE, DemoDb, make_app, screen_text, settle
-from tests.ui.test_e2e_pty import Terminal
 
 
 async def until(pilot: Any, condition: Any, timeout: float = 30.0, what: str = "the condition") -> None:

@@ -11,7 +11,7 @@ from dlq_tui.db.sources import REINGEST_METHOD
 from dlq_tui.ui.screens.confirm import ConfirmModal
 from dlq_tui.ui.screens.sources import SourcesScreen
 from dlq_tui.ui.source import DataSource
-from tests.factories import insert_event, insert_events
+from tests.support.factories import insert_event, insert_events
 from tests.ui.conftest import SIZE, DemoDb, demo_app, make_app, notes, press, screen_text, settle
 
 A = "/var/log/cowrie/cowrie.json.2024-03-01"

@@ -15,7 +15,7 @@ from textual.widgets import Input
 
 from dlq_tui.ui.screens.confirm import ConfirmModal
 from dlq_tui.ui.screens.events import EventsScreen
-from tests.test_read_only import select_only_dsn  # noqa: F401  (fixture: a role that may only SELECT)
+from tests.db.test_read_only import select_only_dsn  # noqa: F401  (fixture: a role that may only SELECT)
 from tests.ui.conftest import SIZE, DemoDb, make_app, notes, open_events, press, screen_text, settle
 
 
@@ -215,7 +215,7 @@ async def test_bulk_requeue_with_one_hostile_metadata_requeues_the_others_and_na
 async def test_take_back_the_claims_of_a_killed_session_with_the_same_operator_name(demo_db: DemoDb) -> None:
     """Session A (operator "tester") claims and is killed without releasing; this app, a new session of
     "tester", sees who holds the lock, is refused a plain claim with a hint, and takes it back with T."""
-    from tests.test_claims import claim_in_a_process_that_is_killed
+    from tests.db.test_claims import claim_in_a_process_that_is_killed
 
     app = make_app(demo_db.dsn)  # operator "tester"
     async with app.run_test(size=SIZE) as pilot:
@@ -248,7 +248,7 @@ async def test_take_back_the_claims_of_a_killed_session_with_the_same_operator_n
 
 
 async def test_take_back_refuses_another_operators_claim_and_the_detail_names_the_holder(demo_db: DemoDb) -> None:
-    from tests.test_claims import claim_in_a_process_that_is_killed
+    from tests.db.test_claims import claim_in_a_process_that_is_killed
 
     app = make_app(demo_db.dsn)  # operator "tester"
     async with app.run_test(size=SIZE) as pilot:

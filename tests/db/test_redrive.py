@@ -20,9 +20,9 @@ from dlq_tui.db.connect import make_engine
 from dlq_tui.db.queries import fetch_recent_runs
 from dlq_tui.db.triage import BUSY, Operator
 from dlq_tui.demo import create_raw_events
-from tests import pg
-from tests import repair_corpus as C
-from tests.factories import insert_event
+from tests.support import pg
+from tests.support import repair_corpus as C
+from tests.support.factories import insert_event
 
 SOURCE = "/var/log/cowrie/cowrie.json.2024-03-01"
 INODE = "1837462"

@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 
 from dlq_tui.cli import run
 from dlq_tui.db.connect import make_engine
-from tests import dbstates
+from tests.support import dbstates
 from tests.ui.conftest import make_app, settle
 
 PLACEHOLDER = re.compile(r"(?<![:\w]):[A-Za-z_]\w*")  # :v, :k (not ::text casts, not 12:30 times)

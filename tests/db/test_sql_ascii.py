@@ -25,9 +25,9 @@ from dlq_tui.db import triage
 from dlq_tui.db.connect import make_engine
 from dlq_tui.db.models import EventFilter
 from dlq_tui.db.queries import fetch_event, fetch_page, known_reasons
-from tests import pg
-from tests.dbstates import make_v7
+from tests.support import pg
 from tests.support.console import console_script
+from tests.support.dbstates import make_v7
 from tests.ui.conftest import make_app, screen_text, settle
 
 # Anything that could drive a terminal or hide text: C0 (but newline), DEL, C1, bidi, zero-width.

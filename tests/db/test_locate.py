@@ -6,7 +6,7 @@ from sqlalchemy import Engine
 
 from dlq_tui.db import queries as q
 from dlq_tui.db.models import EventFilter
-from tests.factories import insert_event
+from tests.support.factories import insert_event
 
 
 def test_view_showing_widens_only_as_far_as_needed(v7_engine: Engine) -> None:

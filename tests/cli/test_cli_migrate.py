@@ -9,7 +9,7 @@ from sqlalchemy import Engine, text
 
 from dlq_tui.cli import run
 from dlq_tui.commands.check import CURRENT_LINE
-from tests import dbstates
+from tests.support import dbstates
 from tests.support.console import console_script
 
 DLQ_TUI = console_script()  # the installed console script, next to this interpreter

@@ -19,10 +19,10 @@ from dlq_tui.commands import redrive as command
 from dlq_tui.db import redrive as R
 from dlq_tui.db.connect import make_engine
 from dlq_tui.demo import create_raw_events
-from tests import repair_corpus as C
-from tests.factories import insert_event
+from tests.db.test_redrive import AMBIGUOUS, REFUSED, REPAIRED, VALID, dead_letter, everything, raw_rows
+from tests.support import repair_corpus as C
 from tests.support.console import console_script
-from tests.test_redrive import AMBIGUOUS, REFUSED, REPAIRED, VALID, dead_letter, everything, raw_rows
+from tests.support.factories import insert_event
 
 RAW_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
 PASSWORD = "hunter2-Secret"

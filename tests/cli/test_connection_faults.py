@@ -25,7 +25,8 @@ from dlq_tui.cli import run
 from dlq_tui.db.connect import make_engine, open_checked
 from dlq_tui.db.embedded import INSTALL_HINT
 from dlq_tui.db.errors import ConnectionFault
-from tests.faultservers import (
+from tests.support.console import console_script
+from tests.support.faultservers import (
     PASSWORD,
     ROLE,
     TLS_ONLY_DATABASE,
@@ -35,9 +36,8 @@ from tests.faultservers import (
     start_fault_server,
     stop_fault_server,
 )
-from tests.support.console import console_script
+from tests.support.terminal import DSN_VARIABLES
 
-DSN_VARIABLES = ("DLQ_TUI_DSN", "DATABASE_URL", "PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE")
 WRONG_PASSWORD = "Wr0ng pass@word'42"
 # A host name no resolver accepts (five 60-character labels: over the 253-character DNS limit), so the
 # lookup fails on this machine instead of asking a name server.

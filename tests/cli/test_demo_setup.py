@@ -10,8 +10,8 @@ from sqlalchemy import Engine, text
 from dlq_tui.cli import run
 from dlq_tui.commands.app import prepare_demo
 from dlq_tui.migrate.runner import check
-from tests.dbstates import make_legacy_v6
-from tests.migration_helpers import snapshot
+from tests.support.dbstates import make_legacy_v6
+from tests.support.migration_helpers import snapshot
 
 
 def test_demo_migrates_and_fills_an_empty_database(empty_engine: Engine, empty_dsn: str) -> None:

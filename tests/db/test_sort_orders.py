@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from dlq_tui.db import queries as q
 from dlq_tui.db.models import SORT_ORDERS, EventFilter
-from tests.factories import db_now, insert_events
+from tests.support.factories import db_now, insert_events
 
 
 @pytest.fixture

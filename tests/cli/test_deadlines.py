@@ -7,13 +7,9 @@ regression fails instead of hanging the suite.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import signal
-import struct
 import subprocess
-import termios
 import threading
 import time
 from collections.abc import Iterator
@@ -23,10 +19,10 @@ import pytest
 
 from dlq_tui.config import DEFAULT_MIGRATE_TIMEOUT_S, DEFAULT_TIMEOUT_S, SettingFault, resolve_timeout
 from dlq_tui.db.deadline import Deadline
-from tests import pg
-from tests.faultservers import silent_postgres
+from tests.support import pg
 from tests.support.console import console_script
-from tests.ui.test_pty import read_until
+from tests.support.faultservers import silent_postgres
+from tests.support.terminal import Terminal
 
 ENV = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "DLQ_TUI", "DATABASE_URL"))}
 LIMIT_S = 1
@@ -116,28 +112,11 @@ def test_migrations_take_their_limit_from_their_own_variable(silent: tuple[str, 
 def test_the_app_start_ends_in_a_terminal(silent: tuple[str, str]) -> None:
     """In a real pseudo-terminal: the app says why it cannot start and exits 2 instead of a blank screen."""
     dsn, target = silent
-    master, slave = os.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
-    proc = subprocess.Popen(
-        [console_script(), "--dsn", dsn, "--timeout", str(LIMIT_S)],
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-        env={**ENV, "TERM": "xterm-256color"},
-        start_new_session=True,
-        close_fds=True,
-    )
-    os.close(slave)
-    try:
-        screen = read_until(master, proc, ["raise --timeout"], timeout=HANG_S)
+    with Terminal([console_script(), "--dsn", dsn, "--timeout", str(LIMIT_S)], rows=30, cols=100, env=ENV) as term:
+        screen = term.read_until(["raise --timeout"], timeout=HANG_S)
         assert f"dlq-tui: no answer from {target} within {LIMIT_S} s (--timeout)" in screen, screen[-2000:]
-        assert proc.wait(timeout=10) == 2
+        assert term.wait_exit(timeout=10) == 2
         assert "Traceback" not in screen
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=5)
-        os.close(master)
 
 
 def test_a_live_server_stops_the_work_too(v7_dsn: str, pg_server: pg.TestServer) -> None:

@@ -17,9 +17,9 @@ from dlq_tui.cli import run
 from dlq_tui.commands.purge import Progress
 from dlq_tui.db import purge as purge_mod
 from dlq_tui.db.purge import PurgeFailed, PurgeProgress, cutoff_for, plan, purge
-from tests import pg
-from tests.factories import db_now, insert_event, insert_events
-from tests.test_read_only import select_only_dsn  # noqa: F401  (fixture: a role that may only SELECT)
+from tests.db.test_read_only import select_only_dsn  # noqa: F401  (fixture: a role that may only SELECT)
+from tests.support import pg
+from tests.support.factories import db_now, insert_event, insert_events
 
 DAY = timedelta(days=1)
 

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, text
 
 from dlq_tui.db import queries as q
 from dlq_tui.db.models import EventFilter, EventRow, JsonText, PageCursor
-from tests.factories import db_now, insert_breaker, insert_event, insert_events, insert_run, sha256_hex
+from tests.support.factories import db_now, insert_breaker, insert_event, insert_events, insert_run, sha256_hex
 
 DAY = timedelta(days=1)
 

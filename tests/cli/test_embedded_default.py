@@ -8,9 +8,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tests.ui.test_pty import console_script
+from tests.support.console import console_script
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DSN_VARIABLES = ("DLQ_TUI_DSN", "DATABASE_URL", "PGHOST", "PGDATABASE", "DLQ_TUI_TEST_DSN")
 
 

@@ -28,7 +28,7 @@ from dlq_tui.db.models import JsonText
 from dlq_tui.db.triage import export_jsonl
 from dlq_tui.text import json_nesting_exceeds, safe_json
 from dlq_tui.ui.widgets.event_detail import PAYLOAD_PAGE_CHARS, timeline
-from tests.factories import insert_event
+from tests.support.factories import insert_event
 from tests.ui.conftest import make_app, settle
 from tests.ui.test_hostile_render import open_events_on
 

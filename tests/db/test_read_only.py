@@ -13,8 +13,8 @@ from sqlalchemy import Engine, text
 from dlq_tui.db import triage
 from dlq_tui.db.connect import make_engine
 from dlq_tui.db.triage import ActionRefused, Operator
-from tests import pg
-from tests.factories import add_bare_events
+from tests.support import pg
+from tests.support.factories import add_bare_events
 
 PASSWORD = "s3cret-Pa55"
 

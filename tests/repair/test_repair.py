@@ -23,8 +23,8 @@ from dlq_tui.repair import (
     repair_payload,
     repair_text,
 )
-from tests import hostile_corpus as H
-from tests import repair_corpus as C
+from tests.support import hostile_corpus as H
+from tests.support import repair_corpus as C
 
 STATUSES = ("valid", "repaired", "ambiguous", "refused")
 

@@ -22,9 +22,9 @@ from dlq_tui.demo import (
     fill_demo,
     hostile_ids,
 )
-from tests import pg
-from tests.dbstates import create_v7_from_metadata
-from tests.factories import insert_event
+from tests.support import pg
+from tests.support.dbstates import create_v7_from_metadata
+from tests.support.factories import insert_event
 
 CONTENT_SQL = """
 SELECT ingest_id, source, source_offset, reason, payload::text, metadata_json::text, resolved, payload_checksum,

@@ -28,10 +28,10 @@ from dlq_tui.db.connect import make_engine
 from dlq_tui.migrate import runner
 from dlq_tui.migrate.online import online_dry_run, online_upgrade
 from dlq_tui.migrate.steps import StepEvent
-from tests import dbstates
-from tests.migration_helpers import assert_same_as_atomic, finished
+from tests.support import dbstates
+from tests.support.migration_helpers import assert_same_as_atomic, finished
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ROWS = 2000
 DUPLICATED = tuple(range(10, 410, 10))  # 40 sources written twice; the copy of 20 is the older row
 BATCH = 500

@@ -18,8 +18,8 @@ from sqlalchemy import Engine, text
 from dlq_tui.cli import run
 from dlq_tui.db.connect import make_engine
 from dlq_tui.demo import HOSTILE_REASONS, fill_demo
-from tests import pg
-from tests.factories import db_now, insert_breaker, insert_event, insert_events
+from tests.support import pg
+from tests.support.factories import db_now, insert_breaker, insert_event, insert_events
 
 PASSWORD = "hunter2-Secret"
 # Anything that could drive a terminal or hide text: C0 (but newline), DEL, C1, bidi, zero-width.

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, text
 from dlq_tui.db import triage
 from dlq_tui.db.connect import make_engine
 from dlq_tui.db.triage import Operator
-from tests.factories import add_bare_events
+from tests.support.factories import add_bare_events
 
 # Session A in its own process: claims, then is killed by SIGKILL before it can release anything.
 SESSION_A = """

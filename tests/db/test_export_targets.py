@@ -12,7 +12,7 @@ from sqlalchemy import Engine, text
 
 from dlq_tui.db import triage
 from dlq_tui.db.triage import ActionRefused
-from tests.factories import add_bare_events
+from tests.support.factories import add_bare_events
 
 BIG = "1" + "2" * 19_999  # 20,000 digits: past Python's 4,300-digit int-to-str limit
 HISTORY = f'[{{"error": "ünï \U0001f980", "code": {BIG}, "ratio": -1.5e-300}}]'

@@ -13,8 +13,8 @@ from dlq_tui.db import schema
 from dlq_tui.db.connect import make_engine
 from dlq_tui.migrate import runner
 from dlq_tui.migrate.steps import STEP_NAMES, MigrationError
-from tests import dbstates
-from tests.migration_helpers import (
+from tests.support import dbstates
+from tests.support.migration_helpers import (
     assert_v7_end_state,
     expected_checksum,
     expected_key,

@@ -18,7 +18,7 @@ from dlq_tui.db.sources import (
     source_selection,
 )
 from dlq_tui.db.triage import RESOLUTION_METHODS, ActionRefused, Operator
-from tests.factories import db_now, insert_event, insert_events
+from tests.support.factories import db_now, insert_event, insert_events
 
 A = "/var/log/cowrie/cowrie.json.2024-03-01"
 B = "/var/log/cowrie/cowrie.json.2024-03-02"
