@@ -139,7 +139,7 @@ def test_markup_shows_literally(markup: str) -> None:
 @pytest.mark.parametrize(
     ("value", "multiline", "expected"),
     [
-        (H.CLEAR_SCREEN, False, r"\x1b[2J\x1b[H"),
+        (H.CLEAR_SCREEN, False, r"\x1b[2J\x1b[3J\x1b[H"),
         (H.WINDOW_TITLE, False, r"\x1b]0;pwned\x07"),
         (H.OSC52_CLIPBOARD, False, r"\x1b]52;c;ZWNobyBwd25lZA==\x07"),
         (H.C1_CSI, False, r"\x9b31m"),
@@ -147,7 +147,7 @@ def test_markup_shows_literally(markup: str) -> None:
         ("a\rb\nc\td", False, r"a\rb\nc\td"),
         ("a\rb\nc\td", True, "a\\rb\nc   d"),  # LF kept, TAB to the next 4-column stop
         ("ab\tc", True, "ab  c"),
-        (H.BIDI_OVERRIDE, False, r"\u202eexe.txt"),
+        (H.BIDI_OVERRIDE, False, r"\u202egpj.exe"),
         (H.TAG_CHARACTERS, False, r"hi\U000e0041\U000e0042\U000e007f"),
         (H.LONE_SURROGATE, False, r"a\ud800b\xffc"),  # surrogateescape stand-in shows as the byte it was
         ("\u2028\ufeff\u200b", True, r"\u2028\ufeff\u200b"),

@@ -47,20 +47,20 @@ from dlq_tui.db.errors import first_line
 from dlq_tui.db.models import ActionResult, EventFilter
 from dlq_tui.db.queries import filter_conditions
 from dlq_tui.db.triage import (
-    _FREE_OR_MINE,
-    _HOLDER,
-    _IN_IDS,
-    _TABLE,
-    _UNLOCK,
     BATCH_SIZE,
     BUSY,
+    EVENTS,
+    FREE_OR_MINE,
+    HOLDER,
+    IN_IDS,
     NO_SUCH_EVENT,
+    UNLOCK_SETS,
+    Action,
     ActionRefused,
     Operator,
-    _Action,
-    _held_until,
-    _transaction,
-    _unique_ids,
+    held_until,
+    unique_ids,
+    write_transaction,
 )
 from dlq_tui.repair import AMBIGUOUS, MAX_TEXT_BYTES, REFUSED, RepairResult, raw_event_fields, repair_payload
 from dlq_tui.text import json_nesting_exceeds, plain
@@ -318,15 +318,15 @@ _PRIOR_RAW_ID = (
 
 def _rows_sql(*, lock: bool) -> str:
     """Dead letters by id with what a redrive needs; lock=True takes only the free-or-mine unresolved ones."""
-    where = _IN_IDS + (f" AND {_FREE_OR_MINE} AND NOT d.resolved" if lock else "")
+    where = IN_IDS + (f" AND {FREE_OR_MINE} AND NOT d.resolved" if lock else "")
     return (
         "SELECT d.id, d.ingest_id, d.source, d.source_offset, d.reason, d.resolved, d.resolution_method,"
-        f" d.lock_expires_at, NOT {_FREE_OR_MINE} AS held, {_PRIOR_RAW_ID} AS prior_raw_id,"
-        f" CASE WHEN d.processing_lock IS NOT NULL THEN {_HOLDER} END AS holder,"
+        f" d.lock_expires_at, NOT {FREE_OR_MINE} AS held, {_PRIOR_RAW_ID} AS prior_raw_id,"
+        f" CASE WHEN d.processing_lock IS NOT NULL THEN {HOLDER} END AS holder,"
         " octet_length(p.t) AS payload_bytes, length(p.t) > CAST(:cap AS integer) AS payload_cut,"
         " CASE WHEN length(p.t) <= CAST(:cap AS integer) THEN p.t ELSE left(p.t, CAST(:head AS integer)) END"
         " AS payload_text"
-        f" FROM {_TABLE} AS d CROSS JOIN LATERAL (SELECT CAST(d.payload AS text) AS t) AS p WHERE {where}"
+        f" FROM {EVENTS} AS d CROSS JOIN LATERAL (SELECT CAST(d.payload AS text) AS t) AS p WHERE {where}"
         + (" FOR UPDATE OF d SKIP LOCKED" if lock else "")
     )
 
@@ -356,7 +356,7 @@ def _skip_reason(row: RowMapping, op: Operator) -> tuple[str, str | None]:
             return ALREADY_REDRIVEN, (f"as {RAW_EVENTS} row {prior}" if prior is not None else None)
         return ALREADY_RESOLVED, row["resolution_method"]
     if row["held"]:
-        return _held_until(row, op), None
+        return held_until(row, op), None
     return BUSY, None
 
 
@@ -448,9 +448,9 @@ def _fact(key: str) -> str:
     return f"(CAST(:facts AS jsonb) -> CAST(d.id AS text) -> '{key}')"
 
 
-_RESOLVE = _Action(
+_RESOLVE = Action(
     "redrive",
-    {"resolved": "true", "resolved_at": "now()", "resolution_method": "CAST(:resolution AS varchar)", **_UNLOCK},
+    {"resolved": "true", "resolved_at": "now()", "resolution_method": "CAST(:resolution AS varchar)", **UNLOCK_SETS},
     eligible="NOT d.resolved",
     why_not=lambda row: ALREADY_RESOLVED,
     entry_extra={
@@ -726,7 +726,7 @@ def _batch(run: _Run, batch: list[int]) -> None:
     outcome: dict[int, tuple[str, str | None]] = {}
     done: dict[int, _Done] = {}
     cands: list[_Candidate] = []
-    with _transaction(run.engine, result) as conn:
+    with write_transaction(run.engine, result) as conn:
         rows = _read(run, conn, batch, outcome)
         if run.checkpoint is not None:
             run.checkpoint("locked", conn)
@@ -841,11 +841,11 @@ def redrive(
     Raises RedriveRefused when no redrive is possible (no target, read-only, no privilege) or the run stops (lost
     connection); its `result` holds what earlier batches did (committed, they stay done).
     """
-    wanted = _unique_ids(ids)
+    wanted = unique_ids(ids)
     result = RedriveResult("redrive", dry_run=dry_run, run_id=f"dlq-tui-redrive-{uuid.uuid4().hex[:16]}")
     started = time.monotonic()
     try:
-        with _transaction(engine, None) as conn:
+        with write_transaction(engine, None) as conn:
             target = inspect_target(conn)
             started_at: datetime = conn.execute(text("SELECT now()")).scalar_one()
     except ActionRefused as exc:
@@ -893,7 +893,7 @@ def _record_run(run: _Run, started_at: datetime) -> None:
         "completed_at": started_at + timedelta(seconds=result.duration_s),
     }
     try:
-        with _transaction(run.engine, None) as conn:
+        with write_transaction(run.engine, None) as conn:
             conn.execute(insert(schema.dlq_processing_metrics).values(**values))
     except ActionRefused:
         return  # the redrive itself is committed; result.metrics_recorded stays False and the caller says so

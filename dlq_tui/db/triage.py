@@ -122,20 +122,22 @@ def unstorable(value: str) -> str | None:
     return f"{kind} (U+{code:04X}, character {found.start() + 1})"
 
 
-# --- SQL building blocks (the row alias is always `d`) ---------------------------------------------------
+# --- SQL building blocks, shared with redrive.py (the row alias is always `d`) --------------------------
 
-_TABLE = dead_letter_events.name
-_IN_IDS = "d.id = ANY(CAST(:ids AS bigint[]))"
+EVENTS = dead_letter_events.name
+IN_IDS = "d.id = ANY(CAST(:ids AS bigint[]))"
 # Held = lock set and expiry in the future (a NULL expiry is not "in the future": free, as the spec says).
-_FREE_OR_MINE = (
+FREE_OR_MINE = (
     "(d.processing_lock IS NULL OR d.lock_expires_at IS NULL OR d.lock_expires_at <= now()"
     " OR d.processing_lock = CAST(:token AS uuid))"
 )
 _NEW_EXPIRY = "now() + make_interval(mins => CAST(:ttl AS integer))"
+# A claim and a take-back set the same lock: a token of this session, expiring after the lock TTL.
+CLAIM_SETS = {"processing_lock": "CAST(:token AS uuid)", "lock_expires_at": _NEW_EXPIRY}
 CLAIM_METHODS = ("operator:claim", "operator:takeback")  # audit methods that set a lock token
 # The operator name of the current lock (see the module doc); NULL when no claim of ours set it. Entries that are
 # not objects, or a history that is not an array, simply do not match.
-_HOLDER = (
+HOLDER = (
     "(SELECT a.value ->> 'operator' FROM jsonb_array_elements(CASE WHEN jsonb_typeof(d.processing_attempts) = 'array'"
     " THEN d.processing_attempts ELSE '[]'::jsonb END) WITH ORDINALITY AS a(value, n)"
     f" WHERE a.value ->> 'method' IN ({', '.join(repr(m) for m in CLAIM_METHODS)})"
@@ -166,11 +168,11 @@ _MARKED_METADATA = (
     " AS json) ELSE d.metadata_json END"
 )
 _UNRESOLVE = {"resolved": "false", "resolved_at": "NULL", "resolution_method": "NULL"}
-_UNLOCK = {"processing_lock": "NULL", "lock_expires_at": "NULL"}
+UNLOCK_SETS = {"processing_lock": "NULL", "lock_expires_at": "NULL"}
 
 
 @dataclass(frozen=True)
-class _Action:
+class Action:
     name: str  # verb shown in results; the audit method is "operator:<name>"
     sets: dict[str, str]  # column -> SQL for the new value (column refs read the old row)
     why_not: Callable[[RowMapping], str]  # reason when the row is free but `eligible` is false
@@ -178,7 +180,7 @@ class _Action:
     audit_extra: dict[str, tuple[str, str]] = field(default_factory=dict)  # change key -> (old SQL, new SQL)
     entry_extra: dict[str, str] = field(default_factory=dict)  # extra keys of the audit entry (e.g. note)
     json_reads: tuple[str, ...] = ()  # json columns the action converts to jsonb (named when the server refuses)
-    guard: str = _FREE_OR_MINE  # whose events the action may touch (take back: live locks of your other sessions)
+    guard: str = FREE_OR_MINE  # whose events the action may touch (take back: live locks of your other sessions)
     when_held: Callable[[RowMapping, Operator], str] | None = None  # reason when the guard is false (None: held)
 
     def changes_sql(self) -> str:
@@ -209,9 +211,9 @@ class _Action:
         assignments = [f"{col} = {new}" for col, new in self.sets.items()]
         assignments.append(f"processing_attempts = {history} || jsonb_build_array({entry})")
         return (
-            f"WITH target AS (SELECT d.id FROM {_TABLE} AS d"
-            f" WHERE {_IN_IDS} AND {self.guard} AND ({self.eligible}) FOR UPDATE SKIP LOCKED)"
-            f" UPDATE {_TABLE} AS d SET {', '.join(assignments)}"
+            f"WITH target AS (SELECT d.id FROM {EVENTS} AS d"
+            f" WHERE {IN_IDS} AND {self.guard} AND ({self.eligible}) FOR UPDATE SKIP LOCKED)"
+            f" UPDATE {EVENTS} AS d SET {', '.join(assignments)}"
             " FROM target WHERE d.id = target.id RETURNING d.id"
         )
 
@@ -220,8 +222,8 @@ class _Action:
             "SELECT d.id, d.processing_lock, d.lock_expires_at, d.resolved, d.classification, d.priority,"
             f" COALESCE(NOT {self.guard}, true) AS held, ({self.eligible}) AS eligible,"
             f" {_HELD_ELSEWHERE} AS held_elsewhere,"
-            f" CASE WHEN d.processing_lock IS NOT NULL THEN {_HOLDER} END AS holder"
-            f" FROM {_TABLE} AS d WHERE {_IN_IDS}"
+            f" CASE WHEN d.processing_lock IS NOT NULL THEN {HOLDER} END AS holder"
+            f" FROM {EVENTS} AS d WHERE {IN_IDS}"
         )
 
 
@@ -230,9 +232,9 @@ class _Action:
 
 def claim(engine: Engine, op: Operator, ids: Iterable[int]) -> ActionResult:
     """Take the processing lock for op.lock_ttl_minutes; re-claiming your own lock extends it."""
-    action = _Action(
+    action = Action(
         "claim",
-        {"processing_lock": "CAST(:token AS uuid)", "lock_expires_at": _NEW_EXPIRY},
+        CLAIM_SETS,
         eligible="NOT d.resolved",
         why_not=lambda row: "resolved",
     )
@@ -241,7 +243,9 @@ def claim(engine: Engine, op: Operator, ids: Iterable[int]) -> ActionResult:
 
 def release(engine: Engine, op: Operator, ids: Iterable[int]) -> ActionResult:
     """Clear the lock: your own, or an expired one (never a live lock of someone else)."""
-    action = _Action("release", dict(_UNLOCK), eligible="d.processing_lock IS NOT NULL", why_not=lambda r: "not locked")
+    action = Action(
+        "release", dict(UNLOCK_SETS), eligible="d.processing_lock IS NOT NULL", why_not=lambda r: "not locked"
+    )
     return _run(engine, op, ids, action, {})
 
 
@@ -249,7 +253,7 @@ def classify(engine: Engine, op: Operator, ids: Iterable[int], classification: s
     """Set the classification (one of CLASSIFICATIONS) or clear it with None."""
     if classification is not None and classification not in CLASSIFICATIONS:
         raise ValueError(f"classification must be one of {', '.join(CLASSIFICATIONS)} or None")
-    action = _Action(
+    action = Action(
         "classify",
         {"classification": "CAST(:classification AS varchar)"},
         eligible="d.classification IS DISTINCT FROM CAST(:classification AS varchar)",
@@ -262,7 +266,7 @@ def set_priority(engine: Engine, op: Operator, ids: Iterable[int], priority: int
     """Set the priority, 1 (critical) .. 10."""
     if isinstance(priority, bool) or not isinstance(priority, int) or not 1 <= priority <= 10:
         raise ValueError("priority must be an integer from 1 to 10")
-    action = _Action(
+    action = Action(
         "prioritize",
         {"priority": "CAST(:priority AS integer)"},
         eligible="d.priority <> CAST(:priority AS integer)",
@@ -280,9 +284,14 @@ def resolve(engine: Engine, op: Operator, ids: Iterable[int], method: str, note:
         raise ValueError(f"note is longer than {NOTE_MAX_CHARS} characters")
     if note is not None and (problem := unstorable(note)) is not None:
         raise ValueError(f"note cannot hold {problem}")
-    action = _Action(
+    action = Action(
         "resolve",
-        {"resolved": "true", "resolved_at": "now()", "resolution_method": "CAST(:resolution AS varchar)", **_UNLOCK},
+        {
+            "resolved": "true",
+            "resolved_at": "now()",
+            "resolution_method": "CAST(:resolution AS varchar)",
+            **UNLOCK_SETS,
+        },
         eligible="NOT d.resolved",
         why_not=lambda row: "already resolved",
         entry_extra={"note": "CAST(:note AS text)"},
@@ -292,15 +301,15 @@ def resolve(engine: Engine, op: Operator, ids: Iterable[int], method: str, note:
 
 def reopen(engine: Engine, op: Operator, ids: Iterable[int]) -> ActionResult:
     """Undo a resolve: unresolved again, resolved_at and resolution_method cleared."""
-    action = _Action("reopen", dict(_UNRESOLVE), eligible="d.resolved", why_not=lambda row: "not resolved")
+    action = Action("reopen", dict(_UNRESOLVE), eligible="d.resolved", why_not=lambda row: "not resolved")
     return _run(engine, op, ids, action, {})
 
 
 def requeue(engine: Engine, op: Operator, ids: Iterable[int]) -> ActionResult:
     """Hand back to the processor: unresolved, lock cleared, requeue counted in metadata_json (see module doc)."""
-    action = _Action(
+    action = Action(
         "requeue",
-        {**_UNRESOLVE, **_UNLOCK, "metadata_json": _MARKED_METADATA},
+        {**_UNRESOLVE, **UNLOCK_SETS, "metadata_json": _MARKED_METADATA},
         why_not=lambda row: BUSY,  # always eligible
         json_reads=("metadata_json",),
         audit_extra={
@@ -315,12 +324,12 @@ def requeue(engine: Engine, op: Operator, ids: Iterable[int]) -> ActionResult:
 
 def take_back(engine: Engine, op: Operator, ids: Iterable[int]) -> ActionResult:
     """Claim events whose live lock another session of the same operator name holds (see the module doc)."""
-    action = _Action(
+    action = Action(
         "takeback",
-        {"processing_lock": "CAST(:token AS uuid)", "lock_expires_at": _NEW_EXPIRY},
+        CLAIM_SETS,
         eligible="NOT d.resolved",
         why_not=lambda row: "resolved",
-        guard=f"({_HELD_ELSEWHERE} AND {_HOLDER} = CAST(:operator AS text))",
+        guard=f"({_HELD_ELSEWHERE} AND {HOLDER} = CAST(:operator AS text))",
         when_held=_not_yours_to_take_back,
     )
     return _run(engine, op, ids, action, {})
@@ -339,10 +348,10 @@ def _not_yours_to_take_back(row: RowMapping, op: Operator) -> str:
 
 def held_claims(engine: Engine, op: Operator) -> list[int]:
     """The events whose live lock is op's own (this session's token), in id order."""
-    with _transaction(engine, None) as conn:
+    with write_transaction(engine, None) as conn:
         found = conn.execute(
             text(
-                f"SELECT d.id FROM {_TABLE} AS d WHERE d.processing_lock = CAST(:token AS uuid)"
+                f"SELECT d.id FROM {EVENTS} AS d WHERE d.processing_lock = CAST(:token AS uuid)"
                 " AND d.lock_expires_at > now() ORDER BY d.id"
             ),
             {"token": op.lock_token},
@@ -352,13 +361,13 @@ def held_claims(engine: Engine, op: Operator) -> list[int]:
 
 def lock_holders(engine: Engine, ids: Iterable[int]) -> dict[int, str | None]:
     """For each locked event among ids: the operator whose claim set its current lock, or None (the processor)."""
-    wanted = _unique_ids(ids)
+    wanted = unique_ids(ids)
     if not wanted:
         return {}
-    with _transaction(engine, None) as conn:
+    with write_transaction(engine, None) as conn:
         found = conn.execute(
             text(
-                f"SELECT d.id, {_HOLDER} AS holder FROM {_TABLE} AS d WHERE {_IN_IDS} AND d.processing_lock IS NOT NULL"
+                f"SELECT d.id, {HOLDER} AS holder FROM {EVENTS} AS d WHERE {IN_IDS} AND d.processing_lock IS NOT NULL"
             ),
             {"ids": wanted},
         )
@@ -391,7 +400,7 @@ def name_events(ids: list[int], shown: int = 5) -> str:
 # --- running an action -----------------------------------------------------------------------------------
 
 
-def _unique_ids(ids: Iterable[int]) -> list[int]:
+def unique_ids(ids: Iterable[int]) -> list[int]:
     seen: dict[int, None] = {}
     for i in ids:
         if isinstance(i, bool) or not isinstance(i, int):
@@ -403,7 +412,7 @@ def _unique_ids(ids: Iterable[int]) -> list[int]:
 HELD_BY_YOU = "held by another session of yours"  # the lock was claimed under your --operator name: take_back
 
 
-def _held_until(row: RowMapping, op: Operator) -> str:
+def held_until(row: RowMapping, op: Operator) -> str:
     """ "held by another session until 14:05", naming the holder when a claim of ours set the lock."""
     local = row["lock_expires_at"].astimezone()
     when = local.strftime("%H:%M") if local.date() == datetime.now().astimezone().date() else f"{local:%Y-%m-%d %H:%M}"
@@ -413,8 +422,8 @@ def _held_until(row: RowMapping, op: Operator) -> str:
     return f"held by another session until {when}" + (f" ({holder})" if holder is not None else "")
 
 
-def _run(engine: Engine, op: Operator, ids: Iterable[int], action: _Action, params: dict[str, Any]) -> ActionResult:
-    wanted = _unique_ids(ids)
+def _run(engine: Engine, op: Operator, ids: Iterable[int], action: Action, params: dict[str, Any]) -> ActionResult:
+    wanted = unique_ids(ids)
     result = ActionResult(action.name)
     update, reasons = text(action.update_sql()), text(action.reasons_sql())
     base = {
@@ -426,7 +435,7 @@ def _run(engine: Engine, op: Operator, ids: Iterable[int], action: _Action, para
     }
     for start in range(0, len(wanted), BATCH_SIZE):
         batch = wanted[start : start + BATCH_SIZE]
-        with _transaction(engine, result) as conn:
+        with write_transaction(engine, result) as conn:
             done, refused = _apply(conn, action, update, base, batch)
             rest = [i for i in batch if i not in done and i not in refused]
             rows = {r["id"]: r for r in conn.execute(reasons, {**base, "ids": rest}).mappings()} if rest else {}
@@ -438,7 +447,7 @@ def _run(engine: Engine, op: Operator, ids: Iterable[int], action: _Action, para
             elif (row := rows.get(event_id)) is None:
                 result.skipped[event_id] = NO_SUCH_EVENT
             elif row["held"]:
-                result.skipped[event_id] = (action.when_held or _held_until)(row, op)
+                result.skipped[event_id] = (action.when_held or held_until)(row, op)
             elif not row["eligible"]:
                 result.skipped[event_id] = action.why_not(row)
             else:  # free and eligible, yet SKIP LOCKED passed it: another transaction has the row locked
@@ -447,7 +456,7 @@ def _run(engine: Engine, op: Operator, ids: Iterable[int], action: _Action, para
 
 
 def _apply(
-    conn: Connection, action: _Action, update: Any, base: dict[str, Any], ids: list[int]
+    conn: Connection, action: Action, update: Any, base: dict[str, Any], ids: list[int]
 ) -> tuple[set[int], dict[int, str]]:
     """Run the update on `ids` in a savepoint: (ids done, {id: reason} for single rows the server refused).
 
@@ -485,13 +494,14 @@ def _server_says(exc: DBAPIError, *, brief: bool = False) -> str:
     return " ".join(said.split())
 
 
-def _row_refusal(conn: Connection, action: _Action, event_id: int, exc: DBAPIError) -> str:
+def _row_refusal(conn: Connection, action: Action, event_id: int, exc: DBAPIError) -> str:
     """Why the server refused this row; names the json column when that is what it cannot convert."""
     for column in action.json_reads:
         probe = conn.begin_nested()
         try:
             conn.execute(
-                text(f"SELECT CAST(d.{column} AS jsonb) IS NULL FROM {_TABLE} AS d WHERE d.id = :id"), {"id": event_id}
+                text(f"SELECT CAST(d.{column} AS jsonb) IS NULL FROM {EVENTS} AS d WHERE d.id = :id"),
+                {"id": event_id},
             )
         except DBAPIError as bad:
             probe.rollback()
@@ -514,7 +524,7 @@ def set_transaction_limits(conn: Connection, *, lock_timeout_ms: int, statement_
 
 
 @contextmanager
-def _transaction(engine: Engine, partial: ActionResult | None, *, export: bool = False) -> Iterator[Connection]:
+def write_transaction(engine: Engine, partial: ActionResult | None, *, export: bool = False) -> Iterator[Connection]:
     """One transaction with our session settings; database faults become ActionRefused."""
     try:
         conn = engine.connect()
@@ -584,7 +594,7 @@ _EXPORT_SQL = text(
     " CAST(d.error_history AS text) AS error_history, CAST(d.processing_attempts AS text) AS processing_attempts,"
     " d.resolution_method, d.idempotency_key, d.processing_lock, d.lock_expires_at,"
     " d.priority, d.classification, d.updated_at, d.last_processed_at"
-    f" FROM {_TABLE} AS d WHERE {_IN_IDS}"
+    f" FROM {EVENTS} AS d WHERE {IN_IDS}"
 )
 _EXPORT_JSON_TEXT = frozenset({"error_history", "processing_attempts"})
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
@@ -629,7 +639,7 @@ def export_jsonl(engine: Engine, ids: Iterable[int], path: Path, *, overwrite: b
     pure ASCII (non-ASCII and control characters are JSON escapes), so `cat` cannot be tricked by payloads.
     Written to a temp file in the same directory, then renamed; an existing file is kept unless overwrite.
     """
-    wanted = _unique_ids(ids)
+    wanted = unique_ids(ids)
     path = Path(path)
     if (problem := export_target_problem(path)) is not None:
         raise ActionRefused(f"not exported: {problem}")
@@ -646,7 +656,7 @@ def export_jsonl(engine: Engine, ids: Iterable[int], path: Path, *, overwrite: b
         with os.fdopen(fd, "w", encoding="ascii", newline="\n") as out:
             for start in range(0, len(wanted), BATCH_SIZE):
                 batch = wanted[start : start + BATCH_SIZE]
-                with _transaction(engine, None, export=True) as conn:
+                with write_transaction(engine, None, export=True) as conn:
                     rows = {r["id"]: r for r in conn.execute(_EXPORT_SQL, {"ids": batch}).mappings()}
                 for event_id in batch:
                     if (row := rows.get(event_id)) is not None:

@@ -1,15 +1,19 @@
 """Hostile strings for display tests, shared by every test that puts database text on screen.
 
 Each is what an attacker can write into a honeypot log line and so into the dead-letter table. The big ones
-are built once at import (about 15 MB in total): reuse the constants, do not copy them.
+are built once at import (about 15 MB in total): reuse the constants, do not copy them. The sequences the
+demo data carries are the demo's own (dlq_tui/demo.py), so a name means one string everywhere.
 """
 
 from __future__ import annotations
 
 import json
 
+from dlq_tui.demo import BIDI_OVERRIDE as BIDI_OVERRIDE
+from dlq_tui.demo import CLEAR_SCREEN as CLEAR_SCREEN
+from dlq_tui.demo import ZERO_WIDTH as ZERO_WIDTH
+
 # Terminal control: each would act on a real terminal if it reached it raw.
-CLEAR_SCREEN = "\x1b[2J\x1b[H"
 OSC8_HYPERLINK = "\x1b]8;;http://evil.example/\x1b\\click\x1b]8;;\x1b\\"
 OSC52_CLIPBOARD = "\x1b]52;c;ZWNobyBwd25lZA==\x07"
 WINDOW_TITLE = "\x1b]0;pwned\x07"
@@ -23,9 +27,7 @@ NUL_AND_DEL = "a\x00b\x7fc"
 CURSOR_MOVE = "ok\x1b[1A\x1b[2K\x1b[10;10Hmoved"
 
 # Invisible or reordering characters: the text on screen would not be the text in the database.
-BIDI_OVERRIDE = "\u202eexe.txt"
 BIDI_ISOLATES = "a\u2066b\u2067c\u2068d\u2069e\u200ef\u200fg\u061ch"
-ZERO_WIDTH = "pass\u200bword\u200c\u200d\u2060\ufeff"
 TAG_CHARACTERS = "hi\U000e0041\U000e0042\U000e007f"
 LINE_SEPARATORS = "one\u2028two\u2029three"
 INVISIBLE_FILLERS = "\u3164\u115f\u00ad\ufe0f\u034f"

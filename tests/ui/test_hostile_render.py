@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from dlq_tui.demo import CLEAR_SCREEN, HOSTILE_NAMES, hostile_ids
+from dlq_tui.demo import HOSTILE_NAMES, hostile_ids
 from dlq_tui.ui.screens.help import HelpScreen
+from tests.support.hostile_corpus import CLEAR_SCREEN
 from tests.ui.conftest import DemoDb, demo_app, screen_text, settle
 
 WIDE = (160, 50)
