@@ -1,4 +1,4 @@
-"""The benchmark runner: `python -m bench [options]` (issue 5).
+"""The benchmark runner: `python -m bench [options]`.
 
 Seeds databases on a throw-away embedded PostgreSQL (or --dsn), measures each item as median and
 spread over repeated runs, prints a summary and writes every sample to a JSON file. BENCHMARKS.md

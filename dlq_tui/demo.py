@@ -1,4 +1,5 @@
-"""Demo data: realistic Cowrie dead-letter events, breakers and runs, plus hostile rows (issue 4).
+"""Demo data: realistic Cowrie dead-letter events, breakers and runs, plus hostile rows that
+carry terminal escapes, markup, bidi and zero-width tricks, huge and deeply nested JSON.
 
 `fill_demo(engine)` fills an *empty* v7 dead_letter_events table and returns the number of events it
 inserted (0 when the table already had rows). It is deterministic for a given seed: the same rows,

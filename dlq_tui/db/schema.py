@@ -1,7 +1,8 @@
 """SQLAlchemy Core tables for schema v7: the one place that names tables, columns and catalog objects.
 
-Everything here matches ../shared/seed/schema-v7-migration.md (and the legacy columns of
-legacy-schema.md) exactly; the migration, the read side and the write side all import these names.
+Everything here is the schema v7 specification's (and, for the pre-v7 columns, the pipeline's legacy
+schema's) exactly: names, types, defaults, CHECKs, indexes, the dlq_health view. The migration, the read
+side and the write side all import these names, so none can drift from the others.
 """
 
 from __future__ import annotations

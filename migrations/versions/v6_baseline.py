@@ -1,4 +1,4 @@
-"""Baseline: the pre-v7 objects of legacy-schema.md (schema_state, dead_letter_events, its two indexes).
+"""Baseline: the pre-v7 objects the Cowrie pipeline creates (schema_state, dead_letter_events, its two indexes).
 
 Created only when absent, so a database the Cowrie pipeline already wrote is adopted as it is.
 

@@ -1,6 +1,6 @@
 """Build databases in the states users have: empty, legacy v6 with rows, half-applied v7, v7, v8+.
 
-The legacy builders use hand-written DDL taken from legacy-schema.md (not the migration's own code),
+The legacy builders use hand-written DDL of the pipeline's pre-v7 schema (not the migration's own code),
 so the migration tests cross-check the runner against an independent description of the databases
 it meets. Rows are generated server-side so that a million of them take seconds, not minutes.
 `make_v7` goes through the real migration runner; `create_v7_from_metadata` builds the v7 end state
