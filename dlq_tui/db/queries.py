@@ -31,6 +31,7 @@ from dlq_tui.db.models import (
     ProcessingRun,
     ReasonStat,
 )
+from dlq_tui.migrate.sql import checksum_sql
 from dlq_tui.text import json_nesting_exceeds, utf8_len
 
 ev = schema.dead_letter_events
@@ -318,7 +319,7 @@ def _audit_json(raw: str | None, total_bytes: int | None) -> Any:
 
 
 _DETAIL_SQL = text(
-    """
+    f"""
     SELECT e.id, e.priority, e.classification, e.reason, e.source, e.source_offset, e.retry_count,
            e.created_at, e.resolved, e.processing_lock, e.lock_expires_at, now() AS db_now,
            e.ingest_id, e.resolved_at, e.payload_checksum, e.idempotency_key, e.resolution_method,
@@ -326,7 +327,7 @@ _DETAIL_SQL = text(
            left(p.t, :chars) AS payload_text,
            length(p.t) AS payload_total_chars,
            octet_length(p.t) AS payload_total_bytes,
-           encode(sha256(convert_to(p.t, 'UTF8')), 'hex') AS computed_checksum,
+           {checksum_sql("p.t")} AS computed_checksum,
            left(j.metadata, :chars) AS metadata_text,
            octet_length(j.metadata) AS metadata_total_bytes,
            left(j.errors, :audit) AS error_history,

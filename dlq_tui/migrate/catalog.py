@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection, inspect, text
 
 from dlq_tui.db import schema
+from dlq_tui.migrate.sql import EVENTS, key_sql
 
-EVENTS = "dead_letter_events"
 ALEMBIC_TABLE = "alembic_version"
 
 # format_type() spellings of the spec's types.
@@ -26,17 +26,6 @@ _PG_TYPE = {
     "UUID": "uuid",
     "TIMESTAMP WITH TIME ZONE": "timestamp with time zone",
 }
-
-HASH_SQL = "encode(sha256(convert_to(payload::text, 'UTF8')), 'hex')"
-
-
-def key_sql(checksum_sql: str, alias: str = "") -> str:
-    """The idempotency key of a row, given an SQL expression for its payload checksum."""
-    a = f"{alias}." if alias else ""
-    return (
-        f"encode(sha256(convert_to(coalesce({a}source, '') || ':' || coalesce({a}source_offset::text, '') || ':' || "
-        f"coalesce({checksum_sql}, ''), 'UTF8')), 'hex')"
-    )
 
 
 @dataclass(frozen=True)

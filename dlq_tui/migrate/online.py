@@ -31,8 +31,8 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from dlq_tui.db import schema
-from dlq_tui.migrate import paging, runner, work
-from dlq_tui.migrate.catalog import EVENTS, HASH_SQL, Catalog, data_gaps, inspect_catalog, key_sql
+from dlq_tui.migrate import runner, sql, work
+from dlq_tui.migrate.catalog import EVENTS, Catalog, data_gaps, inspect_catalog
 from dlq_tui.migrate.steps import STEP_NAMES, MigrationError, Status, StepEvent, Steps, one_line, step_number
 
 __all__ = ["DEFAULT_LOCK_TIMEOUT_MS", "DEFAULT_RETRIES", "online_dry_run", "online_upgrade"]
@@ -59,69 +59,24 @@ T = TypeVar("T")
 Hook = Callable[[Any], None]
 
 
-# --- SQL (shared by the run and the dry run, so the dry run prints what a run executes) ----------------
 def _add_columns_sql(cat: Catalog) -> str | None:
-    clauses = []
-    for name in cat.missing_columns():
-        type_sql, not_null, default = schema.V7_COLUMNS[name]
-        clause = f"ADD COLUMN {name} {type_sql}" + (" NOT NULL" if not_null else "")
-        clauses.append(clause + (f" DEFAULT {default}" if default is not None else ""))
-    for name, (_type, _nn, default) in schema.V7_COLUMNS.items():
-        info = cat.event_columns.get(name)
-        if info is not None and default is not None and (info.default or "").lower() != default.lower():
-            clauses.append(f"ALTER COLUMN {name} SET DEFAULT {default}")
+    clauses = sql.add_column_clauses(cat) + [sql.set_default_clause(n) for n in sql.drifted_defaults(cat)]
     # NOT VALID: added without scanning the table; VALIDATE later takes a lock that lets writers through.
-    clauses += [f"ADD CONSTRAINT {n} CHECK ({schema.V7_CHECK_CONSTRAINTS[n]}) NOT VALID" for n in cat.missing_checks()]
-    return f"ALTER TABLE {EVENTS}\n    " + ",\n    ".join(clauses) if clauses else None
+    clauses += [sql.check_clause(n, not_valid=True) for n in cat.missing_checks()]
+    return sql.alter_events_sql(clauses) if clauses else None
 
 
-_TODO = "(payload_checksum IS NULL OR idempotency_key IS NULL)"
-_BATCH_END_SQL = f"SELECT max(id) FROM (SELECT id FROM {EVENTS} WHERE id > :lo ORDER BY id LIMIT :n) b"
-# Before the unique index exists every row simply gets its key; duplicates are settled afterwards.
-_BATCH_SQL = f"""UPDATE {EVENTS}
-SET payload_checksum = coalesce(payload_checksum, {HASH_SQL}),
-    idempotency_key = coalesce(idempotency_key, {key_sql(f"coalesce(payload_checksum, {HASH_SQL})")})
-WHERE id > :lo AND id <= :hi AND {_TODO}"""
-_CATCH_UP_IDS_SQL = f"SELECT id FROM {EVENTS} WHERE {_TODO} AND id > :lo ORDER BY id LIMIT :n"
-# With the unique index in place: the oldest row (created_at, id) among rows sharing a key gets it,
-# unless a row already holds it; the others keep NULL (the same rule as the atomic path).
-_CATCH_UP_SQL = f"""WITH todo AS MATERIALIZED (
-    SELECT id, created_at, idempotency_key AS old_key, coalesce(payload_checksum, {HASH_SQL}) AS ck,
-           source, source_offset
-    FROM {EVENTS} WHERE id = ANY(CAST(:ids AS integer[])) AND {_TODO}
-), ranked AS (
-    SELECT id, ck, old_key, k, row_number() OVER (PARTITION BY k ORDER BY created_at, id) AS rn
-    FROM (SELECT t.*, coalesce(t.old_key, {key_sql("t.ck", "t")}) AS k FROM todo t) keyed
-), decided AS (
-    SELECT id, ck, CASE
-        WHEN old_key IS NOT NULL THEN old_key
-        WHEN rn = 1 AND NOT EXISTS (SELECT 1 FROM {EVENTS} e WHERE e.idempotency_key = r.k) THEN k
-    END AS new_key
-    FROM ranked r
-), upd AS (
-    UPDATE {EVENTS} d SET payload_checksum = x.ck, idempotency_key = x.new_key FROM decided x
-    WHERE d.id = x.id AND (d.payload_checksum IS DISTINCT FROM x.ck OR d.idempotency_key IS DISTINCT FROM x.new_key)
-    RETURNING d.idempotency_key IS NULL AS keyless
-)
-SELECT count(*), count(*) FILTER (WHERE keyless) FROM upd"""
-_UNIQUE_INDEX_SQL = f"CREATE UNIQUE INDEX CONCURRENTLY {schema.V7_UNIQUE_CONSTRAINT} ON {EVENTS} (idempotency_key)"
-_ATTACH_UNIQUE_SQL = (
-    f"ALTER TABLE {EVENTS} ADD CONSTRAINT {schema.V7_UNIQUE_CONSTRAINT} "
-    f"UNIQUE USING INDEX {schema.V7_UNIQUE_CONSTRAINT}"
-)
-_FINAL_LOCK_SQL = f"LOCK TABLE {EVENTS} IN SHARE MODE"  # readers pass; writers wait only for the last few rows
-
-
-def _index_sql(name: str) -> str:
-    return f"CREATE INDEX CONCURRENTLY {name} ON {EVENTS} ({', '.join(schema.V7_EVENT_INDEXES[name])})"
-
-
-def _drop_index_sql(name: str) -> str:
-    return f"DROP INDEX CONCURRENTLY IF EXISTS {name}"
-
-
-def _validate_sql(name: str) -> str:
-    return f"ALTER TABLE {EVENTS} VALIDATE CONSTRAINT {name}"
+_TODO = sql.LACKING
+_BATCH_END_SQL = sql.BATCH_END_SQL
+_BATCH_SQL = sql.FILL_RANGE_SQL
+_CATCH_UP_IDS_SQL = sql.LACKING_IDS_SQL
+_CATCH_UP_SQL = sql.fill_keys_sql("ids")
+_UNIQUE_INDEX_SQL = sql.unique_index_sql()
+_ATTACH_UNIQUE_SQL = sql.attach_unique_sql()
+_FINAL_LOCK_SQL = sql.FINAL_LOCK_SQL
+_index_sql = partial(sql.event_index_sql, concurrently=True)
+_drop_index_sql = sql.drop_index_sql
+_validate_sql = sql.validate_sql
 
 
 # --- catalog facts the shared inspection does not carry ------------------------------------------------
@@ -465,19 +420,19 @@ def _found(cat: Catalog, rebuilt: list[str]) -> str:
 
 def _add_columns(run: _Run, cat: Catalog) -> Iterator[StepEvent]:
     yield run.running("add_columns")
-    sql = _add_columns_sql(cat)
+    statement = _add_columns_sql(cat)
     missing, checks = cat.missing_columns(), cat.missing_checks()
-    if sql is None:
+    if statement is None:
         yield run.finish("add_columns", "all 12 present (already done)", skipped=True)
         return
-    yield from run.locked("add_columns", lambda c: c.exec_driver_sql(sql))
+    yield from run.locked("add_columns", lambda c: c.exec_driver_sql(statement))
     parts = []
     if missing:
         present = len(schema.V7_COLUMNS) - len(missing)
         parts.append(f"{len(missing)} added" + (f" ({present} present)" if present else ""))
     if checks:
         parts.append(f"{len(checks)} check{'s' if len(checks) > 1 else ''} NOT VALID")
-    yield run.finish("add_columns", "; ".join(parts) or "defaults fixed", sql=[sql + ";"])
+    yield run.finish("add_columns", "; ".join(parts) or "defaults fixed", sql=[statement + ";"])
 
 
 def _progress(done: int, total: int, t0: float) -> str:
@@ -562,7 +517,7 @@ def _unique(run: _Run) -> Iterator[StepEvent]:
                     raise
             yield run.running(name, "duplicate sources found: the oldest row keeps the key, later ones get NULL")
             cleared += yield from run.locked(
-                name, lambda c: int(c.execute(text(work.CLEAR_DUPLICATES_SQL)).scalar_one())
+                name, lambda c: int(c.execute(text(sql.CLEAR_DUPLICATES_SQL)).scalar_one())
             )
         else:
             raise MigrationError("new duplicate idempotency keys keep appearing while the unique index is built")
@@ -571,7 +526,7 @@ def _unique(run: _Run) -> Iterator[StepEvent]:
     found = f"{_n(cleared)} later duplicate sources left without key (oldest row keeps it)" if cleared else ""
     detail = f"{found or 'no duplicate sources'}; {', '.join(notes)}; attached as {schema.V7_UNIQUE_CONSTRAINT}"
     yield run.finish(
-        name, detail, sql=[_UNIQUE_INDEX_SQL + ";", work.CLEAR_DUPLICATES_SQL + ";", _ATTACH_UNIQUE_SQL + ";"]
+        name, detail, sql=[_UNIQUE_INDEX_SQL + ";", sql.CLEAR_DUPLICATES_SQL + ";", _ATTACH_UNIQUE_SQL + ";"]
     )
 
 
@@ -604,14 +559,14 @@ def _paging_indexes(run: _Run) -> Iterator[StepEvent]:
     missing = [i for i in schema.PAGING_INDEXES if i not in cat.indexes]
     for index in missing:
         yield run.running(name, f"building {index} concurrently")
-        yield from run.concurrent(name, index, paging.index_sql(index, concurrently=True))
+        yield from run.concurrent(name, index, sql.paging_index_sql(index, concurrently=True))
         run.hook("after_index", index)
     if not missing:
         yield run.finish(name, "both present (already done)", skipped=True)
         return
     rebuilt = [i for i in run.rebuilt if i in missing]
     detail = f"{len(missing)} built concurrently" + (f"; rebuilt INVALID {', '.join(rebuilt)}" if rebuilt else "")
-    yield run.finish(name, detail, sql=[paging.index_sql(i, concurrently=True) + ";" for i in missing])
+    yield run.finish(name, detail, sql=[sql.paging_index_sql(i, concurrently=True) + ";" for i in missing])
 
 
 def _validate(run: _Run) -> Iterator[StepEvent]:
@@ -623,34 +578,35 @@ def _validate(run: _Run) -> Iterator[StepEvent]:
             c for c in _unvalidated(run.conn) if c in schema.V7_CHECK_CONSTRAINTS or c.startswith("dlq_tui_online_nn_")
         ]
     cat = run.inspect()
-    sql: list[str] = []
+    shown: list[str] = []
     for constraint in pending:
         statement = _validate_sql(constraint)
         yield from run.locked(name, _executes(statement), share=True)
-        sql.append(statement + ";")
+        shown.append(statement + ";")
     fixed = []
     for column in _not_null_fixes(cat):  # a half-applied column without its NOT NULL
         check = _NOT_NULL_CHECK.format(column)
-        default = schema.V7_COLUMNS[column][2]
-        statements = [f"UPDATE {EVENTS} SET {column} = {default} WHERE {column} IS NULL"]
+        statements = [sql.fill_default_sql(column)]
         if check not in cat.constraints:
-            statements.append(f"ALTER TABLE {EVENTS} ADD CONSTRAINT {check} CHECK ({column} IS NOT NULL) NOT VALID")
+            statements.append(
+                sql.alter_events_sql(sql.check_clause(check, not_valid=True, condition=f"{column} IS NOT NULL"))
+            )
         statements += [
             _validate_sql(check),
-            f"ALTER TABLE {EVENTS} ALTER COLUMN {column} SET NOT NULL",  # proven by the valid check: no scan
-            f"ALTER TABLE {EVENTS} DROP CONSTRAINT {check}",
+            sql.alter_events_sql(sql.set_not_null_clause(column)),  # proven by the valid check: no scan
+            sql.drop_constraint_sql(check),
         ]
         for statement in statements:
             yield from run.locked(name, _executes(statement))
-        sql += [s + ";" for s in statements]
+        shown += [s + ";" for s in statements]
         fixed.append(f"{column} NOT NULL")
     checks = [c for c in pending if c in schema.V7_CHECK_CONSTRAINTS]
-    if not sql:
+    if not shown:
         yield run.finish(name, "checks present and validated (already done)", skipped=True)
         return
     parts = [f"{len(checks)} check{'s' if len(checks) > 1 else ''} validated"] if checks else []
     parts += ["fixed " + ", ".join(fixed)] if fixed else []
-    yield run.finish(name, "; ".join(parts), sql=sql)
+    yield run.finish(name, "; ".join(parts), sql=shown)
 
 
 def _executes(statement: str) -> Callable[[Connection], object]:
@@ -733,8 +689,8 @@ def _final(run: _Run) -> Iterator[StepEvent]:
     held_ms = result["held"] * 1000
     detail += f"; alembic stamped {runner.HEAD}; last {_n(result['rows'])} rows under a {held_ms:.0f} ms SHARE lock"
     unchanged = marker.status == "skipped" and result["rows"] == 0 and result["stamped"] == runner.HEAD
-    sql = [f"-- alembic stamp {runner.HEAD}", _FINAL_LOCK_SQL + ";", marker.sql or ""]
-    yield run.finish(name, detail, skipped=unchanged, sql=sql)
+    shown = [f"-- alembic stamp {runner.HEAD}", _FINAL_LOCK_SQL + ";", marker.sql or ""]
+    yield run.finish(name, detail, skipped=unchanged, sql=shown)
 
 
 # --- dry run -------------------------------------------------------------------------------------------
@@ -796,7 +752,7 @@ def _plan(conn: Connection, cat: Catalog, invalid: list[str], todo: int, unvalid
     unique_sql = [
         _UNIQUE_INDEX_SQL + ";",
         f"-- on duplicates: {_drop_index_sql(schema.V7_UNIQUE_CONSTRAINT)};",
-        work.CLEAR_DUPLICATES_SQL + ";",
+        sql.CLEAR_DUPLICATES_SQL + ";",
         _ATTACH_UNIQUE_SQL + ";",
     ]
     if unique:
@@ -815,7 +771,7 @@ def _plan(conn: Connection, cat: Catalog, invalid: list[str], todo: int, unvalid
     yield _ev(
         "paging_indexes",
         f"{len(pmissing)} dlq-tui paging indexes, CONCURRENTLY",
-        [paging.index_sql(i, concurrently=True) + ";" for i in pmissing],
+        [sql.paging_index_sql(i, concurrently=True) + ";" for i in pmissing],
     )
     checks = [c for c in schema.V7_CHECK_CONSTRAINTS if c in unvalidated or c not in cat.constraints]
     yield _ev("add_constraints", "VALIDATE (writers keep writing)", [_validate_sql(c) + ";" for c in checks])

@@ -18,7 +18,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from dlq_tui.db import schema
-from dlq_tui.migrate.catalog import EVENTS, HASH_SQL, key_sql
+from dlq_tui.migrate import sql
+from dlq_tui.migrate.sql import EVENTS
 from dlq_tui.migrate.steps import Steps
 
 SKIP_SQLITE = "PostgreSQL only: v7 changes nothing on SQLite"
@@ -106,30 +107,19 @@ def add_columns(steps: Steps) -> None:
     cat = steps.cat
     with steps.step("add_columns") as out:
         missing = cat.missing_columns()
-        clauses = []
-        for name in missing:
-            type_sql, not_null, default = schema.V7_COLUMNS[name]
-            clause = f"ADD COLUMN {name} {type_sql}"
-            if not_null:
-                clause += " NOT NULL"
-            if default is not None:
-                clause += f" DEFAULT {default}"
-            clauses.append(clause)
+        clauses = sql.add_column_clauses(cat)
         fixed = []
-        for name, (_type, not_null, default) in schema.V7_COLUMNS.items():
-            info = cat.event_columns.get(name)
-            if name in missing or info is None:
-                continue
-            if default is not None and (info.default or "").lower() != default.lower():
-                clauses.append(f"ALTER COLUMN {name} SET DEFAULT {default}")
+        defaults, not_null = sql.drifted_defaults(cat), sql.missing_not_null(cat)
+        for name in schema.V7_COLUMNS:
+            if name in defaults:
+                clauses.append(sql.set_default_clause(name))
                 fixed.append(f"{name} default")
-            if not_null and not info.not_null:
-                # A half-applied column may hold NULLs: give them the default before NOT NULL.
-                steps.sql(f"UPDATE {EVENTS} SET {name} = {default} WHERE {name} IS NULL")
-                clauses.append(f"ALTER COLUMN {name} SET NOT NULL")
+            if name in not_null:
+                steps.sql(sql.fill_default_sql(name))
+                clauses.append(sql.set_not_null_clause(name))
                 fixed.append(f"{name} NOT NULL")
         if clauses:
-            steps.sql(f"ALTER TABLE {EVENTS}\n    " + ",\n    ".join(clauses))
+            steps.sql(sql.alter_events_sql(clauses))
         parts = []
         if missing:
             present = len(schema.V7_COLUMNS) - len(missing)
@@ -140,31 +130,20 @@ def add_columns(steps: Steps) -> None:
         out.skipped = not clauses
 
 
-_TODO = "payload_checksum IS NULL OR idempotency_key IS NULL"
-
-
 def backfill(steps: Steps, *, columns_existed: bool) -> None:
     cat = steps.cat
     with steps.step("backfill") as out:
         if EVENTS in steps.simulated:
             todo = 0
         elif columns_existed:
-            todo = int(steps.query(f"SELECT count(*) FROM {EVENTS} WHERE {_TODO}").scalar_one())
+            todo = int(steps.query(sql.count_sql(sql.LACKING)).scalar_one())
         else:  # columns added in this run (or about to be, in a dry run): every row needs them
-            todo = int(steps.query(f"SELECT count(*) FROM {EVENTS}").scalar_one())
+            todo = int(steps.query(sql.count_sql()).scalar_one())
         if todo == 0:
             out.skipped, out.detail = True, "no rows to backfill"
             return
         if not cat.rewrite_blockers and not cat.has_unique():
-            # One pass, compact result: the rewrite computes both values per row (the key needs the
-            # checksum, so the payload hash appears twice; hashing is cheap next to writing the table).
-            checksum = f"coalesce(payload_checksum, {HASH_SQL})"
-            steps.sql(
-                f"ALTER TABLE {EVENTS}\n"
-                f"    ALTER COLUMN payload_checksum TYPE VARCHAR(64) USING {checksum},\n"
-                "    ALTER COLUMN idempotency_key TYPE VARCHAR(128) USING "
-                f"coalesce(idempotency_key, {key_sql(checksum)})"
-            )
+            steps.sql(sql.rewrite_fill_sql())
             out.detail = f"{_n(todo)} rows backfilled (one-pass rewrite)"
         else:
             rows, dups = backfill_rows(steps)
@@ -180,46 +159,14 @@ def backfill_rows(steps: Steps) -> tuple[int, int]:
     the others keep NULL. Rows whose values would not change are not touched (no trigger, no bloat).
     Returns (rows updated, rows among them left without key).
     """
-    key = key_sql("t.ck", "t")
-    result = steps.sql(
-        f"""WITH todo AS MATERIALIZED (
-    SELECT id, created_at, source, source_offset, idempotency_key AS old_key,
-           coalesce(payload_checksum, {HASH_SQL}) AS ck
-    FROM {EVENTS} WHERE {_TODO}
-), keyed AS (
-    SELECT t.id, t.ck, t.old_key, coalesce(t.old_key, {key}) AS k, t.created_at FROM todo t
-), ranked AS (
-    SELECT id, ck, old_key, k, row_number() OVER (PARTITION BY k ORDER BY created_at, id) AS rn FROM keyed
-), decided AS (
-    SELECT id, ck, CASE
-        WHEN old_key IS NOT NULL THEN old_key
-        WHEN rn = 1 AND NOT coalesce(k IN (SELECT idempotency_key FROM {EVENTS} WHERE idempotency_key IS NOT NULL),
-                                     false) THEN k
-    END AS new_key
-    FROM ranked
-), upd AS (
-    UPDATE {EVENTS} d SET payload_checksum = x.ck, idempotency_key = x.new_key
-    FROM decided x
-    WHERE d.id = x.id AND (d.payload_checksum IS DISTINCT FROM x.ck OR d.idempotency_key IS DISTINCT FROM x.new_key)
-    RETURNING d.idempotency_key IS NULL AS keyless
-)
-SELECT count(*), count(*) FILTER (WHERE keyless) FROM upd"""
-    )
+    result = steps.sql(sql.fill_keys_sql("lacking"))
     if result is None:
         return 0, 0
     updated, keyless = tuple(result.one())
     return int(updated), int(keyless)
 
 
-_UNIQUE_SQL = f"ALTER TABLE {EVENTS} ADD CONSTRAINT {schema.V7_UNIQUE_CONSTRAINT} UNIQUE (idempotency_key)"
-CLEAR_DUPLICATES_SQL = f"""WITH ranked AS (
-    -- COLLATE "C": byte-wise equality is what matters for hex keys, and it sorts several times faster.
-    SELECT id, row_number() OVER (PARTITION BY idempotency_key COLLATE "C" ORDER BY created_at, id) AS rn
-    FROM {EVENTS} WHERE idempotency_key IS NOT NULL
-), upd AS (
-    UPDATE {EVENTS} d SET idempotency_key = NULL FROM ranked r WHERE d.id = r.id AND r.rn > 1 RETURNING 1
-)
-SELECT count(*) FROM upd"""
+_UNIQUE_SQL = sql.alter_events_sql(sql.unique_clause())
 
 
 def duplicate_keys(steps: Steps, *, needed: bool) -> None:
@@ -237,7 +184,7 @@ def duplicate_keys(steps: Steps, *, needed: bool) -> None:
             steps.sql("SAVEPOINT dlq_unique")
             steps.sql(_UNIQUE_SQL)
             steps.sql("-- only if that reports duplicate keys:\nROLLBACK TO SAVEPOINT dlq_unique")
-            steps.sql(CLEAR_DUPLICATES_SQL)
+            steps.sql(sql.CLEAR_DUPLICATES_SQL)
             steps.sql(_UNIQUE_SQL)
             out.detail = "unique constraint first; clears later duplicates' keys if it finds any"
             steps.cat.constraints[schema.V7_UNIQUE_CONSTRAINT] = (EVENTS, "u")
@@ -251,7 +198,7 @@ def duplicate_keys(steps: Steps, *, needed: bool) -> None:
             if getattr(exc.orig, "sqlstate", None) != "23505":
                 raise
             savepoint.rollback()
-            result = steps.sql(CLEAR_DUPLICATES_SQL)
+            result = steps.sql(sql.CLEAR_DUPLICATES_SQL)
             count = int(result.scalar_one()) if result is not None else 0
             steps.sql(_UNIQUE_SQL)
         steps.cat.constraints[schema.V7_UNIQUE_CONSTRAINT] = (EVENTS, "u")
@@ -264,7 +211,7 @@ def create_indexes(steps: Steps) -> None:
     with steps.step("create_indexes") as out:
         missing = cat.missing_event_indexes()
         for name in missing:
-            steps.sql(f"CREATE INDEX {name} ON {EVENTS} ({', '.join(schema.V7_EVENT_INDEXES[name])})")
+            steps.sql(sql.event_index_sql(name))
         out.skipped = not missing
         out.detail = _created(len(missing), len(schema.V7_EVENT_INDEXES))
 
@@ -273,11 +220,11 @@ def add_constraints(steps: Steps) -> None:
     cat = steps.cat
     with steps.step("add_constraints") as out:
         checks = cat.missing_checks()
-        clauses = [f"ADD CONSTRAINT {n} CHECK ({schema.V7_CHECK_CONSTRAINTS[n]})" for n in checks]
+        clauses = [sql.check_clause(n) for n in checks]
         if not cat.has_unique():  # normally added with the duplicate check above
-            clauses.append(f"ADD CONSTRAINT {schema.V7_UNIQUE_CONSTRAINT} UNIQUE (idempotency_key)")
+            clauses.append(sql.unique_clause())
         if clauses:  # one statement: the checks are validated in a single scan
-            steps.sql(f"ALTER TABLE {EVENTS}\n    " + ",\n    ".join(clauses))
+            steps.sql(sql.alter_events_sql(clauses))
         out.skipped = not clauses
         out.detail = _created(len(checks), len(schema.V7_CHECK_CONSTRAINTS)) + " (checks)"
         if len(clauses) > len(checks):
@@ -309,7 +256,7 @@ def create_view(steps: Steps) -> None:
             if tuple(cat.view_columns.get(schema.HEALTH_VIEW, ())) == schema.HEALTH_VIEW_COLUMNS:
                 out.skipped, out.detail = True, "present"
                 return
-            steps.sql(f"DROP VIEW {schema.HEALTH_VIEW}")
+            steps.sql(sql.drop_view_sql())
             out.detail = "replaced a drifted view"
         steps.sql(schema.HEALTH_VIEW_SQL)
         out.detail = out.detail or "created"
@@ -330,11 +277,7 @@ def create_triggers(steps: Steps) -> None:
     with steps.step("create_triggers") as out:
         missing = cat.missing_triggers()
         for trigger in missing:
-            table = schema.UPDATED_AT_TRIGGERS[trigger]
-            steps.sql(
-                f"CREATE TRIGGER {trigger} BEFORE UPDATE ON {table} "
-                f"FOR EACH ROW EXECUTE FUNCTION {schema.UPDATED_AT_FUNCTION}()"
-            )
+            steps.sql(sql.trigger_sql(trigger))
         out.skipped = not missing
         out.detail = _created(len(missing), 2)
 
@@ -351,15 +294,9 @@ def set_marker(steps: Steps) -> None:
             steps.sql(_ddl(steps, CreateTable(legacy_schema_state)))
         was = "missing" if cat.marker_raw is None else repr(cat.marker_raw)
         if cat.marker_raw is None:
-            steps.sql(
-                "INSERT INTO schema_state (key, value) VALUES (:k, :v)",
-                {"k": schema.SCHEMA_VERSION_KEY, "v": str(schema.SCHEMA_VERSION)},
-            )
+            steps.sql(sql.MARKER_INSERT_SQL, {"k": schema.SCHEMA_VERSION_KEY, "v": str(schema.SCHEMA_VERSION)})
         else:
-            steps.sql(
-                "UPDATE schema_state SET value = :v WHERE key = :k",
-                {"k": schema.SCHEMA_VERSION_KEY, "v": str(schema.SCHEMA_VERSION)},
-            )
+            steps.sql(sql.MARKER_UPDATE_SQL, {"k": schema.SCHEMA_VERSION_KEY, "v": str(schema.SCHEMA_VERSION)})
         cat.marker_raw = str(schema.SCHEMA_VERSION)
         out.detail = f"{was} -> '7'"
 
@@ -373,8 +310,8 @@ def backfill_new_rows(steps: Steps, *, covered: bool) -> None:
         if covered:
             out.skipped, out.detail = True, "covered by the backfill above"
             return
-        todo = int(steps.query(f"SELECT count(*) FROM {EVENTS} WHERE payload_checksum IS NULL").scalar_one())
-        keyless = int(steps.query(f"SELECT count(*) FROM {EVENTS} WHERE idempotency_key IS NULL").scalar_one())
+        todo = int(steps.query(sql.count_sql("payload_checksum IS NULL")).scalar_one())
+        keyless = int(steps.query(sql.count_sql("idempotency_key IS NULL")).scalar_one())
         if todo == 0 and keyless == 0:
             out.skipped, out.detail = True, "no rows without checksum or key"
             return
