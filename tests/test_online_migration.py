@@ -7,6 +7,7 @@ by the next run.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from sqlalchemy import Engine, text
 from dlq_tui.cli import run
 from dlq_tui.db.connect import make_engine
 from dlq_tui.migrate import runner
-from dlq_tui.migrate.online import online_upgrade
+from dlq_tui.migrate.online import online_dry_run, online_upgrade
 from dlq_tui.migrate.steps import MigrationError, StepEvent
 from tests import dbstates
 from tests.migration_helpers import (
@@ -92,6 +93,36 @@ def test_online_reaches_the_atomic_end_state(empty_engine: Engine, reference, st
     assert again["commit"].detail == "already at v7; no schema change"
     assert again["add_columns"].detail == "all 12 present (already done)"
     assert snapshot(empty_engine) == before
+
+
+def _statements(sql: str | None) -> list[str]:
+    """The statements of a step's SQL, without the comment lines between them."""
+    chunks = re.split(r";\n|;$", sql or "")
+    return [s for s in ("\n".join(x for x in c.split("\n") if not x.startswith("-- ")).strip() for c in chunks) if s]
+
+
+def _in_order(ran: list[str], shown: list[str]) -> bool:
+    rest = iter(shown)
+    return all(any(s == r for s in rest) for r in ran)
+
+
+@pytest.mark.parametrize("state", ["empty", "legacy", "half_applied"])
+def test_online_dry_run_shows_the_sql_the_online_run_then_executes(empty_engine: Engine, state: str) -> None:
+    """The plan is the online sequence itself run with execute=False: each step lists what the run executes."""
+    _make(empty_engine, state)
+    before = snapshot(empty_engine)
+    plan = finished(list(online_dry_run(empty_engine)))
+    assert snapshot(empty_engine) == before
+    events = run_online(empty_engine, batch_size=1000)
+    assert [e.name for e in events] == list(plan)
+    for event in events[1:-1]:  # between taking the lock and the commit
+        ran, shown = _statements(event.sql), _statements(plan[event.name].sql)
+        assert _in_order(ran, shown) and (ran or event.status == "skipped"), (event.name, ran, shown)
+        if event.name != "backfill_new_rows":  # the plan cannot know which rows writers add meanwhile
+            assert plan[event.name].status == event.status, event.name
+    if state != "half_applied":  # there the marker already reads 7
+        marker = _statements(plan["set_marker"].sql)[-1]  # with its bound values, as it runs
+        assert marker.startswith(("UPDATE schema_state", "INSERT INTO schema_state")) and "'schema_version'" in marker
 
 
 def test_backfill_reports_progress_and_honours_max_rate(empty_engine: Engine) -> None:

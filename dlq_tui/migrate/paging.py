@@ -12,21 +12,20 @@ from __future__ import annotations
 
 from dlq_tui.db import schema
 from dlq_tui.migrate.sql import EVENTS, paging_index_sql
-from dlq_tui.migrate.steps import Steps
+from dlq_tui.migrate.steps import Outcome, Steps
 
 SKIP_SQLITE = "PostgreSQL only"
 
 
-def create_paging_indexes(steps: Steps) -> None:
+def create_paging_indexes(steps: Steps, out: Outcome) -> None:
     """Create whichever paging index is missing (a no-op that says so when both exist)."""
-    with steps.step("paging_indexes") as out:
-        if not steps.postgres:
-            out.skipped, out.detail = True, SKIP_SQLITE
-            return
-        cat = steps.cat
-        missing = [name for name in schema.PAGING_INDEXES if name not in cat.indexes]
-        for name in missing:
-            steps.sql(paging_index_sql(name))
-            cat.indexes[name] = (EVENTS, schema.PAGING_INDEXES[name][0])
-        out.skipped = not missing
-        out.detail = f"{len(missing)} created" if missing else "both present"
+    if not steps.postgres:
+        out.skipped, out.detail = True, SKIP_SQLITE
+        return
+    cat = steps.cat
+    missing = [name for name in schema.PAGING_INDEXES if name not in cat.indexes]
+    for name in missing:
+        steps.sql(paging_index_sql(name))
+        cat.indexes[name] = (EVENTS, schema.PAGING_INDEXES[name][0])
+    out.skipped = not missing
+    out.detail = f"{len(missing)} created" if missing else "both present"

@@ -143,7 +143,11 @@ def rewrite_fill_sql() -> str:
     )
 
 
-BACKFILL_TOTALS_SQL = f"SELECT count(*), count(*) FILTER (WHERE {LACKING}), min(id) FROM {EVENTS}"
+def backfill_totals_sql(lacking: str = LACKING) -> str:
+    """(rows, rows to fill, first id); a dry run passes "true" for columns it only pretends to have added."""
+    return f"SELECT count(*), count(*) FILTER (WHERE {lacking}), min(id) FROM {EVENTS}"
+
+
 BATCH_END_SQL = f"SELECT max(id) FROM (SELECT id FROM {EVENTS} WHERE id > :lo ORDER BY id LIMIT :n) b"
 # Before the unique index exists every row simply gets its key; duplicates are settled afterwards.
 FILL_RANGE_SQL = f"""UPDATE {EVENTS}

@@ -1,22 +1,30 @@
 """Step events and the machinery that runs (or, in a dry run, only records) each step's SQL.
 
-The same step code serves the alembic revisions (execute) and `dry_run` (record only), so the SQL a
-dry run prints is the SQL an upgrade runs. Step numbers are fixed by STEP_NAMES, so a UI can lay out
-the whole list up front; the events arrive in the order the steps really run.
+The same step code serves the alembic revisions and the online path (execute) and both dry runs
+(record only), so the SQL a dry run prints is the SQL a run executes. How it runs is the Policy:
+the atomic path runs everything in the caller's one transaction; the online path runs each unit of
+work in a short transaction of its own under lock_timeout, retried with backoff while a lock is busy,
+and builds indexes CONCURRENTLY on an autocommit connection. Step numbers are fixed by STEP_NAMES, so
+a UI can lay out the whole list up front; the events arrive in the order the steps really run.
 """
 
 from __future__ import annotations
 
+import queue
+import re
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Result, text
 from sqlalchemy.engine import CursorResult
+from sqlalchemy.exc import DBAPIError
 
-from dlq_tui.migrate.catalog import Catalog, inspect_catalog
+from dlq_tui.migrate import sql
+from dlq_tui.migrate.catalog import Catalog, inspect_catalog, invalid_indexes
 
 Status = Literal["pending", "running", "done", "skipped", "failed"]
 
@@ -65,6 +73,38 @@ class MigrationError(Exception):
     """A migration that did not happen, with one clear line; the database is unchanged."""
 
 
+class Cancelled(MigrationError):
+    """The caller stopped listening (Ctrl-C, a closed screen): the work stops at its next event."""
+
+
+RESUME = "the database is consistent; run `dlq-tui --migrate --online` again to resume"
+RETRYABLE = {"55P03", "40P01"}  # lock_not_available (lock_timeout), deadlock_detected
+BACKOFF_START_S = 0.25
+BACKOFF_MAX_S = 5.0
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How a run executes its statements.
+
+    Not resumable (the atomic path): in the caller's one transaction, everything or nothing.
+    Resumable (the online path): `Steps.transaction` bodies each in a short transaction of their own
+    under lock_timeout (share_lock_timeout_ms for statements that only take SHARE UPDATE EXCLUSIVE,
+    which writers pass), retried `retries` times with backoff while a lock is busy; concurrent index
+    builds in autocommit; an interrupted run leaves a consistent database the next run finishes.
+    """
+
+    resumable: bool = False
+    lock_timeout_ms: int = 5000
+    share_lock_timeout_ms: int = 30_000
+    retries: int = 0
+    batch_size: int = 10_000
+    max_rate: float | None = None
+
+
+ATOMIC = Policy()
+
+
 @dataclass
 class Outcome:
     """What a step body sets: its detail line, and `skipped` when there was nothing to do."""
@@ -73,81 +113,235 @@ class Outcome:
     skipped: bool = False
 
 
-Hook = Callable[[str], None]
+Hook = Callable[[Any], None]
+Report = Callable[[StepEvent], None]
+T = TypeVar("T")
 
 
 @dataclass
 class Steps:
-    """Runs step bodies against one connection (one transaction), reporting StepEvents as they go."""
+    """Runs step bodies under a Policy, reporting StepEvents as they go (records only, in a dry run)."""
 
     conn: Connection
-    report: Callable[[StepEvent], None]
+    report: Report
     execute: bool = True
     hooks: Mapping[str, Hook] = field(default_factory=dict)
     catalog: Catalog | None = None
+    policy: Policy = ATOMIC
+    ddl: Connection | None = None  # autocommit: CREATE / DROP INDEX CONCURRENTLY cannot run in a transaction
     reported: set[str] = field(default_factory=set)
-    simulated: set[str] = field(default_factory=set)  # tables a dry run pretends exist
+    simulated: set[str] = field(default_factory=set)  # tables (and table.column) a dry run pretends exist
     statuses: dict[str, str] = field(default_factory=dict)
     details: dict[str, str] = field(default_factory=dict)
+    current: str | None = None  # the step running (still set after it failed)
+    current_since: float = 0.0
+    lock_retries: int = 0
+    cancel: threading.Event = field(default_factory=threading.Event)
     _sql: list[str] = field(default_factory=list)
 
+    # --- the catalog and read-only queries ---------------------------------------------------------
     def inspect(self) -> Catalog:
-        self.catalog = inspect_catalog(self.conn)
+        self.catalog = self._read(inspect_catalog)
         return self.catalog
 
     @property
     def cat(self) -> Catalog:
         return self.catalog if self.catalog is not None else self.inspect()
 
+    def fresh(self) -> Catalog:
+        """The catalog as a step of a resumable run starts from (re-read); a dry run keeps what it simulates."""
+        return self.inspect() if self.execute or self.catalog is None else self.catalog
+
     @property
     def postgres(self) -> bool:
         return self.conn.dialect.name == "postgresql"
 
-    def sql(self, statement: str, params: Mapping[str, Any] | None = None) -> CursorResult[Any] | None:
-        """Record the statement for the step's event; run it unless this is a dry run."""
-        self._sql.append(statement.strip() + ";")
+    def query(self, statement: str, params: Mapping[str, Any] | None = None) -> Result[Any]:
+        """A read-only query that informs the plan (runs in dry runs too, not shown as step SQL)."""
+        return self._read(lambda conn: conn.execute(text(statement), dict(params or {})).freeze()())
+
+    def _read(self, read: Callable[[Connection], T]) -> T:
+        if self.policy.resumable and not self.conn.in_transaction():
+            with self.conn.begin():
+                return read(self.conn)
+        return read(self.conn)
+
+    # --- statements --------------------------------------------------------------------------------
+    def sql(
+        self, statement: str, params: Mapping[str, Any] | None = None, *, repeated: bool = False
+    ) -> CursorResult[Any] | None:
+        """Record the statement for the step's event; run it unless this is a dry run.
+
+        Bound values are shown in place. A `repeated` statement (a batch loop's, run with new values
+        each time) is shown once, with its placeholders.
+        """
+        self.record(statement if repeated else _rendered(statement, params), once=repeated)
         if not self.execute:
             return None
         return self.conn.execute(text(statement), dict(params or {}))
 
-    def query(self, statement: str, params: Mapping[str, Any] | None = None) -> CursorResult[Any]:
-        """A read-only query that informs the plan (runs in dry runs too, not shown as step SQL)."""
-        return self.conn.execute(text(statement), dict(params or {}))
+    def record(self, statement: str, *, once: bool = False) -> None:
+        shown = statement.strip() + ";"
+        if not (once and shown in self._sql):
+            self._sql.append(shown)
+
+    def note(self, comment: str) -> None:
+        """A comment in the step's SQL (what is not a statement: an alembic stamp, a condition)."""
+        self._sql.append(f"-- {comment}")
+
+    def transaction(self, body: Callable[[], T], *, share: bool = False) -> T:
+        """body() as one unit: in the caller's transaction, or (resumable) a short one of its own.
+
+        The short transaction runs under lock_timeout and is retried with backoff while a lock is
+        busy. share=True: its statements only take SHARE UPDATE EXCLUSIVE (writers pass): the long timeout.
+        """
+        if not (self.execute and self.policy.resumable):
+            return body()
+        timeout = self.policy.share_lock_timeout_ms if share else self.policy.lock_timeout_ms
+        shown = len(self._sql)
+        for attempt in range(self.policy.retries + 1):
+            try:
+                with self.conn.begin():
+                    self.conn.exec_driver_sql(sql.lock_timeout_sql(timeout))
+                    return body()
+            except DBAPIError as exc:
+                if sqlstate(exc) not in RETRYABLE or attempt == self.policy.retries:
+                    raise
+                del self._sql[shown:]
+                self._wait(attempt, exc)
+        raise AssertionError("unreachable")
+
+    def concurrently(self, index: str, statement: str) -> None:
+        """A CREATE INDEX CONCURRENTLY, retried; a failed build leaves an INVALID index: drop it first."""
+        self.record(statement)
+        if not self.execute:
+            return
+        assert self.ddl is not None, "concurrent builds need the autocommit connection"
+        for attempt in range(self.policy.retries + 1):
+            self.hook("before_index", index)
+            try:
+                self.ddl.exec_driver_sql(statement)
+                return
+            except DBAPIError as exc:
+                if exc.connection_invalidated:
+                    raise
+                self.drop_if_invalid(index)
+                if sqlstate(exc) not in RETRYABLE or attempt == self.policy.retries:
+                    raise
+                self._wait(attempt, exc)
+
+    def drop_if_invalid(self, index: str) -> bool:
+        """Drop the index if an interrupted concurrent build left it INVALID; True if it did."""
+        if not self.execute:  # a dry run drops it from the catalog it simulates
+            if index not in self.cat.invalid_indexes:
+                return False
+            self.record(sql.drop_index_sql(index))
+            self.cat.invalid_indexes.remove(index)
+            self.cat.indexes.pop(index, None)
+            return True
+        assert self.ddl is not None, "dropping an INVALID index needs the autocommit connection"
+        for attempt in range(self.policy.retries + 1):
+            if index not in invalid_indexes(self.ddl):
+                return False
+            try:
+                self.ddl.exec_driver_sql(sql.drop_index_sql(index))
+                self.record(sql.drop_index_sql(index))
+                return True
+            except DBAPIError as exc:
+                if sqlstate(exc) not in RETRYABLE or attempt == self.policy.retries:
+                    raise
+                self._wait(attempt, exc)
+        return False
+
+    def _wait(self, attempt: int, exc: BaseException) -> None:
+        self.lock_retries += 1
+        delay = min(BACKOFF_START_S * 2**attempt, BACKOFF_MAX_S)
+        self.progress(f"lock busy ({one_line(exc)}); retry {attempt + 1}/{self.policy.retries} in {delay:.2f} s")
+        self.sleep(delay)
+
+    def sleep(self, seconds: float) -> None:
+        """Wait (a backoff, a rate limit), but stop at once when the caller has stopped listening."""
+        if self.cancel.wait(seconds):
+            raise Cancelled("migration cancelled")
+
+    # --- events --------------------------------------------------------------------------------------
+    def hook(self, point: str, value: Any) -> None:
+        """Tests interrupt a run here ("after_step", "after_batch", "before_index", "after_index")."""
+        fn = self.hooks.get(point)
+        if fn is not None and self.execute:
+            fn(value)
+
+    def progress(self, detail: str) -> None:
+        """A "running" event with news for the step in progress (rows done, the index being built, a retry)."""
+        name = self.current or "commit"
+        self.report(StepEvent(step_number(name), name, "running", None, detail))
 
     def emit(self, name: str, status: Status, duration: float | None = None, detail: str = "") -> None:
         self.reported.add(name)
         self.statuses[name], self.details[name] = status, detail
         self.report(StepEvent(step_number(name), name, status, duration, detail, None))
 
+    def run(self, name: str, body: Callable[[Steps, Outcome], None]) -> None:
+        """One step: body(steps, outcome) between its "running" and its "done"/"skipped" event."""
+        with self.step(name) as out:
+            body(self, out)
+
     @contextmanager
     def step(self, name: str) -> Iterator[Outcome]:
         outcome = Outcome()
         self._sql = []
+        self.current, self.current_since = name, time.perf_counter()
         self.report(StepEvent(step_number(name), name, "running"))
-        started = time.perf_counter()
+        started = self.current_since
         try:
             yield outcome
-            hook = self.hooks.get("after_step")
-            if hook is not None and self.execute:
-                hook(name)
+            self.hook("after_step", name)
         except BaseException as exc:
-            self.reported.add(name)
-            self.statuses[name], self.details[name] = "failed", one_line(exc)
-            self.report(
-                StepEvent(
-                    step_number(name), name, "failed", time.perf_counter() - started, one_line(exc), self._joined()
+            if not self.policy.resumable:  # a resumable run's driver reports the failure, mapped (migration_error)
+                self.reported.add(name)
+                self.statuses[name], self.details[name] = "failed", one_line(exc)
+                self.report(
+                    StepEvent(
+                        step_number(name), name, "failed", time.perf_counter() - started, one_line(exc), self._joined()
+                    )
                 )
-            )
             raise
         status: Status = "skipped" if outcome.skipped else "done"
         self.reported.add(name)
         self.statuses[name], self.details[name] = status, outcome.detail
+        self.current = None
         self.report(
             StepEvent(step_number(name), name, status, time.perf_counter() - started, outcome.detail, self._joined())
         )
 
     def _joined(self) -> str | None:
         return "\n".join(self._sql) if self._sql else None
+
+
+_PLACEHOLDER = re.compile(r"(?<![:\w]):(\w+)")
+
+
+def _rendered(statement: str, params: Mapping[str, Any] | None) -> str:
+    """The statement with its bound values in place, as SQL literals (our own values: a marker, a version)."""
+    if not params:
+        return statement
+
+    def literal(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in params:
+            return match.group(0)
+        value = params[name]
+        if isinstance(value, bool) or value is None:
+            return {True: "true", False: "false", None: "NULL"}[value]
+        if isinstance(value, int | float):
+            return str(value)
+        return "'" + str(value).replace("'", "''") + "'"
+
+    return _PLACEHOLDER.sub(literal, statement)
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    return getattr(getattr(exc, "orig", None), "sqlstate", None)
 
 
 def one_line(exc: BaseException) -> str:
@@ -159,3 +353,105 @@ def one_line(exc: BaseException) -> str:
     if isinstance(exc, MigrationError):
         message = str(exc)
     return " ".join(message.split()) or type(exc).__name__
+
+
+def migration_error(exc: BaseException, steps: Steps) -> BaseException:
+    """The one line a failed run ends with, for either policy; `exc` itself where the caller must see it.
+
+    A connection that could not be opened (atomic) or was lost (resumable) stays the driver's error, so
+    the CLI explains it as a connection fault (exit 2).
+    """
+    policy, name = steps.policy, steps.current
+    where = f" at step {step_number(name)} {name}" if name else ""
+    state = sqlstate(exc)
+    if policy.resumable:
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+            return exc
+        if state in RETRYABLE:
+            message = (
+                f"another transaction kept a lock the online migration needs{where} "
+                f"({policy.retries + 1} attempts, {policy.lock_timeout_ms} ms each); {RESUME} when it ends"
+            )
+        elif isinstance(exc, MigrationError):
+            message = f"{exc}" if "resume" in str(exc) or "nothing changed" in str(exc) else f"{exc}; {RESUME}"
+        else:
+            message = f"online migration failed{where}: {one_line(exc)}; {RESUME} once that is fixed"
+        return MigrationError(message)
+    if isinstance(exc, MigrationError):
+        return exc
+    if not steps.reported and isinstance(exc, DBAPIError) and exc.connection_invalidated is False:
+        return exc  # could not even start: let the caller explain the connection error
+    if state == "55P03":  # lock_not_available: lock_timeout expired
+        message = (
+            f"another transaction holds a lock the migration needs (waited {policy.lock_timeout_ms} ms{where}); "
+            "rolled back, nothing changed; retry when that transaction ends"
+        )
+    else:
+        message = f"migration failed{where}: {one_line(exc)}; rolled back, nothing changed"
+    return MigrationError(message)
+
+
+# --- streaming -----------------------------------------------------------------------------------------
+_END = object()
+
+
+@dataclass
+class _Failure:
+    exc: BaseException
+
+
+def stream(
+    work: Callable[[Report], None],
+    *,
+    cancel: threading.Event | None = None,
+    cancelled: str = "migration cancelled",
+    interrupt: Callable[[], None] | None = None,
+    interrupted: Callable[[BaseException], StepEvent | None] | None = None,
+) -> Iterator[StepEvent]:
+    """Run work(report) in a thread and yield the events it reports while it runs.
+
+    When the caller stops listening (closes the generator, or Ctrl-C arrives while it waits), the
+    work's next report raises Cancelled(`cancelled`); `interrupt` is called to stop what it is running
+    now, and `interrupted(exc)` may give one last event to yield before the Ctrl-C propagates.
+    """
+    events: queue.Queue[Any] = queue.Queue()
+    stop = cancel if cancel is not None else threading.Event()
+
+    def report(event: StepEvent) -> None:
+        if stop.is_set():
+            raise Cancelled(cancelled)
+        events.put(event)
+
+    def target() -> None:
+        try:
+            work(report)
+            events.put(_END)
+        except BaseException as exc:
+            events.put(_Failure(exc))
+
+    worker = threading.Thread(target=target, name="dlq-tui-migrate", daemon=True)
+
+    def halt() -> None:
+        stop.set()
+        if interrupt is not None and worker.is_alive():
+            interrupt()
+        worker.join()
+
+    worker.start()
+    try:
+        while True:
+            try:
+                item = events.get()
+            except BaseException as exc:  # Ctrl-C while the work runs: stop it, then say where it stopped
+                halt()
+                last = interrupted(exc) if interrupted is not None else None
+                if last is not None:
+                    yield last
+                raise
+            if item is _END:
+                return
+            if isinstance(item, _Failure):
+                raise item.exc
+            yield item
+    finally:
+        halt()

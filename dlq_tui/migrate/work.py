@@ -13,6 +13,8 @@ are cleared next, and only then come the indexes, constraints, tables, view, fun
 
 from __future__ import annotations
 
+from functools import partial
+
 from sqlalchemy import Column, Index, MetaData, Table
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.schema import CreateIndex, CreateTable
@@ -20,7 +22,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 from dlq_tui.db import schema
 from dlq_tui.migrate import sql
 from dlq_tui.migrate.sql import EVENTS
-from dlq_tui.migrate.steps import Steps
+from dlq_tui.migrate.steps import Outcome, Steps
 
 SKIP_SQLITE = "PostgreSQL only: v7 changes nothing on SQLite"
 
@@ -51,22 +53,21 @@ def _n(count: int) -> str:
 
 
 # --- baseline --------------------------------------------------------------------------------------
-def baseline(steps: Steps) -> None:
+def baseline(steps: Steps, out: Outcome) -> None:
     cat = steps.inspect()
-    with steps.step("baseline") as out:
-        created: list[str] = []
-        for table in (legacy_schema_state, legacy_events):
-            if table.name not in cat.tables:
-                steps.sql(_ddl(steps, CreateTable(table)))
-                created.append(table.name)
-        for index in _legacy_indexes:
-            if index.name not in cat.indexes:
-                steps.sql(_ddl(steps, CreateIndex(index)))
-                created.append(str(index.name))
-        if created:
-            out.detail = "created " + ", ".join(created)
-        else:
-            out.skipped, out.detail = True, "legacy tables present"
+    created: list[str] = []
+    for table in (legacy_schema_state, legacy_events):
+        if table.name not in cat.tables:
+            steps.sql(_ddl(steps, CreateTable(table)))
+            created.append(table.name)
+    for index in _legacy_indexes:
+        if index.name not in cat.indexes:
+            steps.sql(_ddl(steps, CreateIndex(index)))
+            created.append(str(index.name))
+    if created:
+        out.detail = "created " + ", ".join(created)
+    else:
+        out.skipped, out.detail = True, "legacy tables present"
     if steps.execute:
         steps.inspect()
     else:  # dry run: pretend the baseline ran so that the v7 plan is rendered against it
@@ -81,75 +82,75 @@ def v7(steps: Steps) -> None:
     """Everything the spec's nine steps describe, in the fast order."""
     if not steps.postgres:
         for name in ("add_columns", "backfill", "duplicate_keys", "create_indexes", "add_constraints"):
-            with steps.step(name) as out:
-                out.skipped, out.detail = True, SKIP_SQLITE
+            steps.run(name, _skip_sqlite)
         for name in ("create_tables", "create_view", "create_function", "create_triggers"):
-            with steps.step(name) as out:
-                out.skipped, out.detail = True, SKIP_SQLITE
-        set_marker(steps)
+            steps.run(name, _skip_sqlite)
+        steps.run("set_marker", set_marker)
         return
     cat = steps.cat
     had_unique = cat.has_unique()
     columns_existed = not cat.missing_columns()
-    add_columns(steps)
-    backfill(steps, columns_existed=columns_existed)
-    duplicate_keys(steps, needed=not had_unique)
-    create_indexes(steps)
-    add_constraints(steps)
-    create_tables(steps)
-    create_view(steps)
-    create_function(steps)
-    create_triggers(steps)
-    set_marker(steps)
+    steps.run("add_columns", add_columns)
+    steps.run("backfill", partial(backfill, columns_existed=columns_existed))
+    steps.run("duplicate_keys", partial(duplicate_keys, needed=not had_unique))
+    steps.run("create_indexes", create_indexes)
+    steps.run("add_constraints", add_constraints)
+    steps.run("create_tables", create_tables)
+    steps.run("create_view", create_view)
+    steps.run("create_function", create_function)
+    steps.run("create_triggers", create_triggers)
+    steps.run("set_marker", set_marker)
 
 
-def add_columns(steps: Steps) -> None:
+def _skip_sqlite(_steps: Steps, out: Outcome) -> None:
+    out.skipped, out.detail = True, SKIP_SQLITE
+
+
+def add_columns(steps: Steps, out: Outcome) -> None:
     cat = steps.cat
-    with steps.step("add_columns") as out:
-        missing = cat.missing_columns()
-        clauses = sql.add_column_clauses(cat)
-        fixed = []
-        defaults, not_null = sql.drifted_defaults(cat), sql.missing_not_null(cat)
-        for name in schema.V7_COLUMNS:
-            if name in defaults:
-                clauses.append(sql.set_default_clause(name))
-                fixed.append(f"{name} default")
-            if name in not_null:
-                steps.sql(sql.fill_default_sql(name))
-                clauses.append(sql.set_not_null_clause(name))
-                fixed.append(f"{name} NOT NULL")
-        if clauses:
-            steps.sql(sql.alter_events_sql(clauses))
-        parts = []
-        if missing:
-            present = len(schema.V7_COLUMNS) - len(missing)
-            parts.append(f"{len(missing)} added" + (f" ({present} present)" if present else ""))
-        if fixed:
-            parts.append("fixed " + ", ".join(fixed))
-        out.detail = "; ".join(parts) or "all 12 present"
-        out.skipped = not clauses
+    missing = cat.missing_columns()
+    clauses = sql.add_column_clauses(cat)
+    fixed = []
+    defaults, not_null = sql.drifted_defaults(cat), sql.missing_not_null(cat)
+    for name in schema.V7_COLUMNS:
+        if name in defaults:
+            clauses.append(sql.set_default_clause(name))
+            fixed.append(f"{name} default")
+        if name in not_null:
+            steps.sql(sql.fill_default_sql(name))
+            clauses.append(sql.set_not_null_clause(name))
+            fixed.append(f"{name} NOT NULL")
+    if clauses:
+        steps.sql(sql.alter_events_sql(clauses))
+    parts = []
+    if missing:
+        present = len(schema.V7_COLUMNS) - len(missing)
+        parts.append(f"{len(missing)} added" + (f" ({present} present)" if present else ""))
+    if fixed:
+        parts.append("fixed " + ", ".join(fixed))
+    out.detail = "; ".join(parts) or "all 12 present"
+    out.skipped = not clauses
 
 
-def backfill(steps: Steps, *, columns_existed: bool) -> None:
+def backfill(steps: Steps, out: Outcome, *, columns_existed: bool) -> None:
     cat = steps.cat
-    with steps.step("backfill") as out:
-        if EVENTS in steps.simulated:
-            todo = 0
-        elif columns_existed:
-            todo = int(steps.query(sql.count_sql(sql.LACKING)).scalar_one())
-        else:  # columns added in this run (or about to be, in a dry run): every row needs them
-            todo = int(steps.query(sql.count_sql()).scalar_one())
-        if todo == 0:
-            out.skipped, out.detail = True, "no rows to backfill"
-            return
-        if not cat.rewrite_blockers and not cat.has_unique():
-            steps.sql(sql.rewrite_fill_sql())
-            out.detail = f"{_n(todo)} rows backfilled (one-pass rewrite)"
-        else:
-            rows, dups = backfill_rows(steps)
-            out.detail = f"{_n(rows if steps.execute else todo)} rows backfilled" + (
-                f", {_n(dups)} duplicate sources left without key" if dups else ""
-            )
+    if EVENTS in steps.simulated:
+        todo = 0
+    elif columns_existed:
+        todo = int(steps.query(sql.count_sql(sql.LACKING)).scalar_one())
+    else:  # columns added in this run (or about to be, in a dry run): every row needs them
+        todo = int(steps.query(sql.count_sql()).scalar_one())
+    if todo == 0:
+        out.skipped, out.detail = True, "no rows to backfill"
+        return
+    if not cat.rewrite_blockers and not cat.has_unique():
+        steps.sql(sql.rewrite_fill_sql())
+        out.detail = f"{_n(todo)} rows backfilled (one-pass rewrite)"
+    else:
+        rows, dups = backfill_rows(steps)
+        out.detail = f"{_n(rows if steps.execute else todo)} rows backfilled" + (
+            f", {_n(dups)} duplicate sources left without key" if dups else ""
+        )
 
 
 def backfill_rows(steps: Steps) -> tuple[int, int]:
@@ -169,162 +170,153 @@ def backfill_rows(steps: Steps) -> tuple[int, int]:
 _UNIQUE_SQL = sql.alter_events_sql(sql.unique_clause())
 
 
-def duplicate_keys(steps: Steps, *, needed: bool) -> None:
+def duplicate_keys(steps: Steps, out: Outcome, *, needed: bool) -> None:
     """The unique constraint, built right after the backfill; the oldest row keeps a shared key.
 
     Most databases have no duplicate sources, so the unique index is simply built (its sort is the
     duplicate check, nothing is scanned twice). Only when it reports a violation is it rolled back to
     a savepoint, later duplicates (by created_at, id) get a NULL key, and it is built again.
     """
-    with steps.step("duplicate_keys") as out:
-        if not needed:
-            out.skipped, out.detail = True, "unique constraint already in place"
-            return
-        if not steps.execute:
-            steps.sql("SAVEPOINT dlq_unique")
-            steps.sql(_UNIQUE_SQL)
-            steps.sql("-- only if that reports duplicate keys:\nROLLBACK TO SAVEPOINT dlq_unique")
-            steps.sql(sql.CLEAR_DUPLICATES_SQL)
-            steps.sql(_UNIQUE_SQL)
-            out.detail = "unique constraint first; clears later duplicates' keys if it finds any"
-            steps.cat.constraints[schema.V7_UNIQUE_CONSTRAINT] = (EVENTS, "u")
-            return
-        savepoint = steps.conn.begin_nested()
-        try:
-            steps.sql(_UNIQUE_SQL)
-            savepoint.commit()
-            count = 0
-        except IntegrityError as exc:
-            if getattr(exc.orig, "sqlstate", None) != "23505":
-                raise
-            savepoint.rollback()
-            result = steps.sql(sql.CLEAR_DUPLICATES_SQL)
-            count = int(result.scalar_one()) if result is not None else 0
-            steps.sql(_UNIQUE_SQL)
+    if not needed:
+        out.skipped, out.detail = True, "unique constraint already in place"
+        return
+    if not steps.execute:
+        steps.sql("SAVEPOINT dlq_unique")
+        steps.sql(_UNIQUE_SQL)
+        steps.sql("-- only if that reports duplicate keys:\nROLLBACK TO SAVEPOINT dlq_unique")
+        steps.sql(sql.CLEAR_DUPLICATES_SQL)
+        steps.sql(_UNIQUE_SQL)
+        out.detail = "unique constraint first; clears later duplicates' keys if it finds any"
         steps.cat.constraints[schema.V7_UNIQUE_CONSTRAINT] = (EVENTS, "u")
-        found = f"{_n(count)} later duplicate sources left without key (oldest row keeps it)" if count else ""
-        out.detail = f"{found or 'no duplicate sources'}; {schema.V7_UNIQUE_CONSTRAINT} added"
+        return
+    savepoint = steps.conn.begin_nested()
+    try:
+        steps.sql(_UNIQUE_SQL)
+        savepoint.commit()
+        count = 0
+    except IntegrityError as exc:
+        if getattr(exc.orig, "sqlstate", None) != "23505":
+            raise
+        savepoint.rollback()
+        result = steps.sql(sql.CLEAR_DUPLICATES_SQL)
+        count = int(result.scalar_one()) if result is not None else 0
+        steps.sql(_UNIQUE_SQL)
+    steps.cat.constraints[schema.V7_UNIQUE_CONSTRAINT] = (EVENTS, "u")
+    found = f"{_n(count)} later duplicate sources left without key (oldest row keeps it)" if count else ""
+    out.detail = f"{found or 'no duplicate sources'}; {schema.V7_UNIQUE_CONSTRAINT} added"
 
 
-def create_indexes(steps: Steps) -> None:
+def create_indexes(steps: Steps, out: Outcome) -> None:
     cat = steps.cat
-    with steps.step("create_indexes") as out:
-        missing = cat.missing_event_indexes()
-        for name in missing:
-            steps.sql(sql.event_index_sql(name))
-        out.skipped = not missing
-        out.detail = _created(len(missing), len(schema.V7_EVENT_INDEXES))
+    missing = cat.missing_event_indexes()
+    for name in missing:
+        steps.sql(sql.event_index_sql(name))
+    out.skipped = not missing
+    out.detail = _created(len(missing), len(schema.V7_EVENT_INDEXES))
 
 
-def add_constraints(steps: Steps) -> None:
+def add_constraints(steps: Steps, out: Outcome) -> None:
     cat = steps.cat
-    with steps.step("add_constraints") as out:
-        checks = cat.missing_checks()
-        clauses = [sql.check_clause(n) for n in checks]
-        if not cat.has_unique():  # normally added with the duplicate check above
-            clauses.append(sql.unique_clause())
-        if clauses:  # one statement: the checks are validated in a single scan
-            steps.sql(sql.alter_events_sql(clauses))
-        out.skipped = not clauses
-        out.detail = _created(len(checks), len(schema.V7_CHECK_CONSTRAINTS)) + " (checks)"
-        if len(clauses) > len(checks):
-            out.detail += f"; {schema.V7_UNIQUE_CONSTRAINT} added"
+    checks = cat.missing_checks()
+    clauses = [sql.check_clause(n) for n in checks]
+    if not cat.has_unique():  # normally added with the duplicate check above
+        clauses.append(sql.unique_clause())
+    if clauses:  # one statement: the checks are validated in a single scan
+        steps.sql(sql.alter_events_sql(clauses))
+    out.skipped = not clauses
+    out.detail = _created(len(checks), len(schema.V7_CHECK_CONSTRAINTS)) + " (checks)"
+    if len(clauses) > len(checks):
+        out.detail += f"; {schema.V7_UNIQUE_CONSTRAINT} added"
 
 
-def create_tables(steps: Steps) -> None:
+def create_tables(steps: Steps, out: Outcome) -> None:
     cat = steps.cat
-    with steps.step("create_tables") as out:
-        made = 0
-        for table_name, indexes in schema.V7_TABLE_INDEXES.items():
-            table = schema.metadata.tables[table_name]
-            fresh = table_name not in cat.tables
-            if fresh:
-                steps.sql(_ddl(steps, CreateTable(table)))
+    made = 0
+    for table_name, indexes in schema.V7_TABLE_INDEXES.items():
+        table = schema.metadata.tables[table_name]
+        fresh = table_name not in cat.tables
+        if fresh:
+            steps.sql(_ddl(steps, CreateTable(table)))
+            made += 1
+        for index in sorted(table.indexes, key=lambda i: str(i.name)):
+            if index.name in indexes and (fresh or index.name not in cat.indexes):
+                steps.sql(_ddl(steps, CreateIndex(index)))
                 made += 1
-            for index in sorted(table.indexes, key=lambda i: str(i.name)):
-                if index.name in indexes and (fresh or index.name not in cat.indexes):
-                    steps.sql(_ddl(steps, CreateIndex(index)))
-                    made += 1
-        out.skipped = made == 0
-        out.detail = "both tables and their 5 indexes present" if not made else f"{made} objects created"
+    out.skipped = made == 0
+    out.detail = "both tables and their 5 indexes present" if not made else f"{made} objects created"
 
 
-def create_view(steps: Steps) -> None:
+def create_view(steps: Steps, out: Outcome) -> None:
     cat = steps.cat
-    with steps.step("create_view") as out:
-        if schema.HEALTH_VIEW in cat.views:
-            if tuple(cat.view_columns.get(schema.HEALTH_VIEW, ())) == schema.HEALTH_VIEW_COLUMNS:
-                out.skipped, out.detail = True, "present"
-                return
-            steps.sql(sql.drop_view_sql())
-            out.detail = "replaced a drifted view"
-        steps.sql(schema.HEALTH_VIEW_SQL)
-        out.detail = out.detail or "created"
-
-
-def create_function(steps: Steps) -> None:
-    cat = steps.cat
-    with steps.step("create_function") as out:
-        if schema.UPDATED_AT_FUNCTION in cat.functions:
+    if schema.HEALTH_VIEW in cat.views:
+        if tuple(cat.view_columns.get(schema.HEALTH_VIEW, ())) == schema.HEALTH_VIEW_COLUMNS:
             out.skipped, out.detail = True, "present"
             return
-        steps.sql(schema.UPDATED_AT_FUNCTION_SQL)
-        out.detail = "created"
+        steps.sql(sql.drop_view_sql())
+        out.detail = "replaced a drifted view"
+    steps.sql(schema.HEALTH_VIEW_SQL)
+    out.detail = out.detail or "created"
 
 
-def create_triggers(steps: Steps) -> None:
+def create_function(steps: Steps, out: Outcome) -> None:
     cat = steps.cat
-    with steps.step("create_triggers") as out:
-        missing = cat.missing_triggers()
-        for trigger in missing:
-            steps.sql(sql.trigger_sql(trigger))
-        out.skipped = not missing
-        out.detail = _created(len(missing), 2)
+    if schema.UPDATED_AT_FUNCTION in cat.functions:
+        out.skipped, out.detail = True, "present"
+        return
+    steps.sql(schema.UPDATED_AT_FUNCTION_SQL)
+    out.detail = "created"
 
 
-def set_marker(steps: Steps) -> None:
+def create_triggers(steps: Steps, out: Outcome) -> None:
+    cat = steps.cat
+    missing = cat.missing_triggers()
+    for trigger in missing:
+        steps.sql(sql.trigger_sql(trigger))
+    out.skipped = not missing
+    out.detail = _created(len(missing), 2)
+
+
+def set_marker(steps: Steps, out: Outcome) -> None:
     """The pipeline's own marker reads 7 afterwards; a v8+ marker is never moved back."""
     cat = steps.cat
-    with steps.step("set_marker") as out:
-        current = cat.marker
-        if current is not None and current >= schema.SCHEMA_VERSION:
-            out.skipped, out.detail = True, f"marker reads {current}; left as is"
-            return
-        if "schema_state" not in cat.tables:  # possible on SQLite files the pipeline never touched
-            steps.sql(_ddl(steps, CreateTable(legacy_schema_state)))
-        was = "missing" if cat.marker_raw is None else repr(cat.marker_raw)
-        if cat.marker_raw is None:
-            steps.sql(sql.MARKER_INSERT_SQL, {"k": schema.SCHEMA_VERSION_KEY, "v": str(schema.SCHEMA_VERSION)})
-        else:
-            steps.sql(sql.MARKER_UPDATE_SQL, {"k": schema.SCHEMA_VERSION_KEY, "v": str(schema.SCHEMA_VERSION)})
-        cat.marker_raw = str(schema.SCHEMA_VERSION)
-        out.detail = f"{was} -> '7'"
+    current = cat.marker
+    if current is not None and current >= schema.SCHEMA_VERSION:
+        out.skipped, out.detail = True, f"marker reads {current}; left as is"
+        return
+    if "schema_state" not in cat.tables:  # possible on SQLite files the pipeline never touched
+        steps.sql(_ddl(steps, CreateTable(legacy_schema_state)))
+    was = "missing" if cat.marker_raw is None else repr(cat.marker_raw)
+    if cat.marker_raw is None:
+        steps.sql(sql.MARKER_INSERT_SQL, {"k": schema.SCHEMA_VERSION_KEY, "v": str(schema.SCHEMA_VERSION)})
+    else:
+        steps.sql(sql.MARKER_UPDATE_SQL, {"k": schema.SCHEMA_VERSION_KEY, "v": str(schema.SCHEMA_VERSION)})
+    cat.marker_raw = str(schema.SCHEMA_VERSION)
+    out.detail = f"{was} -> '7'"
 
 
-def backfill_new_rows(steps: Steps, *, covered: bool) -> None:
+def backfill_new_rows(steps: Steps, out: Outcome, *, covered: bool) -> None:
     """Rows a legacy writer inserted after v7 lack checksum and key: fill them (every run)."""
-    with steps.step("backfill_new_rows") as out:
-        if not steps.postgres:
-            out.skipped, out.detail = True, SKIP_SQLITE
-            return
-        if covered:
-            out.skipped, out.detail = True, "covered by the backfill above"
-            return
-        todo = int(steps.query(sql.count_sql("payload_checksum IS NULL")).scalar_one())
-        keyless = int(steps.query(sql.count_sql("idempotency_key IS NULL")).scalar_one())
-        if todo == 0 and keyless == 0:
-            out.skipped, out.detail = True, "no rows without checksum or key"
-            return
-        rows, dups = backfill_rows(steps)
-        if not steps.execute:
-            out.detail = f"would backfill up to {_n(max(todo, keyless))} rows"
-        elif rows == 0:
-            out.skipped = True
-            out.detail = f"no new rows ({_n(keyless)} duplicate sources stay without key)"
-        else:
-            out.detail = f"{_n(rows)} rows written after v7 backfilled" + (
-                f", {_n(dups)} of them duplicate sources left without key" if dups else ""
-            )
+    if not steps.postgres:
+        out.skipped, out.detail = True, SKIP_SQLITE
+        return
+    if covered:
+        out.skipped, out.detail = True, "covered by the backfill above"
+        return
+    todo = int(steps.query(sql.count_sql("payload_checksum IS NULL")).scalar_one())
+    keyless = int(steps.query(sql.count_sql("idempotency_key IS NULL")).scalar_one())
+    if todo == 0 and keyless == 0:
+        out.skipped, out.detail = True, "no rows without checksum or key"
+        return
+    rows, dups = backfill_rows(steps)
+    if not steps.execute:
+        out.detail = f"would backfill up to {_n(max(todo, keyless))} rows"
+    elif rows == 0:
+        out.skipped = True
+        out.detail = f"no new rows ({_n(keyless)} duplicate sources stay without key)"
+    else:
+        out.detail = f"{_n(rows)} rows written after v7 backfilled" + (
+            f", {_n(dups)} of them duplicate sources left without key" if dups else ""
+        )
 
 
 def _created(count: int, total: int) -> str:
