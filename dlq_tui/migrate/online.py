@@ -21,10 +21,9 @@ still below 7) until a later run completes it. The dry run is the same sequence 
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -36,7 +35,6 @@ from dlq_tui.migrate import runner, sql, work
 from dlq_tui.migrate.catalog import Catalog, data_gaps
 from dlq_tui.migrate.sql import EVENTS, UNIQUE
 from dlq_tui.migrate.steps import (
-    RESUME,
     STEP_NAMES,
     Hook,
     MigrationError,
@@ -45,8 +43,6 @@ from dlq_tui.migrate.steps import (
     Report,
     StepEvent,
     Steps,
-    migration_error,
-    one_line,
     sqlstate,
     step_number,
     stream,
@@ -170,7 +166,7 @@ def backfill(run: _Run, out: Outcome) -> None:
             break
         lo, done, batches = hi, done + count, batches + 1
         run.hook("after_batch", done)
-        _throttle(run, done, t0)
+        run.throttle(done, t0)
         if time.perf_counter() - last >= PROGRESS_EVERY_S:
             last = time.perf_counter()
             run.progress(_progress(done, total, t0))
@@ -197,13 +193,6 @@ def _progress(done: int, total: int, t0: float) -> str:
     pct = 100 * done // total if total else 100
     eta = (total - done) / rate if rate > 0 else 0.0
     return f"{_n(done)} / {_n(total)} rows ({pct}%), {rate:,.0f} rows/s, ETA {eta:.0f} s"
-
-
-def _throttle(run: _Run, done: int, t0: float) -> None:
-    if run.policy.max_rate:
-        ahead = done / run.policy.max_rate - (time.perf_counter() - t0)
-        if ahead > 0:
-            run.sleep(ahead)
 
 
 def duplicate_keys(run: _Run, out: Outcome) -> None:
@@ -298,27 +287,16 @@ def add_constraints(run: _Run, out: Outcome) -> None:
     ]
     for constraint in pending:
         run.transaction(partial(run.sql, sql.validate_sql(constraint)), share=True)
-    fixed = []
-    for column in sql.missing_not_null(cat):  # a half-applied column without its NOT NULL
-        check = sql.not_null_check(column)
-        statements = [sql.fill_default_sql(column)]
-        if check not in cat.constraints:
-            condition = f"{column} IS NOT NULL"
-            statements.append(sql.alter_events_sql(sql.check_clause(check, not_valid=True, condition=condition)))
-        statements += [
-            sql.validate_sql(check),
-            sql.alter_events_sql(sql.set_not_null_clause(column)),  # proven by the valid check: no scan
-            sql.drop_constraint_sql(check),
-        ]
-        for statement in statements:
+    fixed = sql.missing_not_null(cat)  # a half-applied column without its NOT NULL
+    for column in fixed:
+        for statement in sql.not_null_sql(column, check_exists=sql.not_null_check(column) in cat.constraints):
             run.transaction(partial(run.sql, statement))
-        fixed.append(f"{column} NOT NULL")
     checks = [c for c in pending if c in schema.V7_CHECK_CONSTRAINTS]
     if not pending and not fixed:
         out.skipped, out.detail = True, "checks present and validated (already done)"
         return
     parts = [f"{len(checks)} check{'s' if len(checks) > 1 else ''} validated"] if checks else []
-    parts += ["fixed " + ", ".join(fixed)] if fixed else []
+    parts += ["fixed " + ", ".join(f"{c} NOT NULL" for c in fixed)] if fixed else []
     out.detail = "; ".join(parts)
 
 
@@ -355,11 +333,12 @@ def backfill_new_rows(run: _Run, out: Outcome) -> None:
         out.detail = f"{_n(total)} rows written during the migration backfilled{dup_note}"
 
 
-def _fill_lacking(run: _Run) -> tuple[int, int]:
-    """Every row lacking checksum or key, in keyset batches of their own transactions: (rows, left keyless)."""
+def _fill_lacking(run: _Run, *, own_transactions: bool = True) -> tuple[int, int]:
+    """Every row lacking checksum or key, in keyset batches (each its own transaction): (rows, left keyless)."""
     lo, done, keyless = 0, 0, 0
     while True:
-        hi, count, dups = run.transaction(partial(_fill_batch, run, lo))
+        batch = partial(_fill_batch, run, lo)
+        hi, count, dups = run.transaction(batch) if own_transactions else batch()
         if hi is None:
             return done, keyless
         lo, done, keyless = hi, done + count, keyless + dups
@@ -386,37 +365,26 @@ def set_marker(run: _Run, out: Outcome) -> None:
     """
     import alembic.command  # noqa: F401  (~0.3 s: paid before the lock, not while writers wait)
 
-    head, marker = runner.head(), Outcome()
-    result: dict[str, Any] = {"rows": 0, "held": 0.0, "stamped": None}
+    head, marker, last = runner.head(), Outcome(), dict[str, Any]()
 
     def body() -> None:
         marker.detail, marker.skipped = "", False
         cat = run.fresh()
         if run.execute and not cat.v7_complete():
             raise MigrationError(f"v7 objects still missing before the marker: {', '.join(cat.missing_v7()[:3])}")
-        result["stamped"] = cat.alembic_revision
         run.note(f"alembic stamp {head}")
         if run.execute:
             runner.stamp(run.conn, head)
         t0 = time.perf_counter()
         run.sql(sql.FINAL_LOCK_SQL)
-        lo, rows = 0, 0
-        while True:
-            hi, count, _dups = _fill_batch(run, lo)
-            if hi is None:
-                break
-            lo, rows = hi, rows + count
+        rows, _keyless = _fill_lacking(run, own_transactions=False)
         work.set_marker(run, marker)
-        result.update(rows=rows, held=time.perf_counter() - t0)
+        last.update(rows=rows, ms=(time.perf_counter() - t0) * 1000, stamped=cat.alembic_revision)
 
     run.transaction(body)
-    out.skipped = marker.skipped and result["rows"] == 0 and result["stamped"] == head
-    if not run.execute:
-        out.detail = f"{marker.detail}; alembic stamp {head}; the last rows under a brief SHARE lock"
-        return
-    held_ms = result["held"] * 1000
-    out.detail = f"{marker.detail}; alembic stamped {head}; last {_n(result['rows'])} rows under a {held_ms:.0f} ms "
-    out.detail += "SHARE lock"
+    out.skipped = marker.skipped and last["rows"] == 0 and last["stamped"] == head
+    lock = f"last {_n(last['rows'])} rows under a {last['ms']:.0f} ms" if run.execute else "the last rows under a brief"
+    out.detail = f"{marker.detail}; alembic {'stamped' if run.execute else 'stamp'} {head}; {lock} SHARE lock"
 
 
 def commit(run: _Run, out: Outcome) -> None:
@@ -483,64 +451,47 @@ def online_upgrade(
         raise MigrationError("--batch-size must be at least 1")
     if max_rate is not None and max_rate <= 0:
         raise MigrationError("--max-rate must be a positive number of rows per second")
+    policy = Policy(True, lock_timeout_ms, share_lock_timeout_ms, retries, batch_size, max_rate)
     if isinstance(engine_or_dsn, str):
         from dlq_tui.db.connect import make_engine
 
         engine = make_engine(engine_or_dsn)
         try:
-            yield from online_upgrade(
-                engine,
-                batch_size=batch_size,
-                max_rate=max_rate,
-                lock_timeout_ms=lock_timeout_ms,
-                retries=retries,
-                lock_wait_s=lock_wait_s,
-                share_lock_timeout_ms=share_lock_timeout_ms,
-                hooks=hooks,
-            )
+            yield from _online(engine, policy, lock_wait_s, hooks)
         finally:
             engine.dispose()
         return
-    engine = engine_or_dsn
+    yield from _online(engine_or_dsn, policy, lock_wait_s, hooks)
+
+
+def _online(
+    engine: Engine, policy: Policy, lock_wait_s: float, hooks: Mapping[str, Hook] | None
+) -> Iterator[StepEvent]:
     if engine.dialect.name != "postgresql":  # nothing to do online: v7 only moves the marker there
         yield from runner.upgrade(engine, lock_wait_s=lock_wait_s, hooks=hooks)
         return
     for name in STEP_NAMES:
         yield StepEvent(step_number(name), name, "pending")
     started = time.perf_counter()
-    yield StepEvent(step_number("acquire_lock"), "acquire_lock", "running")
-    t0 = time.perf_counter()
+    lock = StepEvent(step_number("acquire_lock"), "acquire_lock", "running")
+    yield lock
     try:
         lock_conn, waited = runner.take_advisory_lock(engine, lock_wait_s, unchanged="nothing changed by this run")
     except MigrationError as exc:
-        yield StepEvent(step_number("acquire_lock"), "acquire_lock", "failed", time.perf_counter() - t0, str(exc))
+        yield replace(lock, status="failed", duration_s=time.perf_counter() - started, detail=str(exc))
         raise
     try:
-        yield StepEvent(
-            step_number("acquire_lock"),
-            "acquire_lock",
-            "done",
-            time.perf_counter() - t0,
-            f"waited {waited:.1f} s for another migration" if waited >= runner.LOCK_POLL_S else "free",
-        )
+        detail = f"waited {waited:.1f} s for another migration" if waited >= runner.LOCK_POLL_S else "free"
+        yield replace(lock, status="done", duration_s=time.perf_counter() - started, detail=detail)
         with engine.connect() as conn, engine.connect().execution_options(isolation_level="AUTOCOMMIT") as ddl:
-            ddl.exec_driver_sql(sql.lock_timeout_sql(share_lock_timeout_ms, local=False))
+            ddl.exec_driver_sql(sql.lock_timeout_sql(policy.share_lock_timeout_ms, local=False))
             ddl.exec_driver_sql("SET maintenance_work_mem = '256MB'")
-            policy = Policy(True, lock_timeout_ms, share_lock_timeout_ms, retries, batch_size, max_rate)
-            run = _Run(conn, _unset, hooks=dict(hooks or {}), policy=policy, ddl=ddl, started_at=started)
-            drivers = [c.connection.dbapi_connection for c in (conn, ddl)]
+            run = _Run(conn, hooks=dict(hooks or {}), policy=policy, ddl=ddl, started_at=started)
             yield from stream(
-                partial(_run_online, run),
-                cancel=run.cancel,
-                interrupt=partial(_cancel_queries, drivers),
-                interrupted=partial(_interrupted, run),
+                partial(_run_online, run), cancel=run.cancel, interrupt=run.interrupt, interrupted=run.interrupted
             )
     finally:
         runner.release_advisory_lock(lock_conn)
-
-
-def _unset(_event: StepEvent) -> None:
-    raise AssertionError("a run reports through stream()")
 
 
 def _run_online(run: _Run, report: Report) -> None:
@@ -548,38 +499,11 @@ def _run_online(run: _Run, report: Report) -> None:
     run.report = report
     try:
         _sequence(run)
-    except (MigrationError, DBAPIError) as exc:
-        error = migration_error(exc, run)
-        report(
-            _failed_event(run, str(error) if error is not exc else f"lost the connection ({one_line(exc)}); {RESUME}")
-        )
+    except BaseException as exc:
+        error = run.fail(exc)
         if error is exc:
             raise
         raise error from exc
-    except BaseException as exc:  # Ctrl-C, a hook: still one "failed" event, then re-raise as is
-        if run.current is not None:
-            with contextlib.suppress(MigrationError):  # cancelled: nobody listens any more
-                report(_failed_event(run, f"interrupted ({type(exc).__name__}); {RESUME}"))
-        raise
-
-
-def _failed_event(run: _Run, message: str) -> StepEvent:
-    """The failure, reported on the step that was running (on "commit" between steps)."""
-    name = run.current or "commit"
-    duration = time.perf_counter() - run.current_since if run.current else None
-    return StepEvent(step_number(name), name, "failed", duration, message)
-
-
-def _interrupted(run: _Run, exc: BaseException) -> StepEvent | None:
-    """Ctrl-C while the worker ran a step: the event that says so (the worker can no longer report)."""
-    return _failed_event(run, f"interrupted ({type(exc).__name__}); {RESUME}") if run.current else None
-
-
-def _cancel_queries(drivers: list[Any]) -> None:
-    """Ctrl-C while a statement runs: cancel it server-side, so the worker stops now (resumable anyway)."""
-    for driver in drivers:
-        with contextlib.suppress(Exception):
-            driver.cancel()
 
 
 # --- dry run -------------------------------------------------------------------------------------------

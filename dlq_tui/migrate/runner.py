@@ -9,7 +9,6 @@ a thread so that events reach the caller while each step runs.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import time
 from collections.abc import Iterator, Mapping
@@ -35,7 +34,6 @@ from dlq_tui.migrate.steps import (
     Report,
     StepEvent,
     Steps,
-    migration_error,
     step_number,
     stream,
 )
@@ -315,7 +313,7 @@ def _upgrade(
                     tx.rollback()
                 raise
         except BaseException as exc:
-            raise _as_migration_error(exc, steps) from exc
+            raise steps.fail(exc) from exc
         finally:
             if lock_conn is not None:
                 _release_lock(lock_conn)
@@ -366,21 +364,6 @@ def _release_lock(conn: Connection) -> None:
         conn.close()
     except DBAPIError:
         conn.invalidate()  # never hand a connection that may still hold the lock back to the pool
-
-
-def _as_migration_error(exc: BaseException, steps: Steps) -> BaseException:
-    error = migration_error(exc, steps)
-    if error is not exc or isinstance(exc, MigrationError):
-        _ensure_failed_event(steps, str(error))
-    return error
-
-
-def _ensure_failed_event(steps: Steps, message: str) -> None:
-    if "failed" in steps.statuses.values():
-        return
-    name = next((n for n in STEP_NAMES if n not in steps.reported), "commit")
-    with contextlib.suppress(MigrationError):  # a cancelled run cannot report any more
-        steps.emit(name, "failed", None, message)
 
 
 def _alembic_config(conn: Connection, steps: Steps | None) -> Any:

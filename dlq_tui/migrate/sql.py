@@ -118,6 +118,18 @@ def not_null_check(column: str) -> str:
     return NOT_NULL_CHECK_PREFIX + column
 
 
+def not_null_sql(column: str, *, check_exists: bool) -> list[str]:
+    """SET NOT NULL without its full-table scan under an exclusive lock (online path).
+
+    A NOT VALID check is validated under a lock writers pass; SET NOT NULL then trusts it.
+    """
+    check = not_null_check(column)
+    statements = [fill_default_sql(column)]
+    if not check_exists:
+        statements.append(alter_events_sql(check_clause(check, not_valid=True, condition=f"{column} IS NOT NULL")))
+    return [*statements, validate_sql(check), alter_events_sql(set_not_null_clause(column)), drop_constraint_sql(check)]
+
+
 def unique_clause() -> str:
     return f"ADD CONSTRAINT {UNIQUE} UNIQUE (idempotency_key)"
 

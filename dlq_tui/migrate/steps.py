@@ -10,6 +10,7 @@ a UI can lay out the whole list up front; the events arrive in the order the ste
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import re
 import threading
@@ -118,12 +119,16 @@ Report = Callable[[StepEvent], None]
 T = TypeVar("T")
 
 
+def _unwired(event: StepEvent) -> None:
+    raise AssertionError(f"Steps.report is not wired (a {event.name} event was lost)")
+
+
 @dataclass
 class Steps:
     """Runs step bodies under a Policy, reporting StepEvents as they go (records only, in a dry run)."""
 
     conn: Connection
-    report: Report
+    report: Report = _unwired  # stream() wires a run's in its worker thread
     execute: bool = True
     hooks: Mapping[str, Hook] = field(default_factory=dict)
     catalog: Catalog | None = None
@@ -264,6 +269,20 @@ class Steps:
         if self.cancel.wait(seconds):
             raise Cancelled("migration cancelled")
 
+    def throttle(self, rows: int, since: float) -> None:
+        """Hold a batch loop to the policy's max_rate (rows per second since `since`)."""
+        if self.policy.max_rate:
+            ahead = rows / self.policy.max_rate - (time.perf_counter() - since)
+            if ahead > 0:
+                self.sleep(ahead)
+
+    def interrupt(self) -> None:
+        """Cancel the statement running now, server-side (Ctrl-C: a resumable run stops at once)."""
+        for conn in (self.conn, self.ddl):
+            with contextlib.suppress(Exception):
+                if conn is not None:
+                    conn.connection.dbapi_connection.cancel()  # type: ignore[union-attr]
+
     # --- events --------------------------------------------------------------------------------------
     def hook(self, point: str, value: Any) -> None:
         """Tests interrupt a run here ("after_step", "after_batch", "before_index", "after_index")."""
@@ -280,6 +299,41 @@ class Steps:
         self.reported.add(name)
         self.statuses[name], self.details[name] = status, detail
         self.report(StepEvent(step_number(name), name, status, duration, detail, None))
+
+    def fail(self, exc: BaseException) -> BaseException:
+        """The error a failed run ends with (migration_error), reported as one "failed" event.
+
+        Atomic: step() reported the step that failed; anything else lands on the next step not reported.
+        Resumable: the step that was running, or commit between steps; an exception that is no database
+        or migration error (a hook, Ctrl-C) is reported as an interruption and re-raised as it is.
+        """
+        if self.policy.resumable and not isinstance(exc, MigrationError | DBAPIError):
+            if self.current is not None:
+                self._failed(self.current, f"interrupted ({type(exc).__name__}); {RESUME}")
+            return exc
+        error = migration_error(exc, self)
+        if self.policy.resumable:
+            self._failed(self.current or "commit", str(error) if error is not exc else self._lost(exc))
+        elif (error is not exc or isinstance(exc, MigrationError)) and "failed" not in self.statuses.values():
+            self._failed(next((n for n in STEP_NAMES if n not in self.reported), "commit"), str(error))
+        return error
+
+    @staticmethod
+    def _lost(exc: BaseException) -> str:
+        return f"lost the connection ({one_line(exc)}); {RESUME}"
+
+    def _failed(self, name: str, message: str) -> None:
+        duration = time.perf_counter() - self.current_since if name == self.current else None
+        with contextlib.suppress(MigrationError):  # cancelled: nobody listens any more
+            self.emit(name, "failed", duration, message)
+
+    def interrupted(self, exc: BaseException) -> StepEvent | None:
+        """The "failed" event for a Ctrl-C in the caller's thread, which the work can no longer report."""
+        if self.current is None or not self.policy.resumable:
+            return None
+        duration = time.perf_counter() - self.current_since
+        message = f"interrupted ({type(exc).__name__}); {RESUME}"
+        return StepEvent(step_number(self.current), self.current, "failed", duration, message)
 
     def run(self, name: str, body: Callable[[Steps, Outcome], None]) -> None:
         """One step: body(steps, outcome) between its "running" and its "done"/"skipped" event."""
