@@ -3,7 +3,7 @@
 upgrade() drives alembic from code (no ini file): one connection, one transaction on PostgreSQL
 (everything or nothing), SET LOCAL lock_timeout so it never queues behind a long transaction, and
 a session advisory lock polled with pg_try_advisory_lock on a separate connection so two migrators
-cannot race (a blocking pg_advisory_lock can deadlock undetected, see FINDINGS.md). The work runs in
+cannot race (a blocking pg_advisory_lock can deadlock undetected). The work runs in
 a thread so that events reach the caller while each step runs.
 """
 
@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from dlq_tui.db import schema
-from dlq_tui.migrate import paging, work
+from dlq_tui.migrate import paging, sql, work
 from dlq_tui.migrate.catalog import Catalog, data_gaps, inspect_catalog
 from dlq_tui.migrate.revision import STEPS_ATTRIBUTE
 from dlq_tui.migrate.steps import (
@@ -301,7 +301,7 @@ def _upgrade(
             try:
                 if pg:
                     # Fail fast behind a long transaction instead of blocking every writer queued behind us.
-                    conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
+                    conn.exec_driver_sql(sql.lock_timeout_sql(lock_timeout_ms))
                     conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '512MB'")
                     conn.exec_driver_sql("SET LOCAL work_mem = '256MB'")
                 _sequence(steps, _alembic_config(conn, steps))
@@ -329,7 +329,7 @@ def _take_lock(engine: Engine, steps: Steps, wait_s: float) -> Connection:
 def take_advisory_lock(
     engine: Engine, wait_s: float, *, unchanged: str = "nothing changed"
 ) -> tuple[Connection, float]:
-    """The migrators' advisory lock on a dedicated session, polled (never a blocking wait: see FINDINGS.md).
+    """The migrators' advisory lock on a dedicated session, polled (never a blocking wait: it can deadlock undetected).
 
     Returns the connection holding it and the seconds waited; raises MigrationError after `wait_s`.
     """

@@ -3,7 +3,7 @@
 Every step looks at the catalog first and only does what is missing, which is what makes a
 half-applied v7 complete instead of fail, and a second run a no-op.
 
-Why this order (measured in FINDINGS.md and bench/migration_timing.py): the spec's order backfills
+Why this order (measured by bench/migration_timing.py): the spec's order backfills
 after eight indexes, a unique constraint and a per-row trigger exist (~50 s for 1M rows). Here the
 12 columns come first (one ALTER, no rewrite), then checksums and keys are filled in ONE pass by a
 table rewrite (`ALTER COLUMN ... TYPE ... USING <hash>`): it writes a compact new heap instead of
