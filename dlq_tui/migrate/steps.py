@@ -279,8 +279,8 @@ class Steps:
     def interrupt(self) -> None:
         """Cancel the statement running now, server-side (Ctrl-C: a resumable run stops at once)."""
         for conn in (self.conn, self.ddl):
-            with contextlib.suppress(Exception):
-                if conn is not None:
+            if conn is not None and not (conn.closed or conn.invalidated):  # never reconnect just to cancel
+                with contextlib.suppress(Exception):
                     conn.connection.dbapi_connection.cancel()  # type: ignore[union-attr]
 
     # --- events --------------------------------------------------------------------------------------
