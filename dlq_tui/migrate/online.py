@@ -488,7 +488,11 @@ def _online(
             ddl.exec_driver_sql("SET maintenance_work_mem = '256MB'")
             run = _Run(conn, hooks=dict(hooks or {}), policy=policy, ddl=ddl, started_at=started)
             yield from stream(
-                partial(_run_online, run), cancel=run.cancel, interrupt=run.interrupt, interrupted=run.interrupted
+                partial(_run_online, run),
+                cancel=run.cancel,
+                interrupt=run.interrupt,
+                interrupted=run.interrupted,
+                lockstep=True,  # as the generator it was: hooks and the caller never run at the same time
             )
     finally:
         runner.release_advisory_lock(lock_conn)

@@ -461,20 +461,28 @@ def stream(
     cancelled: str = "migration cancelled",
     interrupt: Callable[[], None] | None = None,
     interrupted: Callable[[BaseException], StepEvent | None] | None = None,
+    lockstep: bool = False,
 ) -> Iterator[StepEvent]:
     """Run work(report) in a thread and yield the events it reports while it runs.
 
     When the caller stops listening (closes the generator, or Ctrl-C arrives while it waits), the
     work's next report raises Cancelled(`cancelled`); `interrupt` is called to stop what it is running
     now, and `interrupted(exc)` may give one last event to yield before the Ctrl-C propagates.
+    lockstep: the work waits in each report until the caller asks for the next event, as the body of
+    a generator would (it never runs while the caller handles an event, and a slow caller slows it).
     """
     events: queue.Queue[Any] = queue.Queue()
     stop = cancel if cancel is not None else threading.Event()
+    taken = threading.Semaphore(0) if lockstep else None
 
     def report(event: StepEvent) -> None:
         if stop.is_set():
             raise Cancelled(cancelled)
         events.put(event)
+        if taken is not None:
+            taken.acquire()
+            if stop.is_set():
+                raise Cancelled(cancelled)
 
     def target() -> None:
         try:
@@ -487,6 +495,8 @@ def stream(
 
     def halt() -> None:
         stop.set()
+        if taken is not None:
+            taken.release()
         if interrupt is not None and worker.is_alive():
             interrupt()
         worker.join()
@@ -507,5 +517,7 @@ def stream(
             if isinstance(item, _Failure):
                 raise item.exc
             yield item
+            if taken is not None:
+                taken.release()
     finally:
         halt()
