@@ -20,9 +20,10 @@ from sqlalchemy import Engine, text
 
 from bench import seed
 from bench.server import BenchServer, open_server
-from dlq_tui.db.connect import make_engine, mask_dsn
+from dlq_tui.db.connect import make_engine
+from dlq_tui.db.dsn import mask_dsn
 
-ALL = ("pages", "health", "triage", "migration", "app")
+ALL = ("pages", "health", "triage", "migration", "app", "redrive")
 
 
 def _sizes(value: str) -> list[int]:
@@ -43,6 +44,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--duplicates", type=int, default=3, help="duplicate sources in the migration's legacy data")
     p.add_argument("--triage-size", type=_sizes, default=[100_000], help="N for the triage throughput run")
     p.add_argument("--triage-seconds", type=float, default=10.0)
+    p.add_argument("--redrive-size", type=_sizes, default=[10_000], help="repairable dead letters to redrive")
     p.add_argument("--app-size", type=_sizes, default=[1_000_000], help="N for the app measurements")
     p.add_argument("--app-pages", type=int, default=1000, help="pages to scroll for the app memory measurement")
     p.add_argument("--startup-repeats", type=int, default=5, help="launches of the real app in tmux")
@@ -182,6 +184,38 @@ class Run:
             engine.dispose()
             self.server.drop(name)
 
+    def redrive(self, rows: int) -> None:
+        from bench.redrive import measure_redrive
+        from dlq_tui.migrate.runner import upgrade
+
+        name = f"{self.args.db_prefix}_redrive_{rows}"
+        dsn = self.server.create(name)
+        engine = make_engine(dsn)
+        try:
+            for _event in upgrade(engine):
+                pass
+            res = measure_redrive(engine, rows)
+            self.results["redrive"] = {
+                "rows": rows,
+                "seconds": res.seconds,
+                "events_per_s": res.events_per_s,
+                "redriven": res.redriven,
+                "skipped": res.skipped,
+                "failed": res.failed,
+                "batches": res.batches,
+                "repair_us": {k: v.as_dict() for k, v in res.repair_us.items()},
+            }
+            self.say(
+                f"  redrive of {rows:,} repairable dead letters: {res.events_per_s:,.0f} events/s "
+                f"({res.redriven:,} in {res.seconds:.2f} s, {res.batches} batches; {res.skipped} skipped, "
+                f"{res.failed} failed)"
+            )
+            for label, spread in res.repair_us.items():
+                self.say(f"    repair, {label:<36} {spread}")
+        finally:
+            engine.dispose()
+            self.server.drop(name)
+
     def app(self, rows: int) -> None:
         from bench.app import measure_app
 
@@ -273,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
         if which & {"pages", "health"}:
             for rows in args.sizes:
                 run.reads(rows, which)
+        if "redrive" in which:
+            run.redrive(args.redrive_size[0])
         if "app" in which:
             run.app(args.app_size[0])
     finally:

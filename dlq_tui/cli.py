@@ -1,19 +1,33 @@
 """Command line: parse arguments, resolve the database, dispatch to the app or a one-shot command.
 
 Exit codes: 0 success; 1 the command ran and found a problem (migration failed, schema not
-current); 2 the database could not be reached or the arguments were wrong. `health` follows the
-monitoring-plugin convention instead (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).
+current); 2 the database could not be reached, did not answer within the overall time limit, or the
+arguments were wrong. `health` follows the monitoring-plugin convention instead (0 OK, 1 WARNING,
+2 CRITICAL, 3 UNKNOWN).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 from dlq_tui import __version__
-from dlq_tui.config import DsnChoice, Settings, default_operator, resolve_dsn
-from dlq_tui.db.connect import ConnectionFault, classify_connection_error, connection_errors, mask_dsn, scrub
+from dlq_tui.config import (
+    DEFAULT_MIGRATE_TIMEOUT_S,
+    DEFAULT_TIMEOUT_S,
+    DsnChoice,
+    SettingFault,
+    Settings,
+    default_operator,
+    parse_seconds,
+    resolve_dsn,
+    resolve_timeout,
+)
+from dlq_tui.db.deadline import Deadline
+from dlq_tui.db.dsn import describe_target, mask_dsn, scrub
+from dlq_tui.db.errors import ConnectionFault, classify_connection_error, connection_errors, first_line
 
 EXIT_OK = 0
 EXIT_PROBLEM = 1
@@ -29,6 +43,34 @@ def _common_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
         help="PostgreSQL connection string (URI or key=value). Default: DLQ_TUI_DSN, DATABASE_URL, "
         "PG* variables, else the embedded server.",
     )
+    parser.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=default,
+        metavar="SECONDS",
+        help="overall time limit of check, health, analyze and the app's start "
+        f"(default: DLQ_TUI_TIMEOUT, else {DEFAULT_TIMEOUT_S:g}; 0: none)",
+    )
+
+
+def _seconds(raw: str) -> float:
+    try:
+        return parse_seconds(raw)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _lock_ttl(raw: str) -> int:
+    """--lock-ttl: whole minutes in the range a claim accepts, checked as text first (int() of a 5,000-digit
+    argument would fail with Python's own message)."""
+    from dlq_tui.db.triage import LOCK_TTL_MAX_MINUTES
+
+    digits = raw.strip()
+    fits = digits.isascii() and digits.isdigit() and len(digits) <= len(str(LOCK_TTL_MAX_MINUTES))
+    if fits and 1 <= int(digits) <= LOCK_TTL_MAX_MINUTES:
+        return int(digits)
+    shown = raw if len(raw) <= 20 else raw[:20] + "…"
+    raise argparse.ArgumentTypeError(f"expected whole minutes from 1 to {LOCK_TTL_MAX_MINUTES}, got {shown!r}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,17 +87,34 @@ def build_parser() -> argparse.ArgumentParser:
     app.add_argument(
         "--refresh", type=float, default=5.0, metavar="SECONDS", help="health refresh interval (default 5)"
     )
-    app.add_argument("--lock-ttl", type=int, default=30, metavar="MINUTES", help="claim lock lifetime (default 30)")
+    app.add_argument(
+        "--lock-ttl",
+        type=_lock_ttl,
+        default=30,
+        metavar="MINUTES",
+        help="claim lock lifetime, at most a week (default 30)",
+    )
     mig = parser.add_argument_group("one-shot migration")
     mig.add_argument("--migrate", action="store_true", help="upgrade the database to schema v7 and exit")
     mig.add_argument("--dry-run", action="store_true", help="with --migrate: print the SQL, change nothing")
     mig.add_argument("--online", action="store_true", help="with --migrate: short locks, batched, resumable")
     mig.add_argument("--batch-size", type=int, default=10_000, help="with --online: rows per backfill batch")
     mig.add_argument("--max-rate", type=float, default=None, metavar="ROWS_PER_S", help="with --online: throttle")
+    mig.add_argument(
+        "--migrate-timeout",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help=f"overall time limit of --migrate (default: DLQ_TUI_MIGRATE_TIMEOUT, else {DEFAULT_MIGRATE_TIMEOUT_S:g}; "
+        "0: none)",
+    )
 
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     check = sub.add_parser("check", help="is the schema current (v7)? exit 0 only when it is")
     _common_options(check, suppress=True)
+    check.add_argument(
+        "--strict", action="store_true", help="data notes (rows without checksum or key, duplicates) fail too"
+    )
     health = sub.add_parser("health", help="health figures for scripts and alerting (0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN)")
     _common_options(health, suppress=True)
     health.add_argument("--json", action="store_true", help="one JSON object")
@@ -65,6 +124,16 @@ def build_parser() -> argparse.ArgumentParser:
     analyze = sub.add_parser("analyze", help="failure-pattern analysis")
     _common_options(analyze, suppress=True)
     analyze.add_argument("--json", action="store_true", help="one JSON object")
+    from dlq_tui.commands.redrive import add_options as add_redrive_options
+
+    redrive = sub.add_parser("redrive", help="repair dead letters and redrive them into raw_events (for cron)")
+    _common_options(redrive, suppress=True)
+    add_redrive_options(redrive)
+    purge = sub.add_parser("purge", help="delete resolved events older than DAYS days, in short batches")
+    _common_options(purge, suppress=True)
+    from dlq_tui.commands.purge import add_purge_options
+
+    add_purge_options(purge)
     return parser
 
 
@@ -92,10 +161,11 @@ def _fault_line(exc: BaseException, dsn: str) -> tuple[str, int]:
     line = classify_connection_error(exc, dsn)
     code = EXIT_FAULT
     if line is None:
-        inner = getattr(exc, "orig", None) or exc
-        first = (str(inner).strip().splitlines() or [type(inner).__name__])[0]
-        line, code = scrub(f"database error: {first}", dsn), EXIT_PROBLEM
+        line, code = scrub(f"database error: {first_line(exc)}", dsn), EXIT_PROBLEM
     return line, code
+
+
+WRITE_COMMANDS = frozenset({"redrive", "purge"})
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -107,14 +177,48 @@ def run(argv: Sequence[str] | None = None) -> int:
         parser.error("--online goes with --migrate")
     if args.migrate and args.command:
         parser.error("--migrate cannot be combined with a command")
+    if args.migrate and args.timeout is not None:
+        parser.error("--timeout does not apply to --migrate: use --migrate-timeout")
+    if args.migrate_timeout is not None and not args.migrate:
+        parser.error("--migrate-timeout goes with --migrate")
+    if args.command == "redrive":
+        from dlq_tui.commands.redrive import check_options
+
+        check_options(parser, args)
+    if args.command == "purge":
+        from dlq_tui.commands.purge import usage_problem
+
+        # Before the database is resolved: a bad DAYS must not start the embedded server first.
+        if (problem := usage_problem(args)) is not None:
+            return fail(problem)
+    if args.demo and args.read_only:
+        # Before the database is even resolved: the embedded default would create its database first.
+        return fail(
+            "--demo writes to the database (it migrates it and adds demo events) and --read-only refuses "
+            "every write: use one or the other; nothing was changed"
+        )
 
     try:
         choice = resolve_dsn(args.dsn)
+        if args.migrate:
+            limit = resolve_timeout(args.migrate_timeout, "DLQ_TUI_MIGRATE_TIMEOUT", DEFAULT_MIGRATE_TIMEOUT_S)
+        elif args.command in WRITE_COMMANDS:
+            # Batch writes for cron may rightly run long: only an explicit --timeout bounds them.
+            limit = args.timeout or None
+        else:
+            limit = resolve_timeout(args.timeout, "DLQ_TUI_TIMEOUT", DEFAULT_TIMEOUT_S)
         dsn, embedded = resolve_database(choice, demo=args.demo)
-    except ConnectionFault as exc:
+    except (ConnectionFault, SettingFault) as exc:
         # `health` speaks the monitoring-plugin convention: a database it cannot read is UNKNOWN (3).
-        return fail(str(exc), 3 if args.command == "health" else EXIT_FAULT)
+        if args.command != "health":
+            return fail(str(exc), EXIT_FAULT)
+        from dlq_tui.commands.health import report_unknown
 
+        return report_unknown(str(exc), args, args.dsn, plugin_line=False)
+
+    deadline = Deadline(limit, "--migrate-timeout" if args.migrate else "--timeout")
+    deadline.on_stuck = lambda: _give_up(deadline, dsn, args)
+    deadline.start()
     try:
         if args.migrate:
             from dlq_tui.commands.migrate import run_migrate
@@ -125,19 +229,28 @@ def run(argv: Sequence[str] | None = None) -> int:
                 online=args.online,
                 batch_size=args.batch_size,
                 max_rate=args.max_rate,
+                deadline=deadline,
             )
         if args.command == "check":
             from dlq_tui.commands.check import run_check
 
-            return run_check(dsn)
+            return run_check(dsn, strict=args.strict, deadline=deadline)
         if args.command == "health":
             from dlq_tui.commands.health import run_health
 
-            return run_health(dsn, args)
+            return run_health(dsn, args, deadline=deadline)
         if args.command == "analyze":
             from dlq_tui.commands.analyze import run_analyze
 
-            return run_analyze(dsn, as_json=args.json)
+            return run_analyze(dsn, as_json=args.json, deadline=deadline)
+        if args.command == "redrive":
+            from dlq_tui.commands.redrive import run_redrive
+
+            return run_redrive(dsn, args)
+        if args.command == "purge":
+            from dlq_tui.commands.purge import run_purge
+
+            return run_purge(dsn, args)
         settings = Settings(
             dsn=dsn,
             embedded=embedded,
@@ -148,13 +261,29 @@ def run(argv: Sequence[str] | None = None) -> int:
         )
         from dlq_tui.commands.app import run_app
 
-        return run_app(settings, demo=args.demo)
+        return run_app(settings, demo=args.demo, deadline=deadline)
     except ConnectionFault as exc:
         return fail(str(exc))
     except connection_errors() as exc:
         return fail(*_fault_line(exc, dsn))
     except KeyboardInterrupt:
         return fail("interrupted", 130)
+    finally:
+        deadline.stop()
+
+
+def _give_up(deadline: Deadline, dsn: str, args: argparse.Namespace) -> None:
+    """The command did not end although its connections were cut: say why, and end the process."""
+    line = deadline.describe(describe_target(dsn).label())
+    if args.command == "health":
+        from dlq_tui.commands.health import report_unknown
+
+        code = report_unknown(line, args, dsn)
+    else:
+        code = fail(line)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # the main thread is blocked where no exception can reach it
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -29,7 +29,7 @@ def resolve_dsn(flag: str | None, env: dict[str, str] | None = None) -> DsnChoic
     env = dict(os.environ) if env is None else env
     if flag is not None:
         if not flag.strip():
-            from dlq_tui.db.connect import ConnectionFault
+            from dlq_tui.db.errors import ConnectionFault
 
             raise ConnectionFault("--dsn was given an empty value (an unset variable?)")
         return DsnChoice(flag, "--dsn")
@@ -57,3 +57,40 @@ class Settings:
     operator: str = field(default_factory=default_operator)
     refresh_seconds: float = 5.0
     lock_ttl_minutes: int = 30
+
+
+# Overall time limits (see dlq_tui/db/deadline.py). A monitoring check must end well inside its scheduler's
+# own limit (often 60 s); health at 10M events takes ~20 s. A migration of a large table takes minutes.
+DEFAULT_TIMEOUT_S = 30.0
+DEFAULT_MIGRATE_TIMEOUT_S = 3600.0
+
+
+class SettingFault(ValueError):
+    """A setting from the environment that cannot be used: one line, no traceback."""
+
+
+def parse_seconds(raw: str) -> float:
+    """A number of seconds >= 0 (0: no limit); ValueError with the reason otherwise."""
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"expected a number of seconds, got {raw!r}") from None
+    if not 0 <= value < float("inf"):
+        raise ValueError(f"expected a number of seconds from 0 (no limit) up, got {raw!r}")
+    return value
+
+
+def resolve_timeout(
+    flag: float | None, variable: str, default: float, env: dict[str, str] | None = None
+) -> float | None:
+    """The flag, else the environment variable (empty counts as unset), else the default; None for no limit."""
+    env = dict(os.environ) if env is None else env
+    value = flag
+    if value is None and env.get(variable, "").strip():
+        try:
+            value = parse_seconds(env[variable])
+        except ValueError as exc:
+            raise SettingFault(f"{variable}: {exc}") from None
+    if value is None:
+        value = default
+    return value or None

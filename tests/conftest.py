@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import Engine
 
 from dlq_tui.db.connect import make_engine
-from tests.pg import TestServer, start_test_server, stop_test_server
+from tests.support.pg import TestServer, start_test_server, stop_test_server
 
 
 @pytest.fixture(scope="session")
@@ -36,7 +36,7 @@ def empty_engine(empty_dsn: str) -> Iterator[Engine]:
 def v7_template(pg_server: TestServer) -> Iterator[str]:
     """A database at schema v7 built once per session by the real migration runner (so every test starts
     from what `dlq-tui --migrate` produces); tests get copies of it (fast file copy)."""
-    from tests.dbstates import make_v7
+    from tests.support.dbstates import make_v7
 
     name = pg_server.create_database()
     engine = make_engine(pg_server.dsn_for(name))

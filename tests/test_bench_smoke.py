@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench.run import main
-from tests import pg
+from tests.support import pg
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="the start-up measurement drives the app in tmux")
@@ -19,6 +19,7 @@ def test_runner_produces_every_measurement_at_1k(pg_server: pg.TestServer, tmp_p
     prefix = f"smoke_{uuid.uuid4().hex[:8]}"
     args = ["--dsn", pg_server.admin_dsn, "--db-prefix", prefix, "--out", str(out), "--quiet"]
     args += ["--sizes", "1k", "--migration-sizes", "1k", "--triage-size", "1k", "--app-size", "1k"]
+    args += ["--redrive-size", "1k"]
     args += ["--repeats", "3", "--triage-seconds", "1", "--app-pages", "3", "--startup-repeats", "1"]
     assert main(args) == 0
 
@@ -40,6 +41,10 @@ def test_runner_produces_every_measurement_at_1k(pg_server: pg.TestServer, tmp_p
     assert migration["rows_without_checksum"] == 0
     assert migration["rows_without_key"] == 3  # the three later duplicates, as the spec wants
     assert [s[0] for s in migration["steps"]][-1] == "commit"
+
+    redrive = results["redrive"]
+    assert redrive["redriven"] == 1000 and redrive["events_per_s"] > 0 and redrive["failed"] == 0
+    assert all(r["n"] > 0 for r in redrive["repair_us"].values())
 
     app = results["app"]
     assert app["startup"]["failures"] == [] and app["startup"]["launch_to_events_ms"]["n"] == 1

@@ -25,7 +25,7 @@ from dlq_tui.text import (
     safe_json,
     safe_text,
 )
-from tests import hostile_corpus as H
+from tests.support import hostile_corpus as H
 
 # Built from unicodedata rather than from text.py's own table, so the table is checked, not trusted.
 _BAD_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Zl", "Zp"}

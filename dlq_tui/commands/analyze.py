@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from dlq_tui.commands.health import ReadFault, read_database
+from dlq_tui.db.deadline import Deadline
 from dlq_tui.db.models import Analysis
 from dlq_tui.db.schema import priority_label
 
@@ -52,7 +53,7 @@ def analysis_report(analysis: Analysis, pending: int) -> str:
     return "\n".join(lines)
 
 
-def run_analyze(dsn: str, *, as_json: bool = False, top: int = 10) -> int:
+def run_analyze(dsn: str, *, as_json: bool = False, top: int = 10, deadline: Deadline | None = None) -> int:
     from dlq_tui.db.queries import fetch_analysis
 
     def read(conn: Any) -> tuple[Analysis, int]:
@@ -61,7 +62,7 @@ def run_analyze(dsn: str, *, as_json: bool = False, top: int = 10) -> int:
         return analysis, pending
 
     try:
-        analysis, pending = read_database(dsn, read)
+        analysis, pending = read_database(dsn, read, deadline)
     except ReadFault as exc:
         print(f"dlq-tui: {exc}", file=sys.stderr)
         return EXIT_FAULT

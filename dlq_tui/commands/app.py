@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from dlq_tui.config import Settings
+from dlq_tui.db.deadline import Deadline
 
 EXIT_FAULT = 2
 
@@ -15,7 +16,7 @@ def _say(message: str) -> None:
     print(f"dlq-tui: {plain(message, limit=500)}", file=sys.stderr)
 
 
-def prepare_demo(dsn: str) -> bool:
+def prepare_demo(dsn: str, deadline: Deadline | None = None) -> bool:
     """Migrate to v7 and fill the demo events, but only where there are no events yet.
 
     A database that already holds events (a real pipeline's, or a demo from last time) is left exactly as it is:
@@ -28,8 +29,8 @@ def prepare_demo(dsn: str) -> bool:
     from dlq_tui.demo import fill_demo
     from dlq_tui.migrate.runner import upgrade
 
-    # Its own writable engine: --read-only applies to the session the operator works in, not to setup.
-    engine = make_engine(dsn)
+    # Its own writable engine: the CLI refuses --demo with --read-only before it gets here.
+    engine = make_engine(dsn, deadline=deadline)
     try:
         with engine.connect() as conn:
             has_table = conn.execute(text("SELECT to_regclass('dead_letter_events') IS NOT NULL")).scalar_one()
@@ -42,11 +43,14 @@ def prepare_demo(dsn: str) -> bool:
         engine.dispose()
 
 
-def run_app(settings: Settings, demo: bool = False) -> int:
-    from dlq_tui.db.connect import connection_errors, explain_connection_error
+def run_app(settings: Settings, demo: bool = False, deadline: Deadline | None = None) -> int:
+    from dlq_tui.db.errors import connection_errors, explain_connection_error
     from dlq_tui.ui.source import DataSource
 
     source = DataSource(settings)
+    if deadline is not None:
+        # The start is bounded like a one-shot command; the app itself then runs without a limit.
+        deadline.attach(source.engine)
     try:
         # Fail before the screen takes over the terminal: one clear line, exit 2.
         with source.engine.connect() as conn:
@@ -57,7 +61,7 @@ def run_app(settings: Settings, demo: bool = False) -> int:
         return EXIT_FAULT
     if demo:
         try:
-            if not prepare_demo(settings.dsn) and not settings.embedded:
+            if not prepare_demo(settings.dsn, deadline) and not settings.embedded:
                 _say("--demo: this database already holds events; it was left as it is")
         except connection_errors() as exc:
             source.close()
@@ -68,6 +72,8 @@ def run_app(settings: Settings, demo: bool = False) -> int:
             _say(f"demo setup failed: {exc}")
             return 1
 
+    if deadline is not None:
+        deadline.stop()
     from dlq_tui.ui.app import DlqApp
 
     app = DlqApp(settings, source=source)

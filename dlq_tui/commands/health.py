@@ -1,8 +1,10 @@
 """`dlq-tui health`: health figures, breakers and findings for scripts and alerting.
 
 Exit codes follow the monitoring-plugin convention: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN when the
-database cannot be read (unreachable, wrong password, below v7, view missing, no permission). In that
-case one line on stderr says why and what to do; never a traceback, never the password.
+database cannot be read (unreachable, wrong password, below v7, view missing, no permission, no answer
+within --timeout). In that case one line on stderr says why and what to do; never a traceback, never the
+password. With --json stdout still carries one object of the usual shape (status UNKNOWN, the figures null, the
+reason), so a monitoring system that parses stdout sees why instead of an empty document.
 
 The first line of the text report is a plugin-style summary with perfdata after "|", so the command can
 be used as a Nagios/Icinga check as is.
@@ -22,13 +24,26 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from dlq_tui.db import schema
-from dlq_tui.db.connect import ConnectionFault, explain_connection_error, is_sqlite, make_engine, scrub
+from dlq_tui.db.connect import make_engine
+from dlq_tui.db.deadline import Deadline, passed_deadline
+from dlq_tui.db.dsn import is_sqlite, scrub
+from dlq_tui.db.errors import (
+    INSUFFICIENT_PRIVILEGE,
+    QUERY_CANCELED,
+    SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION,
+    ConnectionFault,
+    explain_connection_error,
+    first_line,
+    sqlstate,
+    sqlstate_class,
+)
 from dlq_tui.db.models import HealthSnapshot
 from dlq_tui.health_rules import Finding, Thresholds, evaluate, exit_code, format_age, overall, worst_first
 
 EXIT_UNKNOWN = 3
 STATUS_NAMES = {"ok": "OK", "warning": "WARNING", "critical": "CRITICAL"}
-# A monitoring check must end: a query stuck behind a lock becomes UNKNOWN instead of hanging the scheduler.
+# A monitoring check must end: a query stuck behind a lock becomes UNKNOWN instead of hanging the scheduler
+# (the command's --timeout, when set, replaces this).
 STATEMENT_TIMEOUT_MS = 60_000
 
 T = TypeVar("T")
@@ -143,20 +158,19 @@ def _schema_problem(conn: Connection) -> str | None:
     return None
 
 
-def _explain_query_error(exc: DBAPIError, dsn: str, engine: Any) -> str:
-    orig = exc.orig
-    code = getattr(orig, "sqlstate", None) or ""
-    first_line = scrub(str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__, dsn)
-    if code == "57014":  # query_canceled: statement_timeout
-        limit = STATEMENT_TIMEOUT_MS // 1000
-        return f"a query did not finish within {limit}s: the database is overloaded or a lock blocks it"
-    if code == "42501":  # insufficient_privilege
+def _explain_query_error(exc: DBAPIError, dsn: str, engine: Any, timeout_ms: int = STATEMENT_TIMEOUT_MS) -> str:
+    code = sqlstate(exc)
+    line = scrub(first_line(exc), dsn)
+    if code == QUERY_CANCELED:  # statement_timeout
+        return f"a query did not finish within {timeout_ms / 1000:g}s: the database is overloaded or a lock blocks it"
+    if code == INSUFFICIENT_PRIVILEGE:
         user = _current_user(engine)
         return (
-            f"no permission to read the DLQ tables ({first_line}): grant SELECT on dead_letter_events, "
+            f"no permission to read the DLQ tables ({line}): grant SELECT on dead_letter_events, "
             f"{schema.HEALTH_VIEW}, dlq_circuit_breaker_state and dlq_processing_metrics to {user}"
         )
-    if code.startswith("42"):  # undefined table/column/function and friends: the schema is not what v7 promises
+    # Undefined table/column/function and friends: the schema is not what v7 promises.
+    if sqlstate_class(exc) == SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION:
         try:
             with engine.connect() as conn:
                 problem = _schema_problem(conn)
@@ -164,7 +178,7 @@ def _explain_query_error(exc: DBAPIError, dsn: str, engine: Any) -> str:
             problem = None
         if problem:
             return problem
-    return f"cannot read the database: {first_line}"
+    return f"cannot read the database: {line}"
 
 
 def _current_user(engine: Any) -> str:
@@ -175,12 +189,13 @@ def _current_user(engine: Any) -> str:
         return "this role"
 
 
-def read_database(dsn: str, reader: Callable[[Connection], T]) -> T:
+def read_database(dsn: str, reader: Callable[[Connection], T], deadline: Deadline | None = None) -> T:
     """Run reader on a fresh connection; any fault an operator can fix becomes ReadFault(one line)."""
     if is_sqlite(dsn):
         raise ReadFault("schema v7 is PostgreSQL-only: a SQLite database has no DLQ health to read")
+    timeout_ms = (deadline.statement_timeout_ms() if deadline else None) or STATEMENT_TIMEOUT_MS
     try:
-        engine = make_engine(dsn, statement_timeout_ms=STATEMENT_TIMEOUT_MS, pool_size=1)
+        engine = make_engine(dsn, statement_timeout_ms=timeout_ms, pool_size=1, deadline=deadline)
     except ConnectionFault as exc:
         raise ReadFault(str(exc)) from None
     try:
@@ -195,9 +210,9 @@ def read_database(dsn: str, reader: Callable[[Connection], T]) -> T:
             with conn.begin():
                 return reader(conn)
         except DBAPIError as exc:
-            if exc.connection_invalidated or getattr(exc.orig, "sqlstate", None) is None:
+            if exc.connection_invalidated or sqlstate(exc) is None or passed_deadline(exc):
                 raise ReadFault(explain_connection_error(exc, dsn)) from None
-            raise ReadFault(_explain_query_error(exc, dsn, engine)) from None
+            raise ReadFault(_explain_query_error(exc, dsn, engine, timeout_ms)) from None
         finally:
             conn.close()
     finally:
@@ -221,22 +236,63 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+# The view's columns that HealthFigures carries under another name (the view's "oldest" is MAX(created_at)).
+_FIGURE_OF_VIEW_COLUMN = {"oldest_unresolved_event": "newest_unresolved_event"}
+
+
+def dlq_health_row(figures: dict[str, Any]) -> dict[str, Any]:
+    """The dlq_health row under the view's own column names, so monitoring set up against the view finds
+    its fields (`figures` keeps the honest names)."""
+    return {col: figures[_FIGURE_OF_VIEW_COLUMN.get(col, col)] for col in schema.HEALTH_VIEW_COLUMNS}
+
+
 def health_document(snapshot: HealthSnapshot, findings: list[Finding], thresholds: Thresholds) -> dict[str, Any]:
     level = overall(findings)
     f = snapshot.figures
     oldest_age = None if f.oldest_pending_at is None else (snapshot.db_now - f.oldest_pending_at).total_seconds()
     figures = _jsonable(asdict(f))
+    view_row = dlq_health_row(figures)
     figures["oldest_pending_age_seconds"] = oldest_age
     return {
         "status": STATUS_NAMES[level],
         "exit_code": exit_code(level),
         "db_now": _iso(snapshot.db_now),
         "figures": figures,
+        schema.HEALTH_VIEW: view_row,
         "breakers": [_jsonable(asdict(b)) for b in snapshot.breakers],
         "recent_runs": [_jsonable(asdict(r)) for r in snapshot.recent_runs],
         "findings": [asdict(x) for x in findings],
         "thresholds": asdict(thresholds),
+        "reason": None,  # why the status is UNKNOWN: see unknown_document
     }
+
+
+def unknown_document(reason: str, thresholds: Thresholds) -> dict[str, Any]:
+    """health_document's shape when nothing could be read: the same keys, the figures null, the reason."""
+    return {
+        "status": "UNKNOWN",
+        "exit_code": EXIT_UNKNOWN,
+        "db_now": None,
+        "figures": None,
+        "breakers": None,
+        "recent_runs": None,
+        "findings": None,
+        "thresholds": asdict(thresholds),
+        "dlq_health": None,
+        "reason": reason,
+    }
+
+
+def report_unknown(reason: str, args: argparse.Namespace, dsn: str | None = None, *, plugin_line: bool = True) -> int:
+    """UNKNOWN: one line on stderr, and with --json also the document on stdout, so a script reading only the JSON
+    sees why. One line of reason, never the password. plugin_line=False: a fault before any database was chosen
+    (no DSN, bad settings) reads as the other commands' faults do."""
+    line = " ".join(reason.split())
+    line = scrub(line, dsn) if dsn else line
+    print(f"dlq-tui: DLQ UNKNOWN - {line}" if plugin_line else f"dlq-tui: {line}", file=sys.stderr)
+    if getattr(args, "json", False):
+        print(json.dumps(unknown_document(line, thresholds_from_args(args)), ensure_ascii=True, indent=2))
+    return EXIT_UNKNOWN
 
 
 def _perfdata(snapshot: HealthSnapshot, t: Thresholds) -> str:
@@ -334,15 +390,14 @@ def health_report(snapshot: HealthSnapshot, findings: list[Finding], thresholds:
     return "\n".join(lines)
 
 
-def run_health(dsn: str, args: argparse.Namespace) -> int:
+def run_health(dsn: str, args: argparse.Namespace, *, deadline: Deadline | None = None) -> int:
     from dlq_tui.db.queries import fetch_health
 
     thresholds = thresholds_from_args(args)
     try:
-        snapshot = read_database(dsn, fetch_health)
+        snapshot = read_database(dsn, fetch_health, deadline)
     except ReadFault as exc:
-        print(f"dlq-tui: DLQ UNKNOWN - {exc}", file=sys.stderr)
-        return EXIT_UNKNOWN
+        return report_unknown(str(exc), args, dsn)
     findings = evaluate(snapshot, thresholds)
     if getattr(args, "json", False):
         # ensure_ascii: database text leaves as \u escapes, so no control character reaches the terminal.

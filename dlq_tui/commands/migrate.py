@@ -2,8 +2,8 @@
 
 `--online` streams the online migration (short locks, batched backfill with progress lines, resumable).
 Exit codes: 0 migrated (or already at v7); 1 the migration failed (atomic: rolled back, database
-unchanged; online: consistent, a second run resumes); 2 the database could not be reached or the
-connection was lost.
+unchanged; online: consistent, a second run resumes); 2 the database could not be reached, the
+connection was lost, or the server did not answer within --migrate-timeout.
 """
 
 from __future__ import annotations
@@ -13,13 +13,10 @@ from collections.abc import Iterable
 
 from sqlalchemy import Engine
 
-from dlq_tui.db.connect import (
-    ConnectionFault,
-    connection_errors,
-    describe_target,
-    explain_connection_error,
-    make_engine,
-)
+from dlq_tui.db.connect import make_engine
+from dlq_tui.db.deadline import Deadline
+from dlq_tui.db.dsn import describe_target
+from dlq_tui.db.errors import ConnectionFault, connection_errors, explain_connection_error
 from dlq_tui.migrate.steps import STEP_NAMES, MigrationError, StepEvent
 from dlq_tui.text import plain
 
@@ -39,9 +36,19 @@ def format_step(event: StepEvent) -> str:
     )
 
 
-def run_migrate(dsn: str, *, dry_run: bool, online: bool, batch_size: int, max_rate: float | None) -> int:
+def run_migrate(
+    dsn: str,
+    *,
+    dry_run: bool,
+    online: bool,
+    batch_size: int,
+    max_rate: float | None,
+    deadline: Deadline | None = None,
+) -> int:
     try:
-        engine = make_engine(dsn)
+        # No statement_timeout: an index build on a large table may rightly take minutes. The deadline
+        # cancels whatever runs when it passes, so a live server stops and releases its locks.
+        engine = make_engine(dsn, deadline=deadline)
     except ConnectionFault as exc:
         print(f"dlq-tui: {exc}", file=sys.stderr)
         return EXIT_FAULT
@@ -53,6 +60,11 @@ def run_migrate(dsn: str, *, dry_run: bool, online: bool, batch_size: int, max_r
         print("dlq-tui: interrupted" + (f"; {RESUME}" if online else ""), file=sys.stderr)
         return EXIT_FAILED
     except MigrationError as exc:
+        if deadline is not None and deadline.expired:
+            # The step that failed said "connection lost": the real cause is the limit we enforced.
+            state = RESUME if online else "not committed, nothing changed"
+            print(f"dlq-tui: {deadline.describe(describe_target(dsn).label())}; {state}", file=sys.stderr)
+            return EXIT_FAULT
         print(f"dlq-tui: migration failed: {plain(str(exc))}", file=sys.stderr)
         return EXIT_FAILED
     except connection_errors() as exc:

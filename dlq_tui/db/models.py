@@ -6,12 +6,15 @@ Text fields hold the raw database values: anything shown on screen goes through 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
 LockFilter = Literal["any", "locked", "free"]
 LockState = Literal["free", "held", "expired"]
+# The events list's orders: by priority then age (the default), newest first, most retries first.
+SortOrder = Literal["priority", "newest", "retries"]
+SORT_ORDERS: tuple[SortOrder, ...] = ("priority", "newest", "retries")
 
 
 @dataclass(frozen=True)
@@ -95,15 +98,21 @@ class EventFilter:
     text: str | None = None  # substring over source and reason (case-insensitive)
     lock: LockFilter = "any"
     include_resolved: bool = False
+    order: SortOrder = "priority"  # not a filter: the same events in another order (the view's sort)
+
+    def same_events(self, other: EventFilter) -> bool:
+        """Both select the same set of events (they may list them in another order)."""
+        return replace(self, order=other.order) == other
 
 
 @dataclass(frozen=True)
 class PageCursor:
-    """Keyset position: the (priority, created_at, id) of the last row of the previous page."""
+    """Keyset position: the sort key of the last row of the previous page (every order's columns)."""
 
     priority: int
     created_at: datetime
     id: int
+    retry_count: int = 0
 
 
 @dataclass(frozen=True)
@@ -131,7 +140,7 @@ class EventRow:
 
     @property
     def cursor(self) -> PageCursor:
-        return PageCursor(self.priority, self.created_at, self.id)
+        return PageCursor(self.priority, self.created_at, self.id, self.retry_count)
 
 
 @dataclass(frozen=True)

@@ -3,18 +3,19 @@
 Plain synchronous functions over a SQLAlchemy Connection; the CLI and the UI (in workers) call the same
 ones. Nothing here interprets database text: records carry raw values and rendering is text.py's job.
 
-Paging never uses OFFSET or a count: rows are ordered by (priority, created_at, id) and a page continues
-from the last row's key with a row comparison, so a page costs the same at any depth when an index on
-(priority, created_at, id) exists (see fetch_page for which index that is).
+Paging never uses OFFSET or a count: rows are ordered by the view's sort key (by default (priority,
+created_at, id)) and a page continues from the last row's key with a row comparison, so a page costs the
+same at any depth when an index on that key exists (see ORDER_KEYS for which index serves which order).
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, and_, false, func, or_, select, text, tuple_
+from sqlalchemy import ColumnElement, Connection, Select, and_, false, func, or_, select, text, true, tuple_
 
 from dlq_tui.db import schema
 from dlq_tui.db.models import (
@@ -206,6 +207,23 @@ def filter_conditions(flt: EventFilter) -> list[ColumnElement[bool]]:
     return conds
 
 
+# Sort order -> (key columns, descending). One direction for every column, so that the keyset predicate is a
+# single row comparison that matches the ORDER BY exactly (mixed directions would need an OR chain).
+# Measured on 1M rows (700k pending), a 200-row page at any depth: "priority" 3-5 ms (ix_dlq_tui_pending_order),
+# "newest" 3-4 ms (the created_at index backwards, ties sorted incrementally), "retries" 250-360 ms: the
+# retry_count index only presorts, so each page sorts a whole retry group. An index on (retry_count, created_at,
+# id) WHERE NOT resolved made it 3.7 ms (27 MB, 1.5 s to build); not added: the UI runs pages in a worker.
+ORDER_KEYS: dict[str, tuple[tuple[Any, ...], bool]] = {
+    "priority": ((ev.c.priority, ev.c.created_at, ev.c.id), False),
+    "newest": ((ev.c.created_at, ev.c.id), True),
+    "retries": ((ev.c.retry_count, ev.c.created_at, ev.c.id), True),
+}
+
+
+def _key_of(columns: tuple[Any, ...], cursor: PageCursor) -> Any:
+    return tuple_(*(getattr(cursor, column.name) for column in columns))
+
+
 def page_query(
     flt: EventFilter,
     *,
@@ -214,17 +232,25 @@ def page_query(
     start_at: PageCursor | None = None,
     limit: int = 200,
 ) -> Select[Any]:
-    """The SELECT behind fetch_page (exposed so tests and benchmarks can EXPLAIN exactly what runs)."""
-    key = tuple_(ev.c.priority, ev.c.created_at, ev.c.id)
+    """The SELECT behind fetch_page (exposed so tests and benchmarks can EXPLAIN exactly what runs).
+
+    "after" means later in flt.order, whatever its direction: the comparison flips with the order.
+    """
+    columns, descending = ORDER_KEYS[flt.order]
+    key = tuple_(*columns)
     conds = filter_conditions(flt)
     if after is not None:
-        conds.append(key > tuple_(after.priority, after.created_at, after.id))
+        cursor = _key_of(columns, after)
+        conds.append(key < cursor if descending else key > cursor)
     if before is not None:
-        conds.append(key < tuple_(before.priority, before.created_at, before.id))
+        cursor = _key_of(columns, before)
+        conds.append(key > cursor if descending else key < cursor)
     if start_at is not None:
-        conds.append(key >= tuple_(start_at.priority, start_at.created_at, start_at.id))
-    order = (ev.c.priority, ev.c.created_at, ev.c.id)
-    order_by = [c.desc() for c in order] if before is not None else [c.asc() for c in order]
+        cursor = _key_of(columns, start_at)
+        conds.append(key <= cursor if descending else key >= cursor)
+    # A `before` page reads backwards from its cursor (then fetch_page puts it back in order).
+    reverse = descending != (before is not None)
+    order_by = [c.desc() if reverse else c.asc() for c in columns]
     return select(*_ROW_COLUMNS, func.now().label("db_now")).where(*conds).order_by(*order_by).limit(limit + 1)
 
 
@@ -253,7 +279,7 @@ def fetch_page(
     before: PageCursor | None = None,
     limit: int = 200,
 ) -> EventPage:
-    """One page of events matching flt, in (priority, created_at, id) order.
+    """One page of events matching flt, in flt.order (by default (priority, created_at, id)).
 
     after=None, before=None: the first page. after=c: the rows following c. before=c: the `limit` rows
     just preceding c (still returned in ascending order), for scrolling back up a bounded window.
@@ -281,12 +307,48 @@ def _run_page(conn: Connection, query: Select[Any], limit: int, *, backwards: bo
 def page_starting_at(conn: Connection, flt: EventFilter, event_id: int, limit: int = 200) -> EventPage | None:
     """The page whose first row is event_id (jump to id); None when it does not exist or flt excludes it."""
     found = conn.execute(
-        select(ev.c.priority, ev.c.created_at, ev.c.id).where(ev.c.id == event_id, *filter_conditions(flt))
+        select(ev.c.priority, ev.c.created_at, ev.c.id, ev.c.retry_count).where(
+            ev.c.id == event_id, *filter_conditions(flt)
+        )
     ).first()
     if found is None:
         return None
-    start = PageCursor(found.priority, found.created_at, found.id)
+    start = PageCursor(found.priority, found.created_at, found.id, found.retry_count)
     return _run_page(conn, page_query(flt, start_at=start, limit=limit), limit, backwards=False)
+
+
+def matching_ids(conn: Connection, flt: EventFilter) -> list[int]:
+    """The ids of every event flt selects, right now, in flt's order (an explicit set to export)."""
+    columns, descending = ORDER_KEYS[flt.order]
+    order_by = [c.desc() if descending else c.asc() for c in columns]
+    return list(conn.execute(select(ev.c.id).where(*filter_conditions(flt)).order_by(*order_by)).scalars())
+
+
+def view_showing(conn: Connection, flt: EventFilter, event_id: int) -> EventFilter | None:
+    """The narrowest view that lists event_id: flt itself, flt with resolved events too, no filter (pending
+    only, then with resolved events), always in flt's order. None when there is no such event."""
+    views = [
+        flt,
+        replace(flt, include_resolved=True),
+        EventFilter(order=flt.order),
+        EventFilter(include_resolved=True, order=flt.order),
+    ]
+    shows = [and_(true(), *filter_conditions(view)).label(f"v{i}") for i, view in enumerate(views)]
+    found = conn.execute(select(*shows).where(ev.c.id == event_id)).first()
+    if found is None:
+        return None
+    return next((view for view, listed in zip(views, found, strict=True) if listed), None)
+
+
+def locate_event(
+    conn: Connection, flt: EventFilter, event_id: int, limit: int = 200
+) -> tuple[EventFilter, EventPage] | None:
+    """Jump to any event: the page that starts at it, in the narrowest view that lists it (see view_showing)."""
+    view = view_showing(conn, flt, event_id)
+    if view is None:
+        return None
+    page = page_starting_at(conn, view, event_id, limit)
+    return None if page is None else (view, page)
 
 
 def known_reasons(conn: Connection, limit: int = 50) -> list[str]:
@@ -305,12 +367,12 @@ def known_reasons(conn: Connection, limit: int = 50) -> list[str]:
 # ---------------------------------------------------------------------------------------------- detail
 
 
-def _audit_json(raw: str | None, total_bytes: int | None) -> Any:
+def _audit_json(raw: str | None, total_bytes: int | None, cut: bool | None) -> Any:
     """Parse an audit column's text; a value cut, too deep or unparseable comes back as JsonText."""
     if raw is None:
         return None
     stored = JsonText(raw, utf8_len(raw) if total_bytes is None else total_bytes)
-    if stored.total_bytes > utf8_len(raw) or json_nesting_exceeds(raw, AUDIT_JSON_MAX_DEPTH):
+    if cut or json_nesting_exceeds(raw, AUDIT_JSON_MAX_DEPTH):
         return stored
     try:
         return json.loads(raw)
@@ -332,8 +394,10 @@ _DETAIL_SQL = text(
            octet_length(j.metadata) AS metadata_total_bytes,
            left(j.errors, :audit) AS error_history,
            octet_length(j.errors) AS error_history_bytes,
+           length(j.errors) > :audit AS error_history_cut,
            left(j.attempts, :audit) AS processing_attempts,
-           octet_length(j.attempts) AS processing_attempts_bytes
+           octet_length(j.attempts) AS processing_attempts_bytes,
+           length(j.attempts) > :audit AS processing_attempts_cut
     FROM dead_letter_events e
     CROSS JOIN LATERAL (SELECT e.payload::text AS t) p
     CROSS JOIN LATERAL (
@@ -369,8 +433,9 @@ def fetch_event(conn: Connection, event_id: int, *, payload_chars: int = 20_000)
         payload_checksum=r.payload_checksum,
         computed_checksum=r.computed_checksum,
         idempotency_key=r.idempotency_key,
-        error_history=_audit_json(r.error_history, r.error_history_bytes),
-        processing_attempts=_audit_json(r.processing_attempts, r.processing_attempts_bytes),
+        # Cut or not is decided by the server, in its own units: characters, but bytes in a SQL_ASCII database.
+        error_history=_audit_json(r.error_history, r.error_history_bytes, r.error_history_cut),
+        processing_attempts=_audit_json(r.processing_attempts, r.processing_attempts_bytes, r.processing_attempts_cut),
         resolution_method=r.resolution_method,
         updated_at=r.updated_at,
         last_processed_at=r.last_processed_at,

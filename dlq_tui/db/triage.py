@@ -9,10 +9,21 @@ Every action is one UPDATE statement per batch of ids (one transaction per batch
 * The same statement appends one audit entry per event to ``processing_attempts`` (old -> new values of the
   columns that really changed). ``updated_at`` is left to the v7 trigger.
 * Ids that were not changed get a reason from a second, non-locking read in the same transaction.
+* One row the server cannot process (JSON it cannot convert, a trigger that raises) must not sink the others:
+  each batch runs in a savepoint, and when the server refuses it for a row's data the batch is split in halves
+  and retried, down to the single rows it refuses. Those are skipped with the server's reason; the rest is done.
+  Hostile data costs about 2 * log2(batch) extra statements per bad row, normal batches one savepoint.
 
 Requeue marking (so loops back into the DLQ are visible): besides the ``operator:requeue`` audit entry, the
 event's ``metadata_json`` object gets ``operator_requeue_count`` (incremented), ``operator_requeued_at`` and
 ``operator_requeued_by``. The payload is never touched; ``retry_count`` stays the processor's business.
+
+Lock holders (no schema change): each run of dlq-tui is its own holder with a random lock token, and every claim
+writes the token into its audit entry (``changes.processing_lock.new``) next to the ``operator`` name. The holder
+of a lock is the operator of the last ``operator:claim`` / ``operator:takeback`` entry that set the current token;
+a lock no such entry set is the processor's (or another tool's). ``take_back`` lets an operator reclaim live locks
+taken under the same ``--operator`` name by another session (a terminal lost with its SSH connection): audited as
+``operator:takeback`` with the old token in ``changes.processing_lock.old``.
 
 Expected database faults (read-only session, missing privilege, lost connection, lock timeout) become
 ActionRefused with one line meant for the operator; invalid arguments are caller bugs and raise ValueError.
@@ -37,6 +48,7 @@ from psycopg import errors as pg_errors
 from sqlalchemy import Connection, Engine, RowMapping, text
 from sqlalchemy.exc import DBAPIError
 
+from dlq_tui.db.errors import SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION, first_line, sqlstate_class
 from dlq_tui.db.models import ActionResult
 from dlq_tui.db.schema import CLASSIFICATIONS, dead_letter_events
 
@@ -44,10 +56,16 @@ BATCH_SIZE = 500  # ids per transaction for bulk actions
 LOCK_TIMEOUT_MS = 2000  # waiting on a table lock (e.g. a running migration) fails fast instead of hanging
 STATEMENT_TIMEOUT_MS = 30000  # backstop: a thread worker's query is not cancelled with the worker
 NOTE_MAX_CHARS = 2000
+LOCK_TTL_MAX_MINUTES = 7 * 24 * 60  # a claim outliving a week is a forgotten one, not a plan
 
 READ_ONLY_MESSAGE = "dlq-tui is in read-only mode"
 BUSY = "busy, try again"
 NO_SUCH_EVENT = "no such event"
+REFUSED = "refused by the database"  # a skip reason for one row the server would not change (see _apply)
+# SQLSTATE classes of errors caused by one row's data (data exception, integrity, program limit such as the stack
+# depth of deeply nested JSON, a trigger's RAISE, external routines, internal/corruption): worth isolating the row.
+# Anything else (locks, timeouts, lost connections, privileges, our own SQL) concerns the whole batch.
+_ROW_FAULT_CLASSES = frozenset({"22", "23", "54", "P0", "2F", "38", "39", "XX"})
 
 # Stored resolution_method -> label. The processor writes `stored_proc_enhanced`; ours say who did it.
 RESOLUTION_METHODS: dict[str, str] = {
@@ -55,6 +73,7 @@ RESOLUTION_METHODS: dict[str, str] = {
     "operator_fixed_upstream": "Fixed upstream",
     "operator_duplicate": "Duplicate",
     "operator_false_positive": "False positive",
+    "operator_reingest": "Re-ingest from source",  # the source file is fed to the pipeline again
 }
 
 # Keys of metadata_json that requeue maintains (the UI may show "requeued N times").
@@ -85,8 +104,22 @@ class Operator:
     def __post_init__(self) -> None:
         if not self.name.strip():
             raise ValueError("operator name must not be empty")
-        if self.lock_ttl_minutes < 1:
-            raise ValueError("lock TTL must be at least one minute")
+        if not 1 <= self.lock_ttl_minutes <= LOCK_TTL_MAX_MINUTES:
+            raise ValueError(f"lock TTL must be from 1 to {LOCK_TTL_MAX_MINUTES} minutes")
+
+
+# PostgreSQL text cannot hold NUL, and a lone surrogate has no UTF-8 form: the driver would fail mid-action.
+_UNSTORABLE_RE = re.compile("[\x00\ud800-\udfff]")
+
+
+def unstorable(value: str) -> str | None:
+    """The first character of `value` that PostgreSQL text cannot store, described for the operator; else None."""
+    found = _UNSTORABLE_RE.search(value)
+    if found is None:
+        return None
+    code = ord(found.group())
+    kind = "a NUL character" if code == 0 else "a lone surrogate"
+    return f"{kind} (U+{code:04X}, character {found.start() + 1})"
 
 
 # --- SQL building blocks (the row alias is always `d`) ---------------------------------------------------
@@ -99,6 +132,19 @@ _FREE_OR_MINE = (
     " OR d.processing_lock = CAST(:token AS uuid))"
 )
 _NEW_EXPIRY = "now() + make_interval(mins => CAST(:ttl AS integer))"
+CLAIM_METHODS = ("operator:claim", "operator:takeback")  # audit methods that set a lock token
+# The operator name of the current lock (see the module doc); NULL when no claim of ours set it. Entries that are
+# not objects, or a history that is not an array, simply do not match.
+_HOLDER = (
+    "(SELECT a.value ->> 'operator' FROM jsonb_array_elements(CASE WHEN jsonb_typeof(d.processing_attempts) = 'array'"
+    " THEN d.processing_attempts ELSE '[]'::jsonb END) WITH ORDINALITY AS a(value, n)"
+    f" WHERE a.value ->> 'method' IN ({', '.join(repr(m) for m in CLAIM_METHODS)})"
+    " AND a.value #>> '{changes,processing_lock,new}' = CAST(d.processing_lock AS text)"
+    " ORDER BY a.n DESC LIMIT 1)"
+)
+_HELD_ELSEWHERE = (
+    "(d.processing_lock IS NOT NULL AND d.lock_expires_at > now() AND d.processing_lock <> CAST(:token AS uuid))"
+)
 # metadata_json is `json`: only an object (or NULL) can take our keys, and a \u0000 escape anywhere in it
 # makes every operator that de-escapes (->>, casts to jsonb) fail, so such metadata is left alone.
 _MARKABLE = (
@@ -131,6 +177,9 @@ class _Action:
     eligible: str = "true"  # the action's precondition over the old row
     audit_extra: dict[str, tuple[str, str]] = field(default_factory=dict)  # change key -> (old SQL, new SQL)
     entry_extra: dict[str, str] = field(default_factory=dict)  # extra keys of the audit entry (e.g. note)
+    json_reads: tuple[str, ...] = ()  # json columns the action converts to jsonb (named when the server refuses)
+    guard: str = _FREE_OR_MINE  # whose events the action may touch (take back: live locks of your other sessions)
+    when_held: Callable[[RowMapping, Operator], str] | None = None  # reason when the guard is false (None: held)
 
     def changes_sql(self) -> str:
         """Only the columns whose value really changes go into the audit entry."""
@@ -161,7 +210,7 @@ class _Action:
         assignments.append(f"processing_attempts = {history} || jsonb_build_array({entry})")
         return (
             f"WITH target AS (SELECT d.id FROM {_TABLE} AS d"
-            f" WHERE {_IN_IDS} AND {_FREE_OR_MINE} AND ({self.eligible}) FOR UPDATE SKIP LOCKED)"
+            f" WHERE {_IN_IDS} AND {self.guard} AND ({self.eligible}) FOR UPDATE SKIP LOCKED)"
             f" UPDATE {_TABLE} AS d SET {', '.join(assignments)}"
             " FROM target WHERE d.id = target.id RETURNING d.id"
         )
@@ -169,7 +218,9 @@ class _Action:
     def reasons_sql(self) -> str:
         return (
             "SELECT d.id, d.processing_lock, d.lock_expires_at, d.resolved, d.classification, d.priority,"
-            f" NOT {_FREE_OR_MINE} AS held, ({self.eligible}) AS eligible"
+            f" COALESCE(NOT {self.guard}, true) AS held, ({self.eligible}) AS eligible,"
+            f" {_HELD_ELSEWHERE} AS held_elsewhere,"
+            f" CASE WHEN d.processing_lock IS NOT NULL THEN {_HOLDER} END AS holder"
             f" FROM {_TABLE} AS d WHERE {_IN_IDS}"
         )
 
@@ -227,6 +278,8 @@ def resolve(engine: Engine, op: Operator, ids: Iterable[int], method: str, note:
     note = (note or "").strip() or None
     if note is not None and len(note) > NOTE_MAX_CHARS:
         raise ValueError(f"note is longer than {NOTE_MAX_CHARS} characters")
+    if note is not None and (problem := unstorable(note)) is not None:
+        raise ValueError(f"note cannot hold {problem}")
     action = _Action(
         "resolve",
         {"resolved": "true", "resolved_at": "now()", "resolution_method": "CAST(:resolution AS varchar)", **_UNLOCK},
@@ -249,6 +302,7 @@ def requeue(engine: Engine, op: Operator, ids: Iterable[int]) -> ActionResult:
         "requeue",
         {**_UNRESOLVE, **_UNLOCK, "metadata_json": _MARKED_METADATA},
         why_not=lambda row: BUSY,  # always eligible
+        json_reads=("metadata_json",),
         audit_extra={
             f"metadata_json.{REQUEUE_COUNT_KEY}": (
                 _OLD_REQUEUES,
@@ -259,14 +313,79 @@ def requeue(engine: Engine, op: Operator, ids: Iterable[int]) -> ActionResult:
     return _run(engine, op, ids, action, {})
 
 
+def take_back(engine: Engine, op: Operator, ids: Iterable[int]) -> ActionResult:
+    """Claim events whose live lock another session of the same operator name holds (see the module doc)."""
+    action = _Action(
+        "takeback",
+        {"processing_lock": "CAST(:token AS uuid)", "lock_expires_at": _NEW_EXPIRY},
+        eligible="NOT d.resolved",
+        why_not=lambda row: "resolved",
+        guard=f"({_HELD_ELSEWHERE} AND {_HOLDER} = CAST(:operator AS text))",
+        when_held=_not_yours_to_take_back,
+    )
+    return _run(engine, op, ids, action, {})
+
+
+def _not_yours_to_take_back(row: RowMapping, op: Operator) -> str:
+    if row["processing_lock"] == op.lock_token:
+        return "already yours"
+    if not row["held_elsewhere"]:
+        return "not held by another session: claim it instead"
+    holder = row["holder"]
+    if holder is None:
+        return "held by the processor (no operator claim in its audit)"
+    return f"held by {holder}, not by {op.name}"
+
+
+def held_claims(engine: Engine, op: Operator) -> list[int]:
+    """The events whose live lock is op's own (this session's token), in id order."""
+    with _transaction(engine, None) as conn:
+        found = conn.execute(
+            text(
+                f"SELECT d.id FROM {_TABLE} AS d WHERE d.processing_lock = CAST(:token AS uuid)"
+                " AND d.lock_expires_at > now() ORDER BY d.id"
+            ),
+            {"token": op.lock_token},
+        )
+        return list(found.scalars())
+
+
+def lock_holders(engine: Engine, ids: Iterable[int]) -> dict[int, str | None]:
+    """For each locked event among ids: the operator whose claim set its current lock, or None (the processor)."""
+    wanted = _unique_ids(ids)
+    if not wanted:
+        return {}
+    with _transaction(engine, None) as conn:
+        found = conn.execute(
+            text(
+                f"SELECT d.id, {_HOLDER} AS holder FROM {_TABLE} AS d WHERE {_IN_IDS} AND d.processing_lock IS NOT NULL"
+            ),
+            {"ids": wanted},
+        )
+        return {r.id: r.holder for r in found}
+
+
 def describe(result: ActionResult) -> str:
-    """One line for a notification: counts, and the skip reasons grouped (lock times dropped)."""
-    reasons: dict[str, int] = {}
-    for reason in result.skipped.values():
-        key = reason.split(" until ", 1)[0]
-        reasons[key] = reasons.get(key, 0) + 1
-    detail = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1]))
+    """One line for a notification: counts, and the skip reasons grouped (lock times dropped).
+
+    Rows the database refused are named ("event 17 refused by the database: ..."): the operator has to find them.
+    """
+    reasons: dict[str, list[int]] = {}
+    for event_id, reason in result.skipped.items():
+        key = reason if reason.startswith(REFUSED) else reason.split(" until ", 1)[0]
+        reasons.setdefault(key, []).append(event_id)
+    parts = []
+    for reason, ids in sorted(reasons.items(), key=lambda kv: -len(kv[1])):
+        parts.append(f"{name_events(ids)} {reason}" if reason.startswith(REFUSED) else f"{len(ids)} {reason}")
+    detail = ", ".join(parts)
     return f"{result.summary} ({detail})" if detail else result.summary
+
+
+def name_events(ids: list[int], shown: int = 5) -> str:
+    """A few ids an operator can look up: event 17, events 17, 18 and 3 more."""
+    named = ", ".join(str(i) for i in ids[:shown])
+    more = f" and {len(ids) - shown} more" if len(ids) > shown else ""
+    return f"event{'s' if len(ids) > 1 else ''} {named}{more}"
 
 
 # --- running an action -----------------------------------------------------------------------------------
@@ -281,10 +400,17 @@ def _unique_ids(ids: Iterable[int]) -> list[int]:
     return list(seen)
 
 
-def _held_until(expires: datetime) -> str:
-    local = expires.astimezone()
+HELD_BY_YOU = "held by another session of yours"  # the lock was claimed under your --operator name: take_back
+
+
+def _held_until(row: RowMapping, op: Operator) -> str:
+    """ "held by another session until 14:05", naming the holder when a claim of ours set the lock."""
+    local = row["lock_expires_at"].astimezone()
     when = local.strftime("%H:%M") if local.date() == datetime.now().astimezone().date() else f"{local:%Y-%m-%d %H:%M}"
-    return f"held by another session until {when}"
+    holder = row["holder"]
+    if holder is not None and holder == op.name:
+        return f"{HELD_BY_YOU} ({holder}) until {when}"
+    return f"held by another session until {when}" + (f" ({holder})" if holder is not None else "")
 
 
 def _run(engine: Engine, op: Operator, ids: Iterable[int], action: _Action, params: dict[str, Any]) -> ActionResult:
@@ -300,22 +426,91 @@ def _run(engine: Engine, op: Operator, ids: Iterable[int], action: _Action, para
     }
     for start in range(0, len(wanted), BATCH_SIZE):
         batch = wanted[start : start + BATCH_SIZE]
-        bound = {**base, "ids": batch}
         with _transaction(engine, result) as conn:
-            done = set(conn.execute(update, bound).scalars())
-            rows = {r["id"]: r for r in conn.execute(reasons, bound).mappings()} if len(done) < len(batch) else {}
+            done, refused = _apply(conn, action, update, base, batch)
+            rest = [i for i in batch if i not in done and i not in refused]
+            rows = {r["id"]: r for r in conn.execute(reasons, {**base, "ids": rest}).mappings()} if rest else {}
         for event_id in batch:
             if event_id in done:
                 result.done.append(event_id)
+            elif event_id in refused:
+                result.skipped[event_id] = refused[event_id]
             elif (row := rows.get(event_id)) is None:
                 result.skipped[event_id] = NO_SUCH_EVENT
             elif row["held"]:
-                result.skipped[event_id] = _held_until(row["lock_expires_at"])
+                result.skipped[event_id] = (action.when_held or _held_until)(row, op)
             elif not row["eligible"]:
                 result.skipped[event_id] = action.why_not(row)
             else:  # free and eligible, yet SKIP LOCKED passed it: another transaction has the row locked
                 result.skipped[event_id] = BUSY
     return result
+
+
+def _apply(
+    conn: Connection, action: _Action, update: Any, base: dict[str, Any], ids: list[int]
+) -> tuple[set[int], dict[int, str]]:
+    """Run the update on `ids` in a savepoint: (ids done, {id: reason} for single rows the server refused).
+
+    When the server refuses the statement because of some row's data, the ids are split in halves and each half
+    is retried, until the refused rows stand alone; every other row is still done, in the same transaction.
+    """
+    savepoint = conn.begin_nested()
+    try:
+        done = set(conn.execute(update, {**base, "ids": ids}).scalars())
+    except DBAPIError as exc:
+        savepoint.rollback()
+        if not _row_fault(exc):
+            raise
+        if len(ids) == 1:
+            return set(), {ids[0]: _row_refusal(conn, action, ids[0], exc)}
+        half = len(ids) // 2
+        done_a, refused_a = _apply(conn, action, update, base, ids[:half])
+        done_b, refused_b = _apply(conn, action, update, base, ids[half:])
+        return done_a | done_b, {**refused_a, **refused_b}
+    savepoint.commit()
+    return done, {}
+
+
+def _row_fault(exc: DBAPIError) -> bool:
+    return not exc.connection_invalidated and sqlstate_class(exc) in _ROW_FAULT_CLASSES
+
+
+def _server_says(exc: DBAPIError, *, brief: bool = False) -> str:
+    """The server's message and detail (brief: the detail alone when there is one), never its CONTEXT, which
+    quotes the row's data."""
+    diag = getattr(exc.orig, "diag", None)
+    primary = getattr(diag, "message_primary", None) or type(exc.orig).__name__
+    detail = (getattr(diag, "message_detail", None) or "").strip().rstrip(".")
+    said = detail if brief and detail else f"{primary} ({detail})" if detail else primary
+    return " ".join(said.split())
+
+
+def _row_refusal(conn: Connection, action: _Action, event_id: int, exc: DBAPIError) -> str:
+    """Why the server refused this row; names the json column when that is what it cannot convert."""
+    for column in action.json_reads:
+        probe = conn.begin_nested()
+        try:
+            conn.execute(
+                text(f"SELECT CAST(d.{column} AS jsonb) IS NULL FROM {_TABLE} AS d WHERE d.id = :id"), {"id": event_id}
+            )
+        except DBAPIError as bad:
+            probe.rollback()
+            if _row_fault(bad):
+                return f"{REFUSED}: {column} is not valid JSON for the server ({_server_says(bad, brief=True)})"
+            raise
+        probe.commit()
+    return f"{REFUSED}: {_server_says(exc)}"
+
+
+def set_transaction_limits(conn: Connection, *, lock_timeout_ms: int, statement_timeout_ms: int | None) -> None:
+    """The write side's settings for this transaction only: UTC times, and bounded waits (0: no statement limit)."""
+    conn.execute(
+        text(
+            "SELECT set_config('TimeZone', 'UTC', true), set_config('lock_timeout', :lt, true),"
+            " set_config('statement_timeout', :st, true)"
+        ),
+        {"lt": f"{lock_timeout_ms}ms", "st": f"{statement_timeout_ms or 0}ms"},
+    )
 
 
 @contextmanager
@@ -328,13 +523,7 @@ def _transaction(engine: Engine, partial: ActionResult | None, *, export: bool =
     with conn:
         try:
             conn.begin()
-            conn.execute(
-                text(
-                    "SELECT set_config('TimeZone', 'UTC', true), set_config('lock_timeout', :lt, true),"
-                    " set_config('statement_timeout', :st, true)"
-                ),
-                {"lt": f"{LOCK_TIMEOUT_MS}ms", "st": f"{STATEMENT_TIMEOUT_MS}ms"},
-            )
+            set_transaction_limits(conn, lock_timeout_ms=LOCK_TIMEOUT_MS, statement_timeout_ms=STATEMENT_TIMEOUT_MS)
             yield conn
         except DBAPIError as exc:
             with suppress(Exception):
@@ -349,7 +538,7 @@ def _transaction(engine: Engine, partial: ActionResult | None, *, export: bool =
 def _refusal(exc: DBAPIError, phase: str, partial: ActionResult | None, export: bool = False) -> ActionRefused:
     """One line for the operator: what happened, and whether anything changed (as far as we can know)."""
     orig = exc.orig
-    primary = getattr(getattr(orig, "diag", None), "message_primary", None) or ""
+    primary = first_line(exc)
     unchanged = "" if export else "; nothing was changed"
     if isinstance(orig, pg_errors.ReadOnlySqlTransaction):
         message = f"not done: the database session is read-only ({primary}){unchanged}"
@@ -372,10 +561,10 @@ def _refusal(exc: DBAPIError, phase: str, partial: ActionResult | None, export: 
             message = "connection to the database was lost while committing: the change may or may not be saved"
         else:
             message = f"not done: connection to the database was lost{unchanged}"
-    elif (getattr(orig, "sqlstate", None) or "").startswith("42"):
+    elif sqlstate_class(exc) == SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION:
         raise exc  # syntax error or unknown object in our own SQL: a bug, keep the traceback
     else:  # a constraint, a trigger, bad data: the database said no to this batch
-        message = f"not done: the database refused the change ({primary or type(orig).__name__}){unchanged}"
+        message = f"not done: the database refused the change ({primary}){unchanged}"
     if export:
         message = message.replace("not done:", "not exported:", 1)
     elif partial is not None and partial.done:
@@ -442,10 +631,13 @@ def export_jsonl(engine: Engine, ids: Iterable[int], path: Path, *, overwrite: b
     """
     wanted = _unique_ids(ids)
     path = Path(path)
+    if (problem := export_target_problem(path)) is not None:
+        raise ActionRefused(f"not exported: {problem}")
     if path.exists() and not overwrite:
         raise ActionRefused(f"not exported: {path} already exists")
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        # A fixed short prefix: one derived from the target's name would push a long legal name over the limit.
+        fd, tmp_name = tempfile.mkstemp(prefix=".dlq-export-", suffix=".tmp", dir=path.parent)
     except OSError as exc:
         raise ActionRefused(f"not exported: cannot write in {path.parent} ({exc.strerror})") from exc
     tmp = Path(tmp_name)
@@ -474,3 +666,38 @@ def export_jsonl(engine: Engine, ids: Iterable[int], path: Path, *, overwrite: b
         with suppress(OSError):
             tmp.unlink()
     return written
+
+
+def export_target_problem(path: Path) -> str | None:
+    """Why `path` cannot take an export (one line), or None. An existing target must be a regular file: anything
+    else (a directory, a FIFO, a device) is refused and left untouched rather than replaced by a file."""
+    if "\x00" in str(path):
+        return "a file path cannot hold a NUL character"
+    try:
+        os.fsencode(path)
+    except UnicodeEncodeError:
+        return "the path holds a lone surrogate, which no file name can hold"
+    name_bytes = len(os.fsencode(path.name))
+    try:
+        name_max = os.pathconf(path.parent, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        name_max = 255  # the usual limit, when the directory cannot tell (e.g. it does not exist)
+    if name_bytes > name_max:
+        return f"the file name is {name_bytes} bytes long; this filesystem allows at most {name_max}"
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"cannot use {path} ({exc.strerror})"
+    if path.is_dir():
+        return f"{path} is a directory"
+    if path.is_file():
+        return None
+    if path.is_fifo():
+        kind = "a named pipe (FIFO)"
+    elif path.is_char_device() or path.is_block_device():
+        kind = "a device"
+    else:
+        kind = "a socket" if path.is_socket() else "something else"
+    return f"{path} is {kind}, not a regular file; it was left untouched"

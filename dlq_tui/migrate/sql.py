@@ -20,9 +20,22 @@ UNIQUE = schema.V7_UNIQUE_CONSTRAINT
 
 
 # --- checksum and key ------------------------------------------------------------------------------
+def utf8_sha256_sql(text_sql: str) -> str:
+    """SQL for the hex sha256 of a text value's bytes: its UTF-8 bytes, as the spec's checksum defines.
+
+    A SQL_ASCII database stores whatever bytes a writer sent, and convert_to(..., 'UTF8') there refuses
+    every value that is not valid UTF-8 (one such event would stop the migration and the detail pane), so
+    there the bytes are hashed as stored: the same bytes whenever they are UTF-8.
+    """
+    return (
+        f"encode(sha256(convert_to({text_sql}, CASE current_setting('server_encoding') "
+        "WHEN 'SQL_ASCII' THEN 'SQL_ASCII' ELSE 'UTF8' END)), 'hex')"
+    )
+
+
 def checksum_sql(text_sql: str = "payload::text") -> str:
     """The payload checksum: sha256 of the payload's text as stored, hex."""
-    return f"encode(sha256(convert_to({text_sql}, 'UTF8')), 'hex')"
+    return utf8_sha256_sql(text_sql)
 
 
 HASH_SQL = checksum_sql()
@@ -31,9 +44,8 @@ HASH_SQL = checksum_sql()
 def key_sql(checksum_sql: str, alias: str = "") -> str:
     """The idempotency key of a row, given an SQL expression for its payload checksum."""
     a = f"{alias}." if alias else ""
-    return (
-        f"encode(sha256(convert_to(coalesce({a}source, '') || ':' || coalesce({a}source_offset::text, '') || ':' || "
-        f"coalesce({checksum_sql}, ''), 'UTF8')), 'hex')"
+    return utf8_sha256_sql(
+        f"coalesce({a}source, '') || ':' || coalesce({a}source_offset::text, '') || ':' || coalesce({checksum_sql}, '')"
     )
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import queue
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -27,7 +26,8 @@ from sqlalchemy.exc import DBAPIError
 from dlq_tui.migrate import sql
 from dlq_tui.migrate.catalog import Catalog, inspect_catalog, invalid_indexes
 
-Status = Literal["pending", "running", "done", "skipped", "failed"]
+# "planned": a dry run's step that has work to do (nothing ran, so it is not "done").
+Status = Literal["pending", "running", "done", "planned", "skipped", "failed"]
 
 # In the order they run (the fast order: backfill before indexes, constraints and triggers). Titles fit the
 # step log's 36-character column at 80x24.
@@ -45,7 +45,7 @@ STEP_TITLES: dict[str, str] = {
     "create_triggers": "create the 2 updated_at triggers",
     "set_marker": "set schema_state to 7",
     "paging_indexes": "create the paging indexes (v7_1)",
-    "backfill_new_rows": "fill rows from legacy writers",
+    "backfill_new_rows": "fill rows without checksum or key",
     "commit": "commit",
 }
 STEP_NAMES: tuple[str, ...] = tuple(STEP_TITLES)
@@ -180,10 +180,17 @@ class Steps:
         Bound values are shown in place. A `repeated` statement (a batch loop's, run with new values
         each time) is shown once, with its placeholders.
         """
-        self.record(statement if repeated else _rendered(statement, params), once=repeated)
+        self.record(statement if repeated else self.shown(statement, params), once=repeated)
         if not self.execute:
             return None
         return self.conn.execute(text(statement), dict(params or {}))
+
+    def shown(self, statement: str, params: Mapping[str, Any] | None) -> str:
+        """The statement as it runs: bound values rendered as SQL literals (a dry run's SQL can be pasted)."""
+        if not params:
+            return statement.strip()
+        bound = text(statement.strip()).bindparams(**params)
+        return str(bound.compile(dialect=self.conn.dialect, compile_kwargs={"literal_binds": True}))
 
     def record(self, statement: str, *, once: bool = False) -> None:
         shown = statement.strip() + ";"
@@ -360,7 +367,7 @@ class Steps:
                     )
                 )
             raise
-        status: Status = "skipped" if outcome.skipped else "done"
+        status: Status = "skipped" if outcome.skipped else "done" if self.execute else "planned"
         self.reported.add(name)
         self.statuses[name], self.details[name] = status, outcome.detail
         self.current = None
@@ -372,26 +379,6 @@ class Steps:
         return "\n".join(self._sql) if self._sql else None
 
 
-_PLACEHOLDER = re.compile(r"(?<![:\w]):(\w+)")
-
-
-def _rendered(statement: str, params: Mapping[str, Any] | None) -> str:
-    """The statement with its bound values in place, as SQL literals (our own values: a marker, a version)."""
-    if not params:
-        return statement
-
-    def literal(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in params:
-            return match.group(0)
-        value = params[name]
-        if isinstance(value, bool) or value is None:
-            return {True: "true", False: "false", None: "NULL"}[value]
-        if isinstance(value, int | float):
-            return str(value)
-        return "'" + str(value).replace("'", "''") + "'"
-
-    return _PLACEHOLDER.sub(literal, statement)
 
 
 def sqlstate(exc: BaseException) -> str | None:

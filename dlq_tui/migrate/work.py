@@ -295,7 +295,8 @@ def set_marker(steps: Steps, out: Outcome) -> None:
 
 
 def backfill_new_rows(steps: Steps, out: Outcome, *, covered: bool) -> None:
-    """Rows a legacy writer inserted after v7 lack checksum and key: fill them (every run)."""
+    """Rows without checksum and key at v7 (writers that do not set them, or a v7 migration run without
+    pgcrypto, which leaves every row NULL): fill them, on every run."""
     if not steps.postgres:
         out.skipped, out.detail = True, SKIP_SQLITE
         return
@@ -314,7 +315,7 @@ def backfill_new_rows(steps: Steps, out: Outcome, *, covered: bool) -> None:
         out.skipped = True
         out.detail = f"no new rows ({_n(keyless)} duplicate sources stay without key)"
     else:
-        out.detail = f"{_n(rows)} rows written after v7 backfilled" + (
+        out.detail = f"{_n(rows)} rows without checksum or key backfilled" + (
             f", {_n(dups)} of them duplicate sources left without key" if dups else ""
         )
 

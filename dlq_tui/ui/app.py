@@ -6,28 +6,36 @@ Screens do their database work in thread workers (via DataSource) and report fai
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
+from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+from rich.console import RenderableType
+from rich.text import Text
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.reactive import reactive
 from textual.timer import Timer
+from textual.widgets import Static
 from textual.worker import get_current_worker
 
 from dlq_tui.config import Settings
-from dlq_tui.db.connect import describe_target
+from dlq_tui.db.dsn import describe_target
 from dlq_tui.ui.commands import DlqCommands
 from dlq_tui.ui.faults import describe_fault
 from dlq_tui.ui.messages import SchemaChecked
 from dlq_tui.ui.reconnect import Backoff
 from dlq_tui.ui.screens.base import schema_usable
+from dlq_tui.ui.screens.choice import Choice, ChoiceModal
+from dlq_tui.ui.screens.confirm import ConfirmModal
 from dlq_tui.ui.screens.events import EventsScreen
 from dlq_tui.ui.screens.health import HealthScreen
 from dlq_tui.ui.screens.help import HelpScreen
 from dlq_tui.ui.screens.migration import MigrationScreen
+from dlq_tui.ui.screens.sources import SourcesScreen
 from dlq_tui.ui.source import DataSource
 
 Clock = Callable[[], datetime]
@@ -55,10 +63,87 @@ class ReconnectFailed(Message):
         self.line = line
 
 
+class QuitPrompt(ChoiceModal):
+    """A question asked on the way out (the app dismisses it itself when what it asks about is over)."""
+
+    DEFAULT_CSS = "QuitPrompt > Vertical { width: 80; }"
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        # "esc cancels" would read as "cancel the migration" here.
+        self.query_one("#choice-hint", Static).update(Text("press a key, or ↑ ↓ and enter · esc stays in dlq-tui"))
+
+
+class QuitClaimsCounted(Message):
+    """The claims this session still holds (None: they could not be read, see `error`)."""
+
+    def __init__(self, ids: list[int] | None, error: str | None = None) -> None:
+        super().__init__()
+        self.ids = ids
+        self.error = error
+
+
+class QuitClaimsReleased(Message):
+    def __init__(self, released: int, refusal: str | None) -> None:
+        super().__init__()
+        self.released = released
+        self.refusal = refusal
+
+
+def migration_question(run: Any, now: float) -> str:
+    """The question for a MigrationRun: what runs (which step, for how long), and what waiting or cancelling does."""
+    from dlq_tui.text import plain
+
+    step = run.step
+    where = f"step {step.number}: {plain(step.title, limit=60)}, " if step is not None else ""
+    what = "The online migration" if run.online else "The migration"
+    nature = (
+        "It is not atomic: stopping it keeps what it did (o resumes later); waiting lets it finish."
+        if run.online
+        else "It runs in one transaction on the server: cancelling rolls everything back, waiting lets it commit."
+    )
+    return f"{what} is running ({where}{now - run.started:.0f} s so far). Quit anyway?\n{nature}"
+
+
+def migration_choices(run: Any) -> list[Choice]:
+    stop = (
+        "Stop it now (what it did stays; o resumes later), then quit"
+        if run.online
+        else "Cancel it now: roll back, nothing changes, then quit"
+    )
+    return [
+        Choice("w", "Wait for it to finish, then quit (its outcome is printed)", "wait"),
+        Choice("c", stop, "cancel"),
+        Choice("s", "Stay in dlq-tui (the migration goes on)", "stay"),
+    ]
+
+
+def migration_ending(run: Any) -> str:
+    """One line for the terminal after quitting: how the migration the quit waited for really ended."""
+    if run is None:
+        return ""
+    kind = "online migration" if run.online else "migration"
+    if run.finished and not run.failed:
+        late = " (the cancel came too late: it had committed)" if run.cancel_requested else ""
+        return f"{kind} finished: the database is at schema v7{late}"
+    if run.cancel_requested:
+        return (
+            "online migration stopped at your request: what it did stays; rerun it to resume"
+            if run.online
+            else "migration cancelled at your request: rolled back, nothing changed"
+        )
+    return f"{kind} failed: {run.error or 'see the step log'}"
+
+
 class DlqApp(App[int]):
     CSS_PATH = "dlq_tui.tcss"
     TITLE = "dlq-tui"
-    MODES: ClassVar[dict[str, Any]] = {"health": HealthScreen, "events": EventsScreen, "migration": MigrationScreen}
+    MODES: ClassVar[dict[str, Any]] = {
+        "health": HealthScreen,
+        "events": EventsScreen,
+        "migration": MigrationScreen,
+        "sources": SourcesScreen,
+    }
     DEFAULT_MODE = "health"
     COMMANDS = App.COMMANDS | {DlqCommands}
     # Wide terminals get the detail pane beside the table, narrow ones below it (see the tcss).
@@ -68,6 +153,16 @@ class DlqApp(App[int]):
         Binding("h", "go('health')", "Health", id="go.health"),
         Binding("e", "go('events')", "Events", id="go.events"),
         Binding("m", "go('migration')", "Migration", id="go.migration"),
+        # Not in the footer (it keeps `?` and `q` in 100 columns); in help and the palette.
+        Binding(
+            "S",
+            "go('sources')",
+            "Sources",
+            key_display="S",
+            tooltip="Sources: pending by source file",
+            id="go.sources",
+            show=False,
+        ),
         Binding("question_mark", "help", "Help", key_display="?", id="help"),
         Binding("q", "quit", "Quit", id="quit"),
     ]
@@ -105,12 +200,31 @@ class DlqApp(App[int]):
         self._retry_timer: Timer | None = None
         self._retry_due: float | None = None  # loop time of the next attempt
         self._last_ok_mono = 0.0  # monotonic time of the last success (data or heartbeat)
+        self._quitting = False  # a quit is on its way (asking, waiting for a migration, releasing)
+        self._quit_wait: Timer | None = None  # polls for the end of the migration the quit waits for
+        self._migration_prompt: QuitPrompt | None = None  # the open "a migration is running" question
+        self.exit_lines: list[str] = []  # printed on the terminal after the screen is gone
+        self.exiting = False  # set by exit(): late results must not touch screens being taken down
 
     # --- lifecycle ---------------------------------------------------------------------------------
+    def exit(self, result: int | None = None, return_code: int = 0, message: RenderableType | None = None) -> None:
+        # A quit while a screen mounts (q right after e or m): workers started by that screen still report.
+        # The app's reactives they would set have watchers on every screen, which run at once, also on a
+        # screen whose widgets are already removed (a NoMatches crash, exit 1). From now on nothing is set.
+        self.exiting = True
+        super().exit(result, return_code, message)
+
     def on_mount(self) -> None:
         self.check_schema()
         # The events screen does not poll: without this an outage would show only at the next key press.
         self.set_interval(max(2.0, self.settings.refresh_seconds), self._heartbeat)
+        if not self.is_headless:
+            import asyncio
+
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGHUP, signal.SIGTERM):
+                with suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.add_signal_handler(sig, self._hang_up, sig)
 
     def on_unmount(self) -> None:
         self.source.close()
@@ -132,6 +246,8 @@ class DlqApp(App[int]):
             self.post_message(SchemaChecked(status, access))
 
     def on_schema_checked(self, message: SchemaChecked) -> None:
+        if self.exiting:
+            return
         status = message.status
         self.schema_status = status
         self.access_problem = getattr(message, "access", None)
@@ -162,6 +278,170 @@ class DlqApp(App[int]):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.screen))
 
+    # --- quitting: a running migration and held claims are never left behind without asking -------------
+    async def action_quit(self) -> None:
+        """q / ctrl+q. Asks first while a migration runs (wait, cancel or stay) and when this session holds claims
+        (release, keep or stay); otherwise quits at once."""
+        if self._quit_wait is not None and self._migration_prompt is None:
+            self._ask_about_migration()  # waiting for a migration: q again asks again (e.g. to cancel it now)
+            return
+        if self._quitting:
+            return
+        self._quitting = True
+        self._ask_about_migration()
+
+    def _stay(self) -> None:
+        self._quitting = False
+        if self._quit_wait is not None:
+            self._quit_wait.stop()
+            self._quit_wait = None
+
+    def _ask_about_migration(self) -> None:
+        run = self.source.migration
+        if run is None:
+            self._ask_about_claims()
+            return
+        modal = QuitPrompt(migration_question(run, self._loop_time()), migration_choices(run))
+
+        def answered(choice: Choice | None) -> None:
+            if modal is not self._migration_prompt:
+                return  # dismissed by the app: the migration ended while the question was open
+            self._migration_prompt = None
+            if choice is None or choice.value == "stay":
+                self._stay()
+                return
+            if choice.value == "cancel":
+                self.source.cancel_migration()
+            verb = "is being cancelled" if choice.value == "cancel" else "finishes"
+            self.notify(f"dlq-tui quits when the {run.kind} {verb}", title="quit", timeout=10, markup=False)
+            if self._quit_wait is None:
+                self._quit_wait = self.set_interval(0.2, self._migration_over_yet)
+
+        self._migration_prompt = modal
+        self.push_screen(modal, answered)
+
+    def _migration_over_yet(self) -> None:
+        if self.source.migration is not None:
+            return
+        if self._quit_wait is not None:
+            self._quit_wait.stop()
+            self._quit_wait = None
+        prompt, self._migration_prompt = self._migration_prompt, None
+        if prompt is not None:
+            prompt.dismiss(None)  # asked again while waiting: the question is moot now
+        self.exit_lines.append(migration_ending(self.source.last_migration))
+        self._ask_about_claims()
+
+    def _ask_about_claims(self) -> None:
+        if self.settings.read_only or not self.source.claimed:
+            self._quit_now()
+            return
+        self.run_worker(self._count_claims, name="claims at quit", group="quit", thread=True, exit_on_error=False)
+
+    def _count_claims(self) -> None:
+        try:
+            ids = self.source.held_claims()
+        except Exception as exc:
+            self.post_message(QuitClaimsCounted(None, describe_fault(exc, self.settings.dsn, "quit").line))
+            return
+        self.post_message(QuitClaimsCounted(ids))
+
+    def on_quit_claims_counted(self, message: QuitClaimsCounted) -> None:
+        from dlq_tui.db.triage import name_events
+        from dlq_tui.text import plain
+
+        ttl = self.settings.lock_ttl_minutes
+        later = f"they expire by themselves within {ttl} min, and in a new session T takes them back"
+        if message.ids is None:
+            body = Text(f"The claims this session holds could not be read: {plain(message.error or '', limit=300)}")
+            body.append(f"\nIf it holds any, {later}.")
+            self.push_screen(
+                ConfirmModal("Quit without releasing your claims?", body, yes_label="Quit"),
+                lambda yes: self._quit_now() if yes else self._stay(),
+            )
+            return
+        ids = message.ids
+        if not ids:
+            self._quit_now()
+            return
+        n = len(ids)
+        plural = "s" if n != 1 else ""
+        choices = [
+            Choice("r", f"Release {'them' if n != 1 else 'it'} and quit", "release"),
+            Choice("k", f"Keep {'them' if n != 1 else 'it'} and quit ({later})", "keep"),
+            Choice("s", "Stay in dlq-tui", None),
+        ]
+
+        def answered(choice: Choice | None) -> None:
+            if choice is None or choice.value is None:
+                self._stay()
+            elif choice.value == "keep":
+                self.exit_lines.append(f"kept {n} claim{plural}: {later}")
+                self._quit_now()
+            else:
+                self.run_worker(
+                    lambda: self._release_at_quit(ids),
+                    name="release at quit",
+                    group="quit",
+                    thread=True,
+                    exit_on_error=False,
+                )
+
+        title = f"You hold {n} claim{plural} ({name_events(ids)}): release {'them' if n != 1 else 'it'}?"
+        self.push_screen(QuitPrompt(title, choices), answered)
+
+    def _release_at_quit(self, ids: list[int]) -> None:
+        from dlq_tui.db.triage import ActionRefused
+
+        try:
+            result = self.source.release(ids)
+        except ActionRefused as exc:
+            self.post_message(QuitClaimsReleased(len(exc.result.done) if exc.result else 0, str(exc)))
+            return
+        except Exception as exc:  # anything else: still one line and the choice to quit, never a traceback
+            self.post_message(QuitClaimsReleased(0, describe_fault(exc, self.settings.dsn, "release").line))
+            return
+        self.post_message(QuitClaimsReleased(len(result.done), None))
+
+    def on_quit_claims_released(self, message: QuitClaimsReleased) -> None:
+        from dlq_tui.text import plain
+
+        plural = "s" if message.released != 1 else ""
+        if message.refusal is None:
+            self.exit_lines.append(f"released {message.released} claim{plural}")
+            self._quit_now()
+            return
+        body = Text(f"Releasing your claims failed: {plain(message.refusal, limit=300)}")
+        ttl = self.settings.lock_ttl_minutes
+        body.append(f"\nThey expire by themselves within {ttl} min; in a new session T takes them back.")
+        self.push_screen(
+            ConfirmModal("Quit anyway?", body, yes_label="Quit"),
+            lambda yes: self._quit_now() if yes else self._stay(),
+        )
+
+    def _quit_now(self) -> None:
+        lines = [f"dlq-tui: {line}" for line in self.exit_lines if line]
+        self.exit(message=Text("\n".join(lines)) if lines else None)
+
+    def _hang_up(self, sig: int) -> None:
+        """SIGHUP (the SSH connection dropped) or SIGTERM: nobody can answer a question. Best effort, bounded:
+        cancel a running migration (the atomic one rolls back), release this session's claims, then exit."""
+        import threading
+
+        if self.source.migration is not None:
+            self.source.cancel_migration()
+
+        def release() -> None:
+            with suppress(Exception):
+                ids = self.source.held_claims()
+                if ids:
+                    self.source.release(ids)
+
+        worker = threading.Thread(target=release, name="dlq-tui-hangup", daemon=True)
+        worker.start()
+        worker.join(timeout=5.0)
+        self.exit(return_code=128 + sig)  # what the shell reports for a death by that signal
+
     # --- faults ------------------------------------------------------------------------------------
     def report_error(self, exc: BaseException, context: str = "") -> None:
         """One place for failed database work: a clear line, the password masked, no traceback.
@@ -171,6 +451,8 @@ class DlqApp(App[int]):
         """
         from dlq_tui.text import plain
 
+        if self.exiting:
+            return  # the session is ending: a late failure is nobody's news
         fault = describe_fault(exc, self.settings.dsn, context)
         if fault.lost_connection:
             first = self.connection_lost(fault.line)
@@ -182,6 +464,8 @@ class DlqApp(App[int]):
     # --- the link: lost, retried with backoff, back -------------------------------------------------
     def mark_good(self, at: datetime | None = None) -> None:
         """A query just succeeded: remember when, and the link is up."""
+        if self.exiting:
+            return
         self.last_good_at = at or self.clock()
         self._last_ok_mono = self._loop_time()
         if self.connection_state != "connected":
@@ -189,6 +473,8 @@ class DlqApp(App[int]):
 
     def connection_lost(self, line: str) -> bool:
         """Enter "disconnected" and schedule reconnects; False when that was already the state."""
+        if self.exiting:
+            return False
         self.disconnect_line = line
         if self.connection_state == "disconnected":
             return False
@@ -260,7 +546,7 @@ class DlqApp(App[int]):
 
     def on_reconnected(self, _message: Reconnected) -> None:
         # The ping is not data: last_good_at stays the time of the last real read until a screen reads.
-        if self.connection_state == "disconnected":
+        if self.connection_state == "disconnected" and not self.exiting:
             self.connection_state = "connected"
 
     def on_reconnect_failed(self, message: ReconnectFailed) -> None:

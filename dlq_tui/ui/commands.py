@@ -20,7 +20,11 @@ PALETTE: tuple[PaletteCommand, ...] = (
     PaletteCommand("Go to health", "Health figures, breakers, runs, analysis (h)", None, "go('health')"),
     PaletteCommand("Go to events", "Pending events, keyset paged (e)", None, "go('events')"),
     PaletteCommand("Go to migration", "Schema version, plan, dry run, upgrade (m)", None, "go('migration')"),
+    PaletteCommand("Go to sources", "Pending events by source file: count, reasons, ages (S)", None, "go('sources')"),
     PaletteCommand("Refresh health", "Read the health figures now (r)", "health", "refresh"),
+    PaletteCommand(
+        "Toggle all findings", "Every health finding, or only the two worst (f)", "health", "toggle_findings"
+    ),
     PaletteCommand("Reload events", "Reload the events from the top (r)", "events", "refresh"),
     PaletteCommand("Filter events", "Priority, classification, reason, text, locks (/)", "events", "filter"),
     PaletteCommand("Clear event filter", "Show every pending event again (backspace)", "events", "clear_filter"),
@@ -28,11 +32,15 @@ PALETTE: tuple[PaletteCommand, ...] = (
     PaletteCommand(
         "Toggle resolved events", "Show resolved events too, or pending only (v)", "events", "toggle_resolved"
     ),
+    PaletteCommand(
+        "Sort events", "By priority, newest first, most retries first: the next order (s)", "events", "cycle_order"
+    ),
     PaletteCommand("Toggle detail pane", "Show or hide the event detail (d)", "events", "toggle_detail"),
     PaletteCommand("Next payload page", "Page on through a long payload (])", "events", "payload_page(1)"),
     PaletteCommand("Previous payload page", "Page back through a long payload ([)", "events", "payload_page(-1)"),
     PaletteCommand("Mark event", "Mark or unmark the highlighted event (space)", "events", "toggle_mark"),
-    PaletteCommand("Mark page", "Mark every event in view, or unmark them (*)", "events", "mark_all"),
+    PaletteCommand("Mark all in view", "Mark every event in view, or unmark them (*)", "events", "mark_all"),
+    PaletteCommand("Unmark all", "Clear every mark, in view or not (-)", "events", "clear_marks"),
     PaletteCommand(
         "Claim events", "Take the processing lock of the marked or highlighted events (c)", "events", "claim"
     ),
@@ -52,7 +60,28 @@ PALETTE: tuple[PaletteCommand, ...] = (
         "requeue",
     ),
     PaletteCommand(
+        "Repair preview", "The highlighted event repaired and checked, and where it would go (f)", "events", "repair"
+    ),
+    PaletteCommand(
+        "Redrive events",
+        "Repairable marked or highlighted events into raw_events, after a confirmation (F)",
+        "events",
+        "redrive",
+    ),
+    PaletteCommand(
+        "Take back claims",
+        "Claim events locked by another session of yours (same --operator), e.g. after an SSH drop (T)",
+        "events",
+        "take_back",
+    ),
+    PaletteCommand(
         "Export events", "Write the selected events as JSON Lines for forensics (E, ctrl+s)", "events", "export"
+    ),
+    PaletteCommand(
+        "Export all matching",
+        "Every event of this view and filter as of now, after a confirmation with the count (ctrl+e)",
+        "events",
+        "export_matching",
     ),
     PaletteCommand("Migration dry run", "Show the SQL the upgrade would run (d)", "migration", "dry_run"),
     PaletteCommand(
@@ -71,6 +100,13 @@ PALETTE: tuple[PaletteCommand, ...] = (
         "online_dry_run",
     ),
     PaletteCommand("Recheck schema", "Read the schema version and plan again (r)", "migration", "refresh"),
+    PaletteCommand("Reload sources", "Read the per-source figures again (r)", "sources", "refresh"),
+    PaletteCommand(
+        "Resolve source file for re-ingest",
+        "Resolve every pending event of the highlighted source file, after a confirmation (x)",
+        "sources",
+        "reingest",
+    ),
     PaletteCommand("Help", "Every key on every screen (?)", None, "help"),
     PaletteCommand("Quit", "Leave dlq-tui (q)", None, "quit"),
 )

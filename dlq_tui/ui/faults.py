@@ -9,7 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from dlq_tui.db.connect import classify_connection_error, describe_target, scrub
+from dlq_tui.db.dsn import describe_target, scrub
+from dlq_tui.db.errors import (
+    INSUFFICIENT_PRIVILEGE,
+    ConnectionFault,
+    classify_connection_error,
+    driver_error,
+    first_line,
+    sqlstate,
+)
 
 FaultKind = Literal["connection", "permission", "refused", "other"]
 
@@ -21,30 +29,16 @@ class Fault:
     lost_connection: bool = False  # the link is down: start reconnecting
 
 
-def _inner(exc: BaseException) -> BaseException:
-    return getattr(exc, "orig", None) or exc
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0].strip() or type(exc).__name__
-
-
-def _is_permission_denied(exc: BaseException) -> bool:
-    import psycopg
-
-    return isinstance(_inner(exc), psycopg.errors.InsufficientPrivilege)
-
-
 def _connection_line(exc: BaseException, dsn: str) -> str | None:
     import psycopg
     from sqlalchemy.exc import DBAPIError
 
-    inner = _inner(exc)
+    inner = driver_error(exc)
     # Only errors of the link itself: a statement or lock timeout is an OperationalError too, but the
     # connection is fine (classify_connection_error answers None for those).
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return classify_connection_error(exc, dsn) or f"lost the connection to {describe_target(dsn).label()}"
-    if isinstance(inner, psycopg.OperationalError | OSError) or type(inner).__name__ == "ConnectionFault":
+    if isinstance(inner, psycopg.OperationalError | OSError | ConnectionFault):
         return classify_connection_error(exc, dsn)
     return None
 
@@ -56,10 +50,10 @@ def describe_fault(exc: BaseException, dsn: str, context: str = "") -> Fault:
         # Triage already says "not done: ..." (or "may or may not be saved"); keep its words.
         cause = exc.__cause__
         lost = cause is not None and _connection_line(cause, dsn) is not None
-        return Fault("refused", scrub(_first_line(exc), dsn), lost_connection=lost)
-    if _is_permission_denied(exc):
+        return Fault("refused", scrub(first_line(exc), dsn), lost_connection=lost)
+    if sqlstate(exc) == INSUFFICIENT_PRIVILEGE:
         user = describe_target(dsn).user or "your role"
-        detail = _first_line(_inner(exc))
+        detail = first_line(exc)
         return Fault(
             "permission",
             scrub(f"{detail}: ask an administrator to GRANT SELECT on it TO {user} (see `dlq-tui check`)", dsn),
@@ -68,4 +62,4 @@ def describe_fault(exc: BaseException, dsn: str, context: str = "") -> Fault:
     if line is not None:
         return Fault("connection", scrub(line, dsn), lost_connection=True)
     prefix = f"{context}: " if context else ""
-    return Fault("other", scrub(prefix + _first_line(_inner(exc)), dsn))
+    return Fault("other", scrub(prefix + first_line(exc), dsn))

@@ -8,18 +8,27 @@ The ui never writes SQL: everything here delegates to the db layer or the migrat
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+import threading
+import time
+from collections.abc import Generator, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Engine
 
-from dlq_tui.db.connect import is_sqlite, make_engine
+from dlq_tui.db.connect import make_engine
+from dlq_tui.db.dsn import is_sqlite
 from dlq_tui.db.models import EventDetail, EventFilter, EventPage, HealthSnapshot, PageCursor
+from dlq_tui.migrate.steps import MigrationError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from dlq_tui.config import Settings
     from dlq_tui.db.models import ActionResult
+    from dlq_tui.db.redrive import RedriveResult, RepairPreview
+    from dlq_tui.db.sources import SourceOverview, SourceSelection
     from dlq_tui.db.triage import Operator
 
 # A backstop: a thread worker cannot cancel its query, so the server does it after this long.
@@ -29,12 +38,38 @@ STATEMENT_TIMEOUT_MS = 30_000
 # backstop a larger queue would time out on every poll and never show figures at all.
 HEALTH_TIMEOUT_MS = 300_000
 PAGE_SIZE = 200
+CANCEL_EVERY_S = 0.25  # while cancelling a migration: how often the statement it runs is cancelled again
+
+
+class MigrationStopped(MigrationError):
+    """Thrown into the online upgrade at its next step event: its own interrupt path stops it between batches."""
+
+
+@dataclass
+class MigrationRun:
+    """The upgrade running now (quitting asks about it): which one, its current step, how it ended."""
+
+    online: bool
+    started: float = field(default_factory=time.monotonic)
+    step: Any = None  # the last StepEvent that said "running"
+    cancel_requested: bool = False
+    failed: bool = False
+    error: str | None = None  # set when the run ended with an exception (one line)
+    finished: bool = False  # the generator ran to its end (committed)
+
+    @property
+    def kind(self) -> str:
+        return "online migration" if self.online else "migration"
 
 
 class DataSource:
     # The online migration's pace (the CLI's --batch-size / --max-rate defaults); tests slow it down.
     online_batch_size: int = 10_000
     online_max_rate: float | None = None
+    # How long the atomic upgrade waits for a table lock before it gives up (the runner's default); tests raise it.
+    upgrade_lock_timeout_ms: int = 5_000
+    # At most this many sources in the per-source view (None: dlq_tui.db.sources.SOURCE_LIMIT); tests lower it.
+    source_limit: int | None = None
 
     def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
         self.settings = settings
@@ -43,8 +78,12 @@ class DataSource:
             settings.dsn, read_only=settings.read_only, statement_timeout_ms=STATEMENT_TIMEOUT_MS
         )
         self._migration_engine: Engine | None = None
+        self._migration_connections: set[Any] = set()  # driver connections the migration engine has out
+        self.migration: MigrationRun | None = None  # the upgrade running now
+        self.last_migration: MigrationRun | None = None
         self._operator: Operator | None = None
         self._health_in_flight: set[Any] = set()
+        self.claimed = False  # a claim of this session succeeded: quitting checks for claims still held
 
     @property
     def is_sqlite(self) -> bool:
@@ -93,6 +132,19 @@ class DataSource:
         with self.engine.connect() as conn:
             return page_starting_at(conn, flt, event_id, limit=limit)
 
+    def locate(self, flt: EventFilter, event_id: int, limit: int = PAGE_SIZE) -> tuple[EventFilter, EventPage] | None:
+        """Any event by id: (the view that lists it, its page); None when no event has that id."""
+        from dlq_tui.db.queries import locate_event
+
+        with self.engine.connect() as conn:
+            return locate_event(conn, flt, event_id, limit=limit)
+
+    def matching_ids(self, flt: EventFilter) -> list[int]:
+        from dlq_tui.db.queries import matching_ids
+
+        with self.engine.connect() as conn:
+            return matching_ids(conn, flt)
+
     def event(self, event_id: int, payload_chars: int) -> EventDetail | None:
         from dlq_tui.db.queries import fetch_event
 
@@ -111,12 +163,103 @@ class DataSource:
         with self.engine.connect() as conn:
             return known_reasons(conn)
 
+    # --- per source file (dlq_tui.db.sources) --------------------------------------------------------
+    def sources(self) -> SourceOverview:
+        """Pending events grouped by source file. A GROUP BY over every pending row, like health: its timeout."""
+        from dlq_tui.db.sources import SOURCE_LIMIT, fetch_sources
+
+        with self.engine.connect() as conn:
+            if not self.is_sqlite:
+                conn.exec_driver_sql(f"SET LOCAL statement_timeout = {HEALTH_TIMEOUT_MS}")
+            raw = conn.connection.dbapi_connection
+            self._health_in_flight.add(raw)  # cancelled on close, like a health refresh
+            try:
+                return fetch_sources(conn, mine=self.operator.lock_token, limit=self.source_limit or SOURCE_LIMIT)
+            finally:
+                self._health_in_flight.discard(raw)
+
+    def source_selection(self, source: str | None) -> SourceSelection:
+        from dlq_tui.db.sources import source_selection
+
+        with self.engine.connect() as conn:
+            return source_selection(conn, source, mine=self.operator.lock_token)
+
+    def resolve_for_reingest(self, selection: SourceSelection) -> ActionResult:
+        from dlq_tui.db.sources import resolve_for_reingest
+
+        return resolve_for_reingest(self.engine, self.operator, selection)
+
     # --- schema and migration ---------------------------------------------------------------------
     def _migrator(self) -> Engine:
         # Migrations may run for minutes and must write: no statement timeout, never read-only.
         if self._migration_engine is None:
-            self._migration_engine = make_engine(self.dsn)
+            from sqlalchemy import event
+
+            engine = make_engine(self.dsn)
+            out = self._migration_connections
+            # Known so that cancel_migration can cancel whatever statement the migration is running or waiting in.
+            event.listen(engine, "checkout", lambda dbapi, record, proxy: out.add(dbapi))
+            event.listen(engine, "checkin", lambda dbapi, record: out.discard(dbapi))
+            event.listen(engine, "close", lambda dbapi, record: out.discard(dbapi))
+            self._migration_engine = engine
         return self._migration_engine
+
+    def _tracked(self, online: bool, events: Iterator[Any]) -> Iterator[Any]:
+        """The upgrade's step events, passed through while `migration` says what is running."""
+        run = MigrationRun(online)
+        self.migration = run
+        stopping = False
+        try:
+            while True:
+                try:
+                    if run.online and run.cancel_requested and not stopping:
+                        # Between two batches no statement runs, so cancelling statements alone can miss it.
+                        stopping = True
+                        step = cast(Generator[Any, None, None], events).throw(
+                            MigrationStopped("stopped at your request")
+                        )
+                    else:
+                        step = next(events)
+                except StopIteration:
+                    break
+                if step.status == "running":
+                    run.step = step
+                elif step.status == "failed":
+                    run.failed = True
+                yield step
+            run.finished = True
+        except Exception as exc:
+            from dlq_tui.text import plain
+
+            run.failed = True
+            run.error = plain(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, limit=300)
+            raise
+        finally:
+            self.last_migration = run
+            self.migration = None
+
+    def cancel_migration(self) -> bool:
+        """Stop the running upgrade from another thread: its statements are cancelled until it gives up.
+
+        The atomic upgrade then rolls back (nothing changes); the online one stops where it is (what it did stays,
+        a rerun resumes). A cancel that arrives during the commit cannot undo it: the run's outcome says what
+        happened. Returns False when no upgrade is running.
+        """
+        run = self.migration
+        if run is None:
+            return False
+        if not run.cancel_requested:
+            run.cancel_requested = True
+            threading.Thread(target=self._keep_cancelling, args=(run,), name="dlq-tui-cancel", daemon=True).start()
+        return True
+
+    def _keep_cancelling(self, run: MigrationRun) -> None:
+        # Between two statements a cancel finds nothing to cancel: repeat until the run has failed or ended.
+        while self.migration is run and not run.failed:
+            for raw in list(self._migration_connections):
+                with contextlib.suppress(Exception):
+                    raw.cancel_safe(timeout=2.0)
+            time.sleep(CANCEL_EVERY_S)
 
     def schema_status(self) -> Any:
         from dlq_tui.migrate.runner import check
@@ -155,7 +298,7 @@ class DataSource:
     def upgrade(self) -> Iterator[Any]:
         from dlq_tui.migrate.runner import upgrade
 
-        return upgrade(self._migrator())
+        return self._tracked(False, upgrade(self._migrator(), lock_timeout_ms=self.upgrade_lock_timeout_ms))
 
     def online_dry_run(self) -> Iterator[Any]:
         from dlq_tui.migrate.online import online_dry_run
@@ -166,7 +309,8 @@ class DataSource:
         """Short locks, batched backfill, resumable; repeated "running" events carry progress."""
         from dlq_tui.migrate.online import online_upgrade
 
-        return online_upgrade(self._migrator(), batch_size=self.online_batch_size, max_rate=self.online_max_rate)
+        events = online_upgrade(self._migrator(), batch_size=self.online_batch_size, max_rate=self.online_max_rate)
+        return self._tracked(True, events)
 
     # --- triage (write side; each call is its own transaction per batch, see dlq_tui.db.triage) ------
     @property
@@ -183,7 +327,29 @@ class DataSource:
     def claim(self, ids: Sequence[int]) -> ActionResult:
         from dlq_tui.db import triage
 
-        return triage.claim(self.engine, self.operator, ids)
+        return self._claimed(triage.claim(self.engine, self.operator, ids))
+
+    def take_back(self, ids: Sequence[int]) -> ActionResult:
+        from dlq_tui.db import triage
+
+        return self._claimed(triage.take_back(self.engine, self.operator, ids))
+
+    def _claimed(self, result: ActionResult) -> ActionResult:
+        self.claimed = self.claimed or bool(result.done)
+        return result
+
+    def held_claims(self) -> list[int]:
+        """The events this session still holds; no query when it never claimed one (its token is its own)."""
+        if not self.claimed:
+            return []
+        from dlq_tui.db import triage
+
+        return triage.held_claims(self.engine, self.operator)
+
+    def lock_holders(self, ids: Sequence[int]) -> dict[int, str | None]:
+        from dlq_tui.db import triage
+
+        return triage.lock_holders(self.engine, ids)
 
     def release(self, ids: Sequence[int]) -> ActionResult:
         from dlq_tui.db import triage
@@ -219,3 +385,21 @@ class DataSource:
         from dlq_tui.db import triage
 
         return triage.export_jsonl(self.engine, ids, path, overwrite=overwrite)
+
+    # --- repair and redrive (dlq_tui.db.redrive; the repair runs here, in the caller's thread worker) ----------
+    def repair_preview(self, event_id: int) -> RepairPreview | None:
+        from dlq_tui.db.redrive import preview
+
+        with self.engine.connect() as conn:
+            return preview(conn, self.operator, event_id)
+
+    def redrive_plan(self, ids: Sequence[int]) -> RedriveResult:
+        """A dry run: what a redrive of these events would do (writes nothing)."""
+        from dlq_tui.db import redrive
+
+        return redrive.redrive(self.engine, self.operator, ids, dry_run=True)
+
+    def redrive(self, ids: Sequence[int], accept_ambiguous: Mapping[int, str] | None = None) -> RedriveResult:
+        from dlq_tui.db import redrive
+
+        return redrive.redrive(self.engine, self.operator, ids, accept_ambiguous=accept_ambiguous)

@@ -14,6 +14,7 @@ from dlq_tui.config import Settings
 from dlq_tui.db.connect import make_engine
 from dlq_tui.demo import fill_demo
 from dlq_tui.ui.app import DlqApp
+from dlq_tui.ui.screens.events import EventsScreen
 from dlq_tui.ui.source import DataSource
 
 SIZE = (100, 30)
@@ -84,6 +85,28 @@ async def settle(pilot: Pilot[object], *, timeout: float = 20.0) -> None:
         quiet = 0 if busy(pilot.app) else quiet + 1  # type: ignore[arg-type]
 
 
+async def open_events(pilot: Pilot[object]) -> EventsScreen:
+    """Settle on the first screen, press e, wait for the events to load."""
+    await settle(pilot)
+    await pilot.press("e")
+    await settle(pilot)
+    screen = pilot.app.screen
+    assert isinstance(screen, EventsScreen)
+    return screen
+
+
+async def press(pilot: Pilot[object], *keys: str) -> None:
+    """Each key, then wait until what it started has finished."""
+    for key in keys:
+        await pilot.press(key)
+        await settle(pilot)
+
+
+def notes(app: DlqApp) -> list[str]:
+    """Every notification's text, oldest first."""
+    return [str(n.message) for n in app._notifications]
+
+
 def screen_text(app: DlqApp) -> str:
     """What the user sees, as plain text (the SVG export without styles)."""
     from rich.console import Console
@@ -91,3 +114,15 @@ def screen_text(app: DlqApp) -> str:
     console = Console(record=True, width=app.size.width, height=app.size.height, file=open("/dev/null", "w"))  # noqa: SIM115
     console.print(app.screen._compositor.render_update(full=True))  # type: ignore[union-attr]
     return console.export_text()
+
+
+def picture_lines(app: DlqApp) -> list[str]:
+    """The screen's SVG picture read as text runs, each trimmed: what copying text from the pictures (or a
+    terminal that keeps no trailing blanks per run) gives. Spacing at the edge of a styled run is lost."""
+    import html
+    import re
+
+    lines: dict[float, list[tuple[float, str]]] = {}
+    for m in re.finditer(r'<text [^>]*x="([\d.]+)" y="([\d.]+)"[^>]*>([^<]*)</text>', app.export_screenshot()):
+        lines.setdefault(float(m.group(2)), []).append((float(m.group(1)), html.unescape(m.group(3)).strip()))
+    return ["".join(text for _, text in sorted(runs)).replace("\xa0", " ") for _, runs in sorted(lines.items())]

@@ -9,14 +9,8 @@ command) refuses each connection fault with one line and exit 2 before it takes 
 
 from __future__ import annotations
 
-import fcntl
 import os
-import select
-import signal
-import struct
 import subprocess
-import termios
-import time
 from pathlib import Path
 
 import pytest
@@ -24,11 +18,7 @@ from sqlalchemy import text
 
 from dlq_tui.cli import run
 from dlq_tui.demo import hostile_ids
-from tests.faultservers import FaultServer
-from tests.pg import TestServer
-from tests.support.console import console_script
-from tests.test_connection_faults import (  # noqa: F401  (fixtures used by name)
-    DSN_VARIABLES,
+from tests.cli.test_connection_faults import (  # noqa: F401  (fixtures used by name)
     FAULTS,
     Fault,
     _assert_one_clean_line,
@@ -37,10 +27,12 @@ from tests.test_connection_faults import (  # noqa: F401  (fixtures used by name
     no_dsn_in_environment,
     silent_port,
 )
+from tests.support.console import console_script
+from tests.support.faultservers import FaultServer
+from tests.support.pg import TestServer
+from tests.support.terminal import DSN_VARIABLES, Terminal
 from tests.ui.conftest import DemoDb
-from tests.ui.test_pty import ANSI
 
-ROWS, COLS = 50, 160
 # The payloads' own sequences, exactly as fill_demo stores them (see dlq_tui/demo.py).
 FORBIDDEN: dict[str, bytes] = {
     "title change": b"\x1b]0;root@prod",
@@ -52,79 +44,6 @@ FORBIDDEN: dict[str, bytes] = {
     "red text from the payload": b"\x1b[31mHACKED",
     "DCS": b"\x1bP",
 }
-
-
-class Terminal:
-    """A child process on a pty; everything it writes is kept as raw bytes."""
-
-    def __init__(self, argv: list[str]) -> None:
-        self.master, slave = os.openpty()
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLS, 0, 0))
-        env = {k: v for k, v in os.environ.items() if k not in DSN_VARIABLES}
-        env.update(TERM="xterm-256color", COLORTERM="truecolor")
-        self.proc = subprocess.Popen(
-            argv, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True, close_fds=True
-        )
-        os.close(slave)
-        self.raw = b""
-
-    def text(self, since: int = 0) -> str:
-        return ANSI.sub("", self.raw[since:].decode("utf-8", "replace"))
-
-    def read_until(self, words: list[str], timeout: float, since: int = 0) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.master], [], [], 0.1)
-            if ready:
-                try:
-                    chunk = os.read(self.master, 65536)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                self.raw += chunk
-                if all(word in self.text(since) for word in words):
-                    return self.text(since)
-            elif self.proc.poll() is not None:
-                break
-        raise AssertionError(f"not seen within {timeout} s: {words}\n{self.text(since)[-3000:]}")
-
-    def read_quiet(self, idle: float, timeout: float) -> None:
-        """Keep reading until the app has written nothing for `idle` seconds (it has finished drawing)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.master], [], [], idle)
-            if not ready:
-                return
-            try:
-                chunk = os.read(self.master, 65536)
-            except OSError:
-                return
-            if not chunk:
-                return
-            self.raw += chunk
-        raise AssertionError(f"still drawing after {timeout} s")
-
-    def send(self, keys: str) -> None:
-        os.write(self.master, keys.encode())
-
-    def wait_exit(self, timeout: float) -> int:
-        """Keep draining the pty (a full buffer would block the child's last writes) until it exits."""
-        deadline = time.monotonic() + timeout
-        while self.proc.poll() is None and time.monotonic() < deadline:
-            ready, _, _ = select.select([self.master], [], [], 0.1)
-            if ready:
-                try:
-                    self.raw += os.read(self.master, 65536)
-                except OSError:
-                    break
-        return self.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=10)
-        os.close(self.master)
 
 
 @pytest.mark.slow

@@ -4,14 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-from tests.ui.conftest import SIZE, DemoDb, demo_app, screen_text, settle
-
-
-async def open_events(pilot) -> object:  # type: ignore[no-untyped-def]
-    await settle(pilot)
-    await pilot.press("e")
-    await settle(pilot)
-    return pilot.app.screen
+from tests.ui.conftest import SIZE, DemoDb, demo_app, open_events, screen_text, settle
 
 
 async def test_page_through_every_pending_event_and_back(demo_db: DemoDb) -> None:

@@ -18,8 +18,8 @@ from sqlalchemy import Connection, Engine, text
 
 from dlq_tui.db.models import EventFilter
 from dlq_tui.ui.screens.help import HelpScreen
-from tests.factories import db_now, insert_breaker, insert_event, insert_run
-from tests.hostile_corpus import COMBINED
+from tests.support.factories import db_now, insert_breaker, insert_event, insert_run
+from tests.support.hostile_corpus import COMBINED
 from tests.ui.conftest import make_app, screen_text, settle
 from tests.ui.test_hostile_render import assert_safe, open_events_on
 
@@ -201,6 +201,10 @@ async def test_no_screen_draws_any_column_raw(v7_dsn: str, v7_engine: Engine) ->
             assert_safe(app, f"events, detail of the event with a hostile {name}")
             details.append(screen_text(app))
         drawn["detail"] = "\n".join(details)
+
+        await pilot.press("s")
+        await settle(pilot)
+        assert_safe(app, "sources")  # source and reason of each pending event, grouped by file
 
         await pilot.press("m")
         await settle(pilot)

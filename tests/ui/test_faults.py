@@ -24,9 +24,9 @@ from dlq_tui.db.triage import ActionRefused
 from dlq_tui.ui.screens.health import HealthScreen
 from dlq_tui.ui.screens.help import HelpScreen
 from dlq_tui.ui.widgets.schema_notice import SchemaNotice
-from tests.dbstates import make_legacy_v6, make_v7
-from tests.factories import insert_event
-from tests.pg import TestServer
+from tests.support.dbstates import make_legacy_v6, make_v7
+from tests.support.factories import insert_event
+from tests.support.pg import TestServer
 from tests.ui.conftest import SIZE, make_app, screen_text, settle
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 from sqlalchemy import text
 
 from dlq_tui.db.models import HealthSnapshot
 from dlq_tui.ui.source import DataSource
-from tests.ui.conftest import SIZE, DemoDb, demo_app, make_app, screen_text, settle
+from tests.ui.conftest import SIZE, DemoDb, demo_app, make_app, picture_lines, screen_text, settle
 
 
 async def test_health_tiles_breakers_runs_and_analysis(demo_db: DemoDb) -> None:
@@ -123,3 +124,16 @@ async def test_findings_are_readable_worst_first_and_short(demo_db: DemoDb) -> N
             segment = next(seg for seg in line if finding.message[:10] in seg.text)
             assert segment.style.bgcolor == normal  # readable: level colour on the normal background
             assert segment.style.color != normal
+
+
+async def test_findings_counts_and_more_stay_apart_at_160_columns(demo_db: DemoDb) -> None:
+    """The badge line read "2 critical, 3 warnings+3 more" once the spacing between its styled runs was lost
+    (copied text, the SVG pictures): "+N more" now sits behind a visible separator in the counts' own run."""
+    app = demo_app(demo_db)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await settle(pilot)
+        head = app.screen.query_one("#health-status").render_line(0).text
+        assert re.search(r"\d+ critical, \d+ warnings? · \+\d+ more \(f\)  · figures from ", head), head
+        copied = next(line for line in picture_lines(app) if "critical," in line)
+        assert re.search(r"warnings? · \+\d+ more", copied), copied
+        assert not re.search(r"warnings?\+\d+ more", copied)

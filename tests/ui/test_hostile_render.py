@@ -131,7 +131,7 @@ async def test_filter_modal_completes_hostile_reasons_safely(demo_db: DemoDb) ->
 
 async def test_completion_never_offers_a_raw_escape(demo_db: DemoDb) -> None:
     """A reason with a unique prefix and an escape in it: typing the prefix must not draw the escape."""
-    from tests.factories import insert_event
+    from tests.support.factories import insert_event
 
     with demo_db.engine.begin() as conn:
         insert_event(conn, source="/var/log/cowrie/x.json", reason="zz-attack\x1b]0;pwned\x07\x1b[2J")

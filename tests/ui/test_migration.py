@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
+from dlq_tui.commands.check import report_lines
 from dlq_tui.db.connect import make_engine
-from dlq_tui.migrate.runner import check
+from dlq_tui.migrate.runner import CURRENT_LINE, check
 from dlq_tui.migrate.steps import STEP_NAMES
 from dlq_tui.ui.source import DataSource
 from dlq_tui.ui.widgets.step_log import StepLog
-from tests.dbstates import make_legacy_v6
-from tests.ui.conftest import LABEL, SIZE, make_app, screen_text, settle
+from tests.support.dbstates import create_v7_from_metadata, insert_legacy_rows, make_legacy_v6
+from tests.ui.conftest import LABEL, SIZE, make_app, picture_lines, screen_text, settle
 
 FINAL = {"done", "skipped"}
 
@@ -231,3 +232,45 @@ async def test_sqlite_explains_why_online_is_off(tmp_path) -> None:  # type: ign
         await settle(pilot)
         assert type(app.screen).__name__ == "MigrationScreen"  # no confirmation offered
         assert app.screen.outcome is None
+
+
+async def test_header_reads_one_label_a_line_even_as_copied_text(empty_dsn: str) -> None:
+    """The header ran its labels together ("schema_state says 7Catalog looks like v7Alembic v7_1") wherever
+    the spacing at the end of a styled label was lost: each label now has its own line and its colon."""
+    legacy(empty_dsn, rows=5)
+    app = make_app(empty_dsn)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.press("m")
+        await settle(pilot)
+        header = app.screen.query_one("#migration-status").content.plain.splitlines()
+        assert header[:4] == [
+            f"Database: {LABEL}",
+            "Marker:   schema_state says 6",
+            "Catalog:  looks like v6",
+            "Alembic:  not stamped",
+        ]
+        copied = picture_lines(app)
+        assert "Marker:   schema_state says 6" in copied and "Catalog:  looks like v6" in copied
+        assert not any("6Catalog" in line or "v6Alembic" in line for line in copied)
+
+
+async def test_current_schema_with_rows_without_checksum_says_current_and_warns(empty_dsn: str) -> None:
+    """The pipeline's v7 without pgcrypto (every checksum NULL): the panel gives `dlq-tui check`'s verdict and
+    warning lines, word for word, and points at the backfill; it does not say "not current"."""
+    engine = make_engine(empty_dsn)
+    create_v7_from_metadata(engine)
+    with engine.begin() as conn:
+        insert_legacy_rows(conn, 30)
+    status = check(engine)
+    engine.dispose()
+    app = make_app(empty_dsn)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.press("m")
+        await settle(pilot)
+        shown = [line.strip() for line in app.screen.query_one("#migration-status").content.plain.splitlines()]
+        expected = [line.strip() for line in report_lines(status)]
+        assert expected[0] == CURRENT_LINE and len(expected) == 2
+        assert shown[4] == CURRENT_LINE
+        assert shown[5] == expected[1] and "v7 migration run without pgcrypto" in shown[5]
+        assert "u runs that backfill here (asks first), d shows its SQL." in shown
+        assert "step(s) to run" not in screen_text(app)

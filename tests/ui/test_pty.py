@@ -2,79 +2,29 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
-import re
-import select
-import signal
-import struct
 import subprocess
-import termios
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.support.console import console_script
+from tests.support.terminal import Terminal
 from tests.ui.conftest import DemoDb
-
-ANSI = re.compile(r"\x1b\[[0-9;?<>=]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[()][A-Za-z0-9]|\x1b[=>78]")
-
-
-def read_until(fd: int, proc: subprocess.Popen[bytes], wanted: list[str], timeout: float) -> str:
-    """Read the terminal until every wanted word appears in the text (escape sequences removed)."""
-    raw = b""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 0.2)
-        if ready:
-            try:
-                chunk = os.read(fd, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            raw += chunk
-            screen = ANSI.sub("", raw.decode("utf-8", "replace"))
-            if all(word in screen for word in wanted):
-                return screen
-        elif proc.poll() is not None:
-            break
-    return ANSI.sub("", raw.decode("utf-8", "replace"))
 
 
 @pytest.mark.slow
 def test_dlq_tui_in_a_pseudo_terminal(demo_db: DemoDb) -> None:
-    master, slave = os.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
-    env = {**os.environ, "TERM": "xterm-256color", "COLORTERM": "truecolor", "DLQ_TUI_DSN": ""}
     started = time.monotonic()
-    proc = subprocess.Popen(
-        [console_script(), "--dsn", demo_db.dsn, "--refresh", "2"],
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,  # Textual draws on stderr
-        env=env,
-        start_new_session=True,
-        close_fds=True,
-    )
-    os.close(slave)
-    try:
-        screen = read_until(master, proc, ["Pending", "Circuit", "breakers", "connected"], timeout=30)
+    with Terminal([console_script(), "--dsn", demo_db.dsn, "--refresh", "2"], rows=30, cols=100) as term:
+        screen = term.read_until(["Pending", "Circuit", "breakers", "connected"], timeout=30)
         first_paint = time.monotonic() - started
-        assert "Pending" in screen and "breakers" in screen, screen[-2000:]
         assert "Traceback" not in screen
-        os.write(master, b"q")
-        # Keep draining the terminal while it exits: an unread pty fills up and blocks the app's final writes.
-        read_until(master, proc, ["<never printed>"], timeout=15)
-        code = proc.wait(timeout=5)
-        assert code == 0
-        print(f"first health paint after {first_paint:.2f} s")
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=5)
-        os.close(master)
+        term.send("q")
+        code = term.wait_exit(timeout=20)
+        assert code == 0, term.text()[-2000:]
+    print(f"first health paint after {first_paint:.2f} s")
 
 
 def test_unreachable_database_is_one_line_and_exit_2(tmp_path: Path) -> None:
@@ -86,3 +36,16 @@ def test_unreachable_database_is_one_line_and_exit_2(tmp_path: Path) -> None:
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("dlq-tui:"), result.stderr
     assert "hunter2-secret" not in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", ["e", "m"])
+def test_quit_right_after_switching_screens_in_a_pseudo_terminal(demo_db: DemoDb, key: str) -> None:
+    """e or m, then q at once, as a user types it: the app ends with exit code 0 and no traceback."""
+    with Terminal([console_script(), "--dsn", demo_db.dsn], rows=30, cols=100) as term:
+        term.read_until(["Pending", "breakers"], timeout=30)
+        term.send(key + "q")
+        code = term.wait_exit(timeout=20)
+        screen = term.text()
+        assert code == 0, screen[-2000:]
+        assert "Traceback" not in screen and "NoMatches" not in screen

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
 from dlq_tui.ui.commands import PALETTE
+from dlq_tui.ui.source import DataSource
 from tests.ui.conftest import LABEL, SIZE, DemoDb, demo_app, make_app, screen_text, settle
 
 
@@ -54,11 +60,8 @@ async def test_palette_offers_every_action_and_runs_it(demo_db: DemoDb) -> None:
         assert type(app.screen).__name__ == "JumpModal"
     # Every palette entry names an action that exists on its screen.
     from dlq_tui.ui.app import DlqApp
-    from dlq_tui.ui.screens.events import EventsScreen
-    from dlq_tui.ui.screens.health import HealthScreen
-    from dlq_tui.ui.screens.migration import MigrationScreen
 
-    owners = {None: DlqApp, "health": HealthScreen, "events": EventsScreen, "migration": MigrationScreen}
+    owners = {None: DlqApp, **DlqApp.MODES}
     for command in PALETTE:
         name = command.action.split("(")[0]
         assert hasattr(owners[command.mode], f"action_{name}"), command
@@ -92,3 +95,33 @@ async def test_password_never_shown(pg_server, v7_dsn: str) -> None:  # type: ig
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         assert "s3cr3t-pw" not in screen_text(app)
+
+
+class SlowMigrationCheck(DataSource):
+    """The migration panel's plan and schema check behind a real 0.3 s pg_sleep: they are still running,
+    and report while the app goes down, when q comes right after m."""
+
+    def _sleep(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT pg_sleep(0.3)"))
+
+    def plan(self) -> list[str]:
+        self._sleep()
+        return super().plan()
+
+    def schema_status(self) -> Any:
+        self._sleep()
+        return super().schema_status()
+
+
+@pytest.mark.parametrize("key", ["e", "m"])
+@pytest.mark.parametrize("slow", [False, True])
+async def test_quit_right_after_switching_screens_exits_cleanly(demo_db: DemoDb, key: str, slow: bool) -> None:
+    """q typed while the events or migration screen mounts: exit code 0, no exception."""
+    app = demo_app(demo_db, source_class=SlowMigrationCheck) if slow else demo_app(demo_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press(key, "q")
+        await pilot.pause(0.8)  # the slow workers finish while (or after) the app goes down
+    assert app.return_code == 0
+    assert app._exception is None
+    assert app.exiting

@@ -42,3 +42,23 @@ def test_events_bulk_confirm_snapshot(demo_db: DemoDb, snap_compare) -> None:  #
     app = demo_app(demo_db)
     keys = ("e", "space", "space", "space", "x", "2", "enter")
     assert snap_compare(app, terminal_size=SIZE, run_before=_after(*keys))
+
+
+def test_repair_preview_snapshot(demo_db: DemoDb, snap_compare) -> None:  # type: ignore[no-untyped-def]
+    # A repairable line holding raw escape sequences, Rich markup and a bidi override: all drawn as escapes.
+    from dlq_tui.demo import redrive_ids
+
+    with demo_db.engine.connect() as conn:
+        event_id = redrive_ids(conn)["raw_escapes"]
+    app = demo_app(demo_db)
+    assert snap_compare(app, terminal_size=SIZE, run_before=_after("e", "g", *str(event_id), "enter", "f"))
+
+
+def test_sources_snapshot(demo_db: DemoDb, snap_compare) -> None:  # type: ignore[no-untyped-def]
+    # Pending by source file, biggest first; the hostile demo paths are drawn escaped.
+    assert snap_compare(demo_app(demo_db), terminal_size=SIZE, run_before=_after("S"))
+
+
+def test_sources_reingest_confirm_snapshot(demo_db: DemoDb, snap_compare) -> None:  # type: ignore[no-untyped-def]
+    # x on the biggest file: the y/n names the file and the count read when it was asked.
+    assert snap_compare(demo_app(demo_db), terminal_size=SIZE, run_before=_after("S", "x"))

@@ -15,23 +15,8 @@ from textual.widgets import Input
 
 from dlq_tui.ui.screens.confirm import ConfirmModal
 from dlq_tui.ui.screens.events import EventsScreen
-from tests.test_read_only import select_only_dsn  # noqa: F401  (fixture: a role that may only SELECT)
-from tests.ui.conftest import SIZE, DemoDb, make_app, screen_text, settle
-
-
-async def open_events(pilot) -> EventsScreen:  # type: ignore[no-untyped-def]
-    await settle(pilot)
-    await pilot.press("e")
-    await settle(pilot)
-    screen = pilot.app.screen
-    assert isinstance(screen, EventsScreen)
-    return screen
-
-
-async def press(pilot, *keys: str) -> None:  # type: ignore[no-untyped-def]
-    for key in keys:
-        await pilot.press(key)
-        await settle(pilot)
+from tests.db.test_read_only import select_only_dsn  # noqa: F401  (fixture: a role that may only SELECT)
+from tests.ui.conftest import SIZE, DemoDb, make_app, notes, open_events, press, screen_text, settle
 
 
 def rows(db: DemoDb, ids: list[int]) -> dict[int, dict[str, Any]]:
@@ -52,14 +37,19 @@ def widget_text(screen: EventsScreen, selector: str) -> str:
     return console.export_text()
 
 
+async def highlight(pilot, screen: EventsScreen, event_id: int) -> None:  # type: ignore[no-untyped-def]
+    """Put the cursor on the event (via another row, so that its detail is read again) and wait for the detail."""
+    index = next(i for i, r in enumerate(screen.table.window_rows) if r.id == event_id)
+    screen.table.move_cursor(row=index + 1 if index == 0 else 0)
+    await settle(pilot)
+    screen.table.move_cursor(row=index)
+    await settle(pilot)
+
+
 def table_hash(db: DemoDb) -> str:
     with db.engine.connect() as conn:
         found = conn.execute(text("SELECT md5(string_agg(t::text, '|' ORDER BY id)) FROM dead_letter_events t"))
         return found.scalar_one()
-
-
-def notes(app) -> list[str]:  # type: ignore[no-untyped-def]
-    return [str(n.message) for n in app._notifications]
 
 
 async def test_bulk_resolve_asks_naming_the_count_then_resolves_all(demo_db: DemoDb) -> None:
@@ -186,6 +176,106 @@ async def test_reopen_and_requeue(demo_db: DemoDb) -> None:
         row = rows(demo_db, [event_id])[event_id]
         assert row["metadata_json"]["operator_requeue_count"] == 1
         assert [e["method"] for e in row["processing_attempts"][-2:]] == ["operator:reopen", "operator:requeue"]
+
+
+async def test_bulk_requeue_with_one_hostile_metadata_requeues_the_others_and_names_the_bad_one(
+    demo_db: DemoDb,
+) -> None:
+    """A lone surrogate escape in one event's metadata_json used to fail the whole requeue ("nothing was
+    changed") without saying which event; now that event is skipped, named, and stays marked."""
+    app = make_app(demo_db.dsn)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_events(pilot)
+        good, hostile = (r.id for r in screen.table.window_rows[:2])
+        with demo_db.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "UPDATE dead_letter_events SET processing_lock = NULL, lock_expires_at = NULL,"
+                    " metadata_json = CASE WHEN id = :h THEN CAST(:m AS json) ELSE metadata_json END"
+                    " WHERE id IN (:g, :h)"
+                ),
+                {"g": good, "h": hostile, "m": '{"source": "cowrie", "note": "\\udc00"}'},
+            )
+        before = rows(demo_db, [hostile])[hostile]
+        await press(pilot, "space", "space", "R")
+        assert isinstance(app.screen, ConfirmModal) and "Requeue 2 events?" in screen_text(app)
+        await press(pilot, "y")
+        assert (
+            f"requeue: 1 done, 1 skipped (event {hostile} refused by the database: metadata_json is not valid JSON"
+            " for the server (Unicode low surrogate must follow a high surrogate))"
+        ) in notes(app)
+        assert not any("nothing was changed" in n for n in notes(app))
+        after = rows(demo_db, [good, hostile])
+        assert after[good]["metadata_json"]["operator_requeue_count"] == 1
+        assert after[good]["processing_attempts"][-1]["method"] == "operator:requeue"
+        assert after[hostile] == before  # untouched, nothing lost
+        assert screen.table.marked == {hostile}  # still marked: the operator can look at it next
+
+
+async def test_take_back_the_claims_of_a_killed_session_with_the_same_operator_name(demo_db: DemoDb) -> None:
+    """Session A (operator "tester") claims and is killed without releasing; this app, a new session of
+    "tester", sees who holds the lock, is refused a plain claim with a hint, and takes it back with T."""
+    from tests.db.test_claims import claim_in_a_process_that_is_killed
+
+    app = make_app(demo_db.dsn)  # operator "tester"
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_events(pilot)
+        free = next(i for i, r in enumerate(screen.table.window_rows) if r.processing_lock is None)
+        screen.table.move_cursor(row=free)
+        await settle(pilot)
+        event_id = screen.table.highlighted.id
+        old_token = claim_in_a_process_that_is_killed(demo_db.dsn, [event_id], operator="tester")
+        await press(pilot, "r", "down", "up")  # reload, and load the detail again
+        assert screen.table.highlighted.id == event_id
+        assert "held by another session of yours (tester): T takes it back" in widget_text(screen, "#detail-fields")
+
+        await press(pilot, "c")
+        assert any(
+            "claim: 0 done, 1 skipped (1 held by another session of yours (tester))" in n
+            and "T takes back the claims of your other session" in n
+            for n in notes(app)
+        ), notes(app)
+        await press(pilot, "T")
+        assert "takeback: 1 done" in notes(app)
+        row = rows(demo_db, [event_id])[event_id]
+        assert row["processing_lock"] == app.source.operator.lock_token
+        entry = row["processing_attempts"][-1]
+        assert (entry["method"], entry["operator"]) == ("operator:takeback", "tester")
+        assert entry["changes"]["processing_lock"]["old"] == str(old_token)
+        assert lock_cell(screen, event_id) in ("mine 29m", "mine 30m")
+        assert "mine, " in widget_text(screen, "#detail-fields")
+        assert app.source.claimed  # quitting now asks about it
+
+
+async def test_take_back_refuses_another_operators_claim_and_the_detail_names_the_holder(demo_db: DemoDb) -> None:
+    from tests.db.test_claims import claim_in_a_process_that_is_killed
+
+    app = make_app(demo_db.dsn)  # operator "tester"
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_events(pilot)
+        free = [i for i, r in enumerate(screen.table.window_rows) if r.processing_lock is None]
+        ids = [screen.table.window_rows[i].id for i in free[:2]]
+        claim_in_a_process_that_is_killed(demo_db.dsn, ids[:1], operator="alice")
+        processor = uuid.uuid4()
+        with demo_db.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "UPDATE dead_letter_events SET processing_lock = :t, lock_expires_at = now() + interval '9 minutes'"
+                    " WHERE id = :i"
+                ),
+                {"t": processor, "i": ids[1]},
+            )
+        await press(pilot, "r")
+        for event_id, holder in zip(ids, ("held by alice (another session), ", "held by the processor"), strict=True):
+            await highlight(pilot, screen, event_id)
+            assert holder in widget_text(screen, "#detail-fields")
+        before = table_hash(demo_db)
+        await press(pilot, "T")
+        assert "takeback: 0 done, 1 skipped (1 held by the processor (no operator claim in its audit))" in notes(app)
+        await highlight(pilot, screen, ids[0])
+        await press(pilot, "T")
+        assert "takeback: 0 done, 1 skipped (1 held by alice, not by tester)" in notes(app)
+        assert table_hash(demo_db) == before
 
 
 async def test_export_writes_jsonl_and_refuses_an_existing_path(demo_db: DemoDb, tmp_path: Path) -> None:

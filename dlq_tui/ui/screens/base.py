@@ -14,8 +14,8 @@ if TYPE_CHECKING:
 def schema_usable(status: Any) -> bool:
     """Can health and events work? Every v7 object present on PostgreSQL.
 
-    Not the runner's `current`: that also counts data notes (rows a legacy writer left without a
-    checksum), which the migration panel shows but which must not hide the queue from an operator.
+    Not the runner's `current`: that also wants the marker and the alembic stamp to agree, which the
+    migration panel reports but which must not hide the queue from an operator.
     """
     return (
         getattr(status, "dialect", "postgresql") == "postgresql"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -24,7 +25,7 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import Worker
 
-from dlq_tui.db.models import ActionResult, EventDetail, EventFilter, EventPage
+from dlq_tui.db.models import SORT_ORDERS, ActionResult, EventDetail, EventFilter, EventPage, SortOrder
 from dlq_tui.db.schema import CLASSIFICATIONS, priority_label
 from dlq_tui.text import plain
 from dlq_tui.ui.screens.base import DlqScreen
@@ -44,30 +45,46 @@ DETAIL_DELAY_S = 0.12  # wait for the cursor to rest before loading a detail (ho
 
 READ_ONLY_REFUSAL = "read-only mode: actions are disabled"
 # Actions that write to the database (refused in read-only mode). Export only reads: it stays available.
-WRITE_ACTIONS = frozenset({"claim", "release", "classify", "priority", "resolve", "reopen", "requeue"})
-TRIAGE_ACTIONS = WRITE_ACTIONS | {"export"}
+WRITE_ACTIONS = frozenset(
+    {"claim", "release", "classify", "priority", "resolve", "reopen", "requeue", "take_back", "redrive"}
+)
+TRIAGE_ACTIONS = WRITE_ACTIONS | {"export", "export_matching", "repair"}
 
 CLASSIFY_CHOICES = [
     *(Choice(name[0], name, name) for name in CLASSIFICATIONS),  # m c f
     Choice("n", "none (clear the classification)", None),
 ]
+ORDER_LABELS: dict[SortOrder, str] = {
+    "priority": "by priority",
+    "newest": "newest first",
+    "retries": "most retries first",
+}
 PRIORITY_CHOICES = [Choice(str(p % 10), f"{p} {priority_label(p)}", p) for p in range(1, 11)]  # 0 means 10
 
 
 class PageLoaded(Message):
-    def __init__(self, generation: int, kind: LoadKind, page: EventPage | None, focus_id: int | None = None) -> None:
+    def __init__(
+        self,
+        generation: int,
+        kind: LoadKind,
+        page: EventPage | None,
+        focus_id: int | None = None,
+        view: EventFilter | None = None,  # a `g` jump: the view that lists the event (maybe not the current one)
+    ) -> None:
         super().__init__()
         self.generation = generation
         self.kind = kind
         self.page = page
         self.focus_id = focus_id
+        self.view = view
 
 
 class DetailLoaded(Message):
-    def __init__(self, event_id: int, detail: EventDetail | None) -> None:
+    def __init__(self, event_id: int, detail: EventDetail | None, holder: str | None = None) -> None:
         super().__init__()
         self.event_id = event_id
         self.detail = detail
+        self.holder = holder  # the operator whose claim set the event's lock (None: the processor, or no lock)
 
 
 class PayloadPageLoaded(Message):
@@ -100,6 +117,14 @@ class ActionFinished(Message):
         self.outcome = outcome
 
 
+class MatchingIdsLoaded(Message):
+    def __init__(self, flt: EventFilter, ids: list[int], as_of: datetime) -> None:
+        super().__init__()
+        self.flt = flt
+        self.ids = ids
+        self.as_of = as_of
+
+
 class ExportFinished(Message):
     def __init__(self, path: Path, written: int | None, refusal: str | None) -> None:
         super().__init__()
@@ -121,13 +146,41 @@ class EventsScreen(DlqScreen):
         Binding("x", "resolve", "Resolve", id="events.resolve"),
         Binding("o", "reopen", "Reopen", id="events.reopen"),
         Binding("R", "requeue", "Requeue", key_display="R", id="events.requeue", show=False),
+        Binding(
+            "T",
+            "take_back",
+            "Take back",
+            key_display="T",
+            id="events.take_back",
+            show=False,
+            tooltip="Take back: claim events locked by another session of yours (same --operator), e.g. after an"
+            " SSH drop",
+        ),
         Binding("E", "export", "Export", key_display="E", id="events.export", show=False),
+        Binding("f", "repair", "Fix", tooltip="Repair preview: repaired, checked, where it goes", id="events.repair"),
+        Binding("F", "redrive", "Redrive", tooltip="Redrive into raw_events", id="events.redrive", show=False),
         Binding("ctrl+s", "export", "Export (as E)", show=False, id="events.export_save"),
+        Binding(
+            "ctrl+e",
+            "export_matching",
+            "Export all matching",
+            tooltip="Every event of this view and filter, as of now",
+            id="events.export_matching",
+            show=False,
+        ),
         Binding("r", "refresh", "Reload", id="events.reload", show=False),
         Binding("slash", "filter", "Filter", key_display="/", id="events.filter"),
         Binding("backspace", "clear_filter", "Clear filter", show=False, id="events.clear_filter"),
         Binding("g", "jump", "Jump", tooltip="Jump to id", id="events.jump", show=False),
         Binding("v", "toggle_resolved", "Resolved", id="events.resolved", show=False),
+        Binding(
+            "s",
+            "cycle_order",
+            "Sort",
+            tooltip="By priority, newest first, most retries first",
+            id="events.sort",
+            show=False,
+        ),
         Binding("d", "toggle_detail", "Detail", id="events.detail", show=False),
         Binding(
             "right_square_bracket",
@@ -161,6 +214,8 @@ class EventsScreen(DlqScreen):
         self.actions_running = 0
         self._quiet_jumps: set[int] = set()  # jump generations that fall back to a reload instead of warning
         self._follow_generations: set[int] = set()  # reloads that jump to their focus_id if it is further down
+        self._payload_target: tuple[int, int] | None = None  # (event id, payload page) asked for last
+        self._payload_loading = False
 
     def compose(self) -> ComposeResult:
         yield ConnectionBar("events")
@@ -181,6 +236,7 @@ class EventsScreen(DlqScreen):
             or self.table.pending is not None
             or self.detail_pending
             or self.actions_running > 0
+            or self._payload_loading
         )
 
     @property
@@ -193,10 +249,11 @@ class EventsScreen(DlqScreen):
 
     def on_mount(self) -> None:
         if self.dlq.frozen_clock:
-            self.table.now = self.dlq.clock()
+            self.table.clock = self.dlq.clock
         token = self.dlq.source.operator.lock_token
         self.table.my_token = token
         self.pane.my_token = token
+        self.pane.my_name = self.dlq.source.operator.name
         self.watch(self.app, "schema_ready", self._schema_ready_changed)
 
     def _schema_ready_changed(self, ready: bool | None) -> None:
@@ -266,15 +323,13 @@ class EventsScreen(DlqScreen):
                 self._quiet_jumps.discard(message.generation)
                 self.reload()
                 return
-            self.notify(
-                f"event {message.focus_id} is not in the list (resolved, filtered out, or gone)",
-                severity="warning",
-                markup=False,
-            )
+            self.notify(f"there is no event {message.focus_id}", severity="warning", markup=False)
             self._set_status()
             return
         page = message.page
         assert page is not None
+        if message.view is not None and message.focus_id is not None and message.view != self.filter:
+            self._show_view_of(message.focus_id, message.view)
         if message.generation in self._follow_generations:
             self._follow_generations.discard(message.generation)
             if message.focus_id is not None and all(row.id != message.focus_id for row in page.rows):
@@ -293,6 +348,9 @@ class EventsScreen(DlqScreen):
     def worker_failed(self, worker: Worker[object]) -> None:
         if worker.group == "detail":
             self.detail_pending = False
+        if worker.group == "payload":
+            self._payload_loading = False
+            self._payload_target = None  # the next press counts from the page on screen again
         if worker.group == "page":
             self.loading_generation = None
             self._loaded_once = True
@@ -313,12 +371,15 @@ class EventsScreen(DlqScreen):
         table = self.table
         text = Text()
         text.append("pending+resolved" if self.filter.include_resolved else "pending", style="bold")
+        text.append(f" · {ORDER_LABELS[self.filter.order]}", style="bold")
         if table.row_count:
             text.append(" · top" if table.at_start else " · ↑ more", style="dim")
             text.append(" · end of list" if table.at_end else " · ↓ more", style="dim")
             text.append(f" · {table.row_count} in view", style="dim")
         if table.marked:
             text.append(f" · {len(table.marked)} marked", style="bold cyan")
+            if table.hidden_marks:
+                text.append(f" ({table.hidden_marks} not shown)", style="bold yellow")
         if loading:
             text.append(" · loading…", style="yellow")
         if failed:
@@ -353,13 +414,20 @@ class EventsScreen(DlqScreen):
             self.detail_pending = False
             return
         self.run_worker(
-            lambda: self.post_message(DetailLoaded(event_id, self.dlq.source.event(event_id, PAYLOAD_PAGE_CHARS))),
+            lambda: self.post_message(self._detail_of(event_id)),
             name="event detail",
             group="detail",
             thread=True,
             exclusive=True,
             exit_on_error=False,
         )
+
+    def _detail_of(self, event_id: int) -> DetailLoaded:
+        source = self.dlq.source
+        detail = source.event(event_id, PAYLOAD_PAGE_CHARS)
+        locked = detail is not None and detail.row.processing_lock is not None
+        holder = source.lock_holders([event_id]).get(event_id) if locked else None  # from the claim audit entries
+        return DetailLoaded(event_id, detail, holder)
 
     def on_detail_loaded(self, message: DetailLoaded) -> None:
         if message.event_id != self._detail_id:
@@ -370,6 +438,8 @@ class EventsScreen(DlqScreen):
             self.pane.show_missing(message.event_id)
             return
         now = self.dlq.clock() if self.dlq.frozen_clock else message.detail.row.db_now
+        self.pane.lock_holder = message.holder
+        self._payload_target = None  # the pane starts again at the payload's first page
         self.pane.show(message.detail, now, live=not self.dlq.frozen_clock)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
@@ -392,10 +462,20 @@ class EventsScreen(DlqScreen):
         detail = pane.detail
         if detail is None or pane.payload_pages <= 1:
             return
-        page = pane.payload_page + step
-        if not 0 <= page < pane.payload_pages:
-            return
         event_id = detail.row.id
+        # Presses count from the page asked for last, not the one on screen: fast `]]]` pages three times.
+        # One load at a time; presses that arrive meanwhile only move the target, loaded when it is back.
+        target = self._payload_target
+        base = target[1] if target is not None and target[0] == event_id else pane.payload_page
+        page = min(max(0, base + step), pane.payload_pages - 1)
+        if page == base:
+            return
+        self._payload_target = (event_id, page)
+        if not self._payload_loading:
+            self._load_payload_page(event_id, page)
+
+    def _load_payload_page(self, event_id: int, page: int) -> None:
+        self._payload_loading = True
         self.run_worker(
             lambda: self.post_message(
                 PayloadPageLoaded(
@@ -407,23 +487,32 @@ class EventsScreen(DlqScreen):
             name="payload page",
             group="payload",
             thread=True,
-            exclusive=True,
             exit_on_error=False,
         )
 
     def on_payload_page_loaded(self, message: PayloadPageLoaded) -> None:
+        self._payload_loading = False
+        target = self._payload_target
         detail = self.pane.detail
-        if detail is not None and detail.row.id == message.event_id:
-            self.pane.show_payload_page(message.page, message.chunk)
+        if detail is None or detail.row.id != message.event_id or target is None or target[0] != message.event_id:
+            return  # the cursor moved to another event meanwhile
+        if target[1] != message.page:
+            self._load_payload_page(*target)  # more presses came in while this page loaded
+            return
+        self.pane.show_payload_page(message.page, message.chunk)
 
     # --- filters and jumps ---------------------------------------------------------------------------
     def action_refresh(self) -> None:
+        if self.dlq.connection_state == "disconnected":
+            self.dlq.retry_now()  # the top bar promises that `r` does not wait out the backoff
         if self.dlq.schema_ready:
             row = self.table.highlighted
             self.reload(focus_id=row.id if row else None)
 
     def apply_filter(self, flt: EventFilter) -> None:
         if flt != self.filter:
+            if not flt.same_events(self.filter):
+                self._drop_marks_of_another_view()
             self.filter = flt
             self._detail_id = None
             self.refresh_bindings()  # reopen shows only while resolved events are listed
@@ -437,7 +526,12 @@ class EventsScreen(DlqScreen):
         self.app.push_screen(FilterModal(self.filter, self.reasons), done)
 
     def action_clear_filter(self) -> None:
-        self.apply_filter(EventFilter(include_resolved=self.filter.include_resolved))
+        self.apply_filter(EventFilter(include_resolved=self.filter.include_resolved, order=self.filter.order))
+
+    def action_cycle_order(self) -> None:
+        """`s`: the same events by priority, newest first, most retries first (each keyset paged)."""
+        following = SORT_ORDERS[(SORT_ORDERS.index(self.filter.order) + 1) % len(SORT_ORDERS)]
+        self.apply_filter(replace(self.filter, order=following))
 
     def action_toggle_resolved(self) -> None:
         self.apply_filter(replace(self.filter, include_resolved=not self.filter.include_resolved))
@@ -445,14 +539,49 @@ class EventsScreen(DlqScreen):
     def action_jump(self) -> None:
         def done(event_id: int | None) -> None:
             if event_id is not None:
-                self.jump_to(event_id)
+                self.find_event(event_id)
 
         self.app.push_screen(JumpModal(), done)
 
-    def jump_to(self, event_id: int, *, quiet: bool = False) -> None:
+    def find_event(self, event_id: int) -> None:
+        """`g`: any event by id, pending or resolved, inside the filter or not (the view widens to show it)."""
         self.generation += 1
-        if quiet:
-            self._quiet_jumps.add(self.generation)
+        self.loading_generation = self.generation
+        self._set_status(loading=True)
+        flt, generation = self.filter, self.generation
+
+        def locate() -> None:
+            found = self.dlq.source.locate(flt, event_id)
+            view, page = found if found is not None else (None, None)
+            self.post_message(PageLoaded(generation, "jump", page, event_id, view))
+
+        self.run_worker(locate, name="events page", group="page", thread=True, exclusive=True, exit_on_error=False)
+
+    def _show_view_of(self, event_id: int, view: EventFilter) -> None:
+        """A jump landed outside the current view: switch to the view that lists the event, and say so."""
+        before = self.filter
+        self._drop_marks_of_another_view()
+        self.filter = view
+        self._detail_id = None
+        self.refresh_bindings()
+        changes = []
+        if view.include_resolved and not before.include_resolved:
+            changes.append("resolved events are listed too (v hides them)")
+        if describe_filter(replace(view, include_resolved=False)) != describe_filter(
+            replace(before, include_resolved=False)
+        ):
+            changes.append(f"the filter ({describe_filter(replace(before, include_resolved=False))}) was cleared")
+        self.notify(
+            f"event {event_id} is outside the view: " + "; ".join(changes), title="jump", timeout=8, markup=False
+        )
+
+    def jump_to(self, event_id: int, *, quiet: bool = False) -> None:
+        """The page that starts at event_id in the current view; quiet (after an action): reload if it left it."""
+        if not quiet:
+            self.find_event(event_id)
+            return
+        self.generation += 1
+        self._quiet_jumps.add(self.generation)
         self.loading_generation = self.generation
         self._set_status(loading=True)
         flt, generation = self.filter, self.generation
@@ -466,6 +595,17 @@ class EventsScreen(DlqScreen):
         )
 
     # --- marks (triage will act on them) -------------------------------------------------------------
+    def _drop_marks_of_another_view(self) -> None:
+        """Marks belong to the view they were made in: a new filter would hide them but keep them armed."""
+        count = len(self.table.marked)
+        if count:
+            self.table.clear_marks()
+            plural = "s" if count != 1 else ""
+            self.notify(f"{count} mark{plural} cleared: the view changed", title="marks", markup=False)
+
+    def action_clear_marks(self) -> None:
+        self.table.clear_marks()
+
     def action_toggle_mark(self) -> None:
         self.table.action_toggle_mark()
 
@@ -516,7 +656,8 @@ class EventsScreen(DlqScreen):
             shown = len(set(ids).intersection(self.table.rows_by_id))
             view = "pending+resolved" if self.filter.include_resolved else "pending"
             described = describe_filter(self.filter)
-            body.append(f"\nthe set: the {len(ids)} events you marked ({shown} in view)", style="dim")
+            hidden = f", {len(ids) - shown} not shown" if shown < len(ids) else ""
+            body.append(f"\nthe set: the {len(ids)} events you marked ({shown} in view{hidden})", style="dim")
             body.append(f"\nview: {view}" + (f", filter: {described}" if described else ""), style="dim")
         else:
             body.append("\nthe set: the highlighted event", style="dim")
@@ -551,7 +692,8 @@ class EventsScreen(DlqScreen):
                 exit_on_error=False,
             )
 
-        if confirm or len(ids) > 1:
+        # A marked event that is not on screen is never acted on without a question.
+        if confirm or len(ids) > 1 or not set(ids).issubset(self.table.rows_by_id):
             self._confirm(verb, ids, subject, details, run)
         else:
             run()
@@ -605,7 +747,13 @@ class EventsScreen(DlqScreen):
             )
         if result is not None and (outcome.refusal is None or result.done):
             severity: SeverityLevel = "warning" if result.skipped else "information"
-            self.notify(describe(result), title=outcome.verb.lower(), severity=severity, timeout=8, markup=False)
+            from dlq_tui.db.triage import HELD_BY_YOU
+
+            # Skip reasons can quote the server (a trigger's message) and name lock holders: database text.
+            line = plain(describe(result), limit=500)
+            if any(reason.startswith(HELD_BY_YOU) for reason in result.skipped.values()):
+                line += " · T takes back the claims of your other session"
+            self.notify(line, title=outcome.verb.lower(), severity=severity, timeout=8, markup=False)
         if result is not None and result.done:
             self.table.unmark(result.done)
         self._reload_at(outcome.focus_id)
@@ -623,6 +771,19 @@ class EventsScreen(DlqScreen):
             ids, subject = picked
             ttl = self.dlq.source.operator.lock_ttl_minutes
             self._start("Claim", ids, subject, self.dlq.source.claim, confirm=False, details=[f"lock for {ttl} min"])
+
+    def action_take_back(self) -> None:
+        if (picked := self._selection("take_back")) is not None:
+            ids, subject = picked
+            name = self.dlq.source.operator.name
+            self._start(
+                "Take back",
+                ids,
+                subject,
+                self.dlq.source.take_back,
+                confirm=False,
+                details=[f"the claims another session of {name} holds become this session's (audited)"],
+            )
 
     def action_release(self) -> None:
         if (picked := self._selection("release")) is not None:
@@ -681,7 +842,7 @@ class EventsScreen(DlqScreen):
                 return
             details = [f"as {RESOLUTION_METHODS[answer.method]} ({answer.method})"]
             if answer.note:
-                details.append(f"note: {answer.note}")
+                details.append(f"note: {plain(answer.note, limit=200)}")  # cut: the y/n must stay on screen
             self._start(
                 "Resolve",
                 ids,
@@ -711,11 +872,65 @@ class EventsScreen(DlqScreen):
                 details=["back to the processor: unresolved, lock cleared, requeue counted in metadata"],
             )
 
+    def action_repair(self) -> None:
+        from dlq_tui.ui.screens.repair import open_preview
+
+        open_preview(self)
+
+    def action_redrive(self) -> None:
+        from dlq_tui.ui.screens.repair import redrive_selection
+
+        redrive_selection(self)
+
     def action_export(self) -> None:
         if (picked := self._selection("export")) is None:
             return
         ids, subject = picked
+        self._ask_export_path(ids, subject)
 
+    def action_export_matching(self) -> None:
+        """ctrl+e: every event of the view and filter as of now, an explicit set counted before anything is written."""
+        reason = self.unavailable_reason("export_matching")
+        if reason is not None:
+            self.notify(reason, severity="warning", markup=False)
+            return
+        flt = self.filter
+        self.actions_running += 1
+
+        def load() -> None:
+            try:
+                ids = self.dlq.source.matching_ids(flt)
+            except Exception:
+                self.app.call_from_thread(self._one_action_done)
+                raise
+            self.post_message(MatchingIdsLoaded(flt, ids, self.dlq.clock()))
+
+        self.run_worker(load, name="export matching", group="triage", thread=True, exit_on_error=False)
+
+    def on_matching_ids_loaded(self, message: MatchingIdsLoaded) -> None:
+        from dlq_tui.ui.reconnect import clock_time
+
+        self._one_action_done()
+        n = len(message.ids)
+        view = "pending+resolved" if message.flt.include_resolved else "pending"
+        described = describe_filter(message.flt)
+        if n == 0:
+            self.notify(f"nothing to export: no {view} event matches", title="export", markup=False)
+            return
+        plural = "s" if n != 1 else ""
+        subject = f"the {n:,} event{plural} matching this filter as of {clock_time(message.as_of)} UTC"
+        body = Text()
+        body.append(f"Export {subject}", style="bold")
+        body.append(f"\nview: {view}" + (f", filter: {described}" if described else ", no filter"), style="dim")
+        body.append("\nevents that match later are not included; events resolved meanwhile still are", style="dim")
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._ask_export_path(message.ids, subject)
+
+        self.app.push_screen(ConfirmModal(f"Export {n:,} event{plural}?", body, yes_label="Export"), answered)
+
+    def _ask_export_path(self, ids: list[int], subject: str) -> None:
         def write(path: Path, overwrite: bool) -> None:
             self.actions_running += 1
             self.run_worker(

@@ -1,4 +1,9 @@
-"""`E` / ctrl+s: ask where to write the JSON Lines export (default ./dlq-export-<UTC timestamp>.jsonl)."""
+"""`E` / ctrl+s: ask where to write the JSON Lines export (default ./dlq-export-<UTC timestamp>.jsonl).
+
+The path is checked before the dialog closes, by the same rule the writer applies (triage.export_target_problem):
+a name the filesystem cannot take, or an existing directory, FIFO or device, is refused here with the reason and
+the target is left untouched. An existing regular file still goes to the overwrite confirmation.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,11 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import Input, Static
 
+from dlq_tui.db.triage import export_target_problem
+from dlq_tui.ui.screens.fields import AGAIN, FieldError, FieldInput, Typeable, first_failure
 from dlq_tui.ui.screens.modal import DlqModal
+
+PATH = "the path"
 
 
 def default_export_path(now: datetime) -> str:
@@ -37,16 +46,39 @@ class ExportModal(DlqModal[Path | None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static(Text(f"Export {self.subject} as JSON Lines"), id="export-title")
-            yield Input(value=self.default_path, id="export-path")
+            yield FieldInput(self.default_path, what=PATH, validators=[Typeable(PATH)], id="export-path")
+            yield FieldError(id="export-error")
             yield Static(
                 Text("one object per event, every column, payload exactly as stored · enter writes · esc cancels"),
                 id="export-hint",
             )
 
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.query_one(FieldError).say(first_failure(event.validation_result))
+
+    def on_field_input_refused(self, event: FieldInput.Refused) -> None:
+        self.query_one(FieldError).say(event.reason)
+
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         value = event.value.strip()
-        self.dismiss(Path(value).expanduser() if value else None)
+        path = Path(value)
+        problem = first_failure(event.validation_result)
+        if (refusal := self.query_one(FieldInput).take_refusal()) is not None:
+            problem = refusal + AGAIN if value else refusal
+        if problem is None and not value:
+            problem = "type a file path (esc cancels)"
+        if problem is None:
+            try:
+                path = path.expanduser()
+            except RuntimeError:  # ~name of an unknown user
+                problem = f"no home directory for {path.parts[0]}"
+        if problem is None:
+            problem = export_target_problem(path)
+        if problem is not None:
+            self.query_one(FieldError).say(problem)
+            return
+        self.dismiss(path)
 
     def action_cancel(self) -> None:
         self.dismiss(None)

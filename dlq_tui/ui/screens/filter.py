@@ -1,4 +1,8 @@
-"""`/`: the event filter as a small form. Enter (or ctrl+s) applies, esc leaves the filter unchanged."""
+"""`/`: the event filter as a small form. Enter (or ctrl+s) applies, esc leaves the filter unchanged.
+
+The text fields are as long as the columns they search (a longer value could never match) and take no character
+the database cannot compare (NUL, lone surrogates) nor controls; a refused value keeps the form open with the reason.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +17,16 @@ from textual.suggester import SuggestFromList
 from textual.widgets import Checkbox, Input, Label, Select
 
 from dlq_tui.db.models import EventFilter
-from dlq_tui.db.schema import CLASSIFICATIONS, priority_label
+from dlq_tui.db.schema import CLASSIFICATIONS, dead_letter_events, priority_label
+from dlq_tui.ui.screens.fields import AGAIN, FieldError, FieldInput, Typeable, at_most, first_failure
 from dlq_tui.ui.screens.modal import DlqModal
 
 UNCLASSIFIED = "(unclassified)"
+REASON = "the reason"
+TEXT = "the text"
+# An exact reason longer than the column, or a substring longer than both searched columns, matches nothing.
+REASON_MAX_CHARS: int = dead_letter_events.c.reason.type.length  # type: ignore[attr-defined]
+TEXT_MAX_CHARS: int = max(REASON_MAX_CHARS, dead_letter_events.c.source.type.length)  # type: ignore[attr-defined]
 
 
 def describe_filter(flt: EventFilter) -> str:
@@ -87,15 +97,25 @@ class FilterModal(DlqModal[EventFilter | None]):
                 )
             with Horizontal():
                 yield Label("reason")
-                yield Input(
+                yield FieldInput(
                     flt.reason or "",
-                    placeholder="exact reason code (tab completes)",
+                    what=REASON,
+                    placeholder=f"exact reason code, max {REASON_MAX_CHARS} (→ completes)",
                     suggester=SuggestFromList(_completable(self.reasons), case_sensitive=False),
+                    max_length=REASON_MAX_CHARS,
+                    validators=[Typeable(REASON), at_most(REASON, REASON_MAX_CHARS)],
                     id="f-reason",
                 )
             with Horizontal():
                 yield Label("text")
-                yield Input(flt.text or "", placeholder="in source or reason", id="f-text")
+                yield FieldInput(
+                    flt.text or "",
+                    what=TEXT,
+                    placeholder=f"in source or reason (max {TEXT_MAX_CHARS})",
+                    max_length=TEXT_MAX_CHARS,
+                    validators=[Typeable(TEXT), at_most(TEXT, TEXT_MAX_CHARS)],
+                    id="f-text",
+                )
             with Horizontal():
                 yield Label("locks")
                 yield Select(
@@ -105,6 +125,7 @@ class FilterModal(DlqModal[EventFilter | None]):
                     id="f-lock",
                 )
             yield Checkbox("show resolved events too", flt.include_resolved, id="f-resolved")
+            yield FieldError(id="filter-error")
 
     def on_mount(self) -> None:
         self.query_one("#f-text", Input).focus()
@@ -125,10 +146,30 @@ class FilterModal(DlqModal[EventFilter | None]):
             include_resolved=self.query_one("#f-resolved", Checkbox).value,
         )
 
+    def _problem(self) -> str | None:
+        for field in self.query(FieldInput):
+            if (problem := first_failure(field.validate(field.value))) is not None:
+                return problem
+        return None
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.query_one(FieldError).say(self._problem())
+
+    def on_field_input_refused(self, event: FieldInput.Refused) -> None:
+        self.query_one(FieldError).say(event.reason)
+
     def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
         self.action_apply()
 
     def action_apply(self) -> None:
+        refusals = [refusal for field in self.query(FieldInput) if (refusal := field.take_refusal()) is not None]
+        if refusals:
+            self.query_one(FieldError).say(refusals[0] + AGAIN)
+            return
+        if (problem := self._problem()) is not None:
+            self.query_one(FieldError).say(problem)
+            return
         self.dismiss(self._read())
 
     def action_cancel(self) -> None:

@@ -68,6 +68,13 @@ def _level_for(field: str, findings: list[Any]) -> str:
 BADGE_STYLE = {"ok": "bold black on green", "warning": "bold black on yellow", "critical": "bold white on red"}
 LEVEL_STYLE = {"ok": "green", "warning": "yellow", "critical": "bold red"}
 FINDING_LINES = 3  # badge line + the two worst findings; "+N more" counts the rest
+# Tile columns, most first: the first that fits the screen without cutting a title or a value wins. From three
+# rows of tiles on, each tile is one line high (value and detail side by side) to leave room for the rest.
+TILE_COLUMNS = (9, 5, 3, 2, 1)
+COMPACT_FROM_ROWS = 3
+SCROLLBAR = 2  # reserved whether or not the body scrolls, so the layout never flips when a scrollbar appears
+# Below this width the tables are stacked (one column): side by side they would cut numbers and names.
+STACK_BELOW = 100
 NUMERIC = {"count", "avg retries", "fails", "done", "failed", "took"}
 WIDE = {"reason", "method", "name"}
 
@@ -87,6 +94,15 @@ class HealthScreen(DlqScreen):
     TITLE_TEXT = "health"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "refresh", "Refresh", id="health.refresh"),
+        # Not in the footer (it must keep `q` visible at 80 columns): the status line says "+N more (f)".
+        Binding(
+            "f",
+            "toggle_findings",
+            "Findings",
+            tooltip="Every finding, or only the worst",
+            id="health.findings",
+            show=False,
+        ),
     ]
 
     def __init__(self) -> None:
@@ -98,6 +114,7 @@ class HealthScreen(DlqScreen):
         self._read_at: datetime | None = None
         self._snapshot: HealthSnapshot | None = None
         self._findings: list[Any] | None = None
+        self._all_findings = False  # `f`: every finding, not only the worst ones
 
     def compose(self) -> ComposeResult:
         yield ConnectionBar("health")
@@ -119,9 +136,32 @@ class HealthScreen(DlqScreen):
         yield Footer()
 
     def on_mount(self) -> None:
+        self._lay_out()
         self.watch(self.app, "schema_ready", self._schema_ready_changed)
         self.watch(self.app, "connection_state", self._connection_changed, init=False)
         self.set_interval(1.0, self._show_staleness)
+
+    def on_resize(self) -> None:
+        self._lay_out()
+
+    def _lay_out(self) -> None:
+        """Tile columns and the tables' arrangement for this width: no count, title or name is ever cut."""
+        width = self.size.width
+        if width <= 0:
+            return
+        tiles = list(self.query(Tile))
+        need = max(tile.needed_width() for tile in tiles)
+        room = width - 2 - SCROLLBAR  # #tiles pads one cell on each side; gutters are one cell
+        columns = next((n for n in TILE_COLUMNS if n * need + (n - 1) <= room), 1)
+        rows = -(-len(tiles) // columns)
+        compact = rows >= COMPACT_FROM_ROWS
+        if compact:
+            columns = -(-len(tiles) // rows)  # balanced rows: 3 x 3 rather than 4 + 4 + 1
+        grid = self.query_one("#tiles", Grid)
+        if grid.styles.grid_size_columns != columns:
+            grid.styles.grid_size_columns = columns
+        self.set_class(compact, "-compact")
+        self.set_class(width < STACK_BELOW, "-stacked")
 
     def _connection_changed(self, state: str) -> None:
         self._show_staleness()
@@ -221,6 +261,10 @@ class HealthScreen(DlqScreen):
         else:
             self._arm()
 
+    def action_toggle_findings(self) -> None:
+        self._all_findings = not self._all_findings
+        self._show_staleness()
+
     # --- drawing -------------------------------------------------------------------------------
     def _draw(self, snapshot: HealthSnapshot, findings: list[Any]) -> None:
         figures = snapshot.figures
@@ -240,6 +284,7 @@ class HealthScreen(DlqScreen):
         tile("locked_events", f"{figures.locked_events:,}", "live locks")
         tile("malicious_events", f"{figures.malicious_events:,}", "all time")
         tile("high_priority_events", f"{figures.high_priority_events:,}", "all time")
+        self._lay_out()  # a longer value may need wider tiles
         self._draw_findings(findings)
         self._draw_breakers(snapshot, now)
         self._draw_runs(snapshot, now)
@@ -254,8 +299,9 @@ class HealthScreen(DlqScreen):
     def _show_staleness(self) -> None:
         """The status block: a level badge, the counts and the figures' age, then the worst findings.
 
-        At most FINDING_LINES lines in all (the tiles above already carry each figure's colour); level-
-        coloured text on the normal background, one finding a line, cut with an ellipsis, never wrapped.
+        At most FINDING_LINES lines in all (the tiles above already carry each figure's colour) unless `f` asked
+        for every finding; level-coloured text on the normal background, one finding a line, cut with an
+        ellipsis, never wrapped.
         """
         from dlq_tui.health_rules import overall
         from dlq_tui.text import safe_text
@@ -267,15 +313,16 @@ class HealthScreen(DlqScreen):
         head = Text(no_wrap=True, overflow="ellipsis")
         head.append(f" {str(level).upper()} ", style=BADGE_STYLE.get(level, "bold reverse"))
         head.append("  ")
+        shown = problems if self._all_findings else problems[: FINDING_LINES - 1]
         if problems:
             counts = [(lvl, sum(1 for f in problems if f.level == lvl)) for lvl in ("critical", "warning")]
             text = ", ".join(f"{n} {lvl}{'s' if lvl == 'warning' and n != 1 else ''}" for lvl, n in counts if n)
-            head.append(text, style=LEVEL_STYLE[level])
+            # "+N more" in the counts' own run: spacing at a style change is what copied text loses
+            # ("3 warnings+3 more").
+            more = f" · +{len(problems) - len(shown)} more (f)" if len(problems) > len(shown) else ""
+            head.append(text + more, style=LEVEL_STYLE[level])
         else:
             head.append("every figure within its threshold", style="dim")
-        shown = problems[: FINDING_LINES - 1]
-        if len(problems) > len(shown):
-            head.append(f"  +{len(problems) - len(shown)} more", style="dim")
         seconds = (self.dlq.clock() - self._read_at).total_seconds()
         head.append(f"  · figures from {fmt.age(seconds)} ago", style="dim")
         if self.dlq.connection_state == "disconnected":

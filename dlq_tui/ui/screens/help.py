@@ -60,6 +60,7 @@ def help_sections(current: Screen[object] | None = None) -> list[tuple[str, list
     from dlq_tui.ui.screens.events import EventsScreen
     from dlq_tui.ui.screens.health import HealthScreen
     from dlq_tui.ui.screens.migration import MigrationScreen
+    from dlq_tui.ui.screens.sources import SourcesScreen
     from dlq_tui.ui.widgets.event_table import EventTable
 
     sections = [
@@ -67,6 +68,7 @@ def help_sections(current: Screen[object] | None = None) -> list[tuple[str, list
         ("Health", _bindings(HealthScreen.BINDINGS)),
         ("Events", _bindings(EventsScreen.BINDINGS) + _bindings(EventTable.BINDINGS) + EXTRA_KEYS["Events"]),
         ("Migration", _bindings(MigrationScreen.BINDINGS)),
+        ("Sources", _bindings(SourcesScreen.BINDINGS)),
         ("Dialogs", EXTRA_KEYS["Dialogs"]),
     ]
     # The screen you came from goes first: its keys are the ones you are looking for.

@@ -60,6 +60,19 @@ class MigrationFinished(Message):
         self.online = online
 
 
+def _header_line(out: Text, label: str, value: str | Text) -> None:
+    """One label a line, its value aligned. The colon and the padding go with the value: spacing at the end
+    of a styled run is what text taken from the screen or its SVG pictures loses, and then the labels and
+    values ran together ("schema_state says 7Catalog looks like v7")."""
+    out.append(label, style="bold dim")
+    out.append(":" + " " * max(1, 9 - len(label)))
+    if isinstance(value, Text):
+        out.append_text(value)
+    else:
+        out.append(value)
+    out.append("\n")
+
+
 class MigrationScreen(DlqScreen):
     TITLE_TEXT = "migration"
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -129,13 +142,12 @@ class MigrationScreen(DlqScreen):
         self.refresh_bindings()
 
     def _show_status(self) -> None:
+        from dlq_tui.migrate.runner import CURRENT_LINE
         from dlq_tui.text import safe_text
 
         status = self.dlq.schema_status
         out = Text()
-        out.append("Database  ", style="bold dim")
-        out.append(self.dlq.target_label)
-        out.append("\n")
+        _header_line(out, "Database", self.dlq.target_label)
         if self.dlq.source.is_sqlite:
             out.append(SQLITE_NOTE + "\n", style="yellow")
             out.append(SQLITE_ONLINE + ": the online upgrade is off.\n", style="yellow")
@@ -149,19 +161,19 @@ class MigrationScreen(DlqScreen):
         else:
             marker = getattr(status, "marker", None)
             catalog = getattr(status, "catalog_version", None)
-            out.append("Marker    ", style="bold dim")
-            out.append(f"schema_state says {marker}" if marker is not None else "no schema_state marker")
-            out.append("    Catalog  ", style="bold dim")
-            out.append(f"looks like v{catalog}" if catalog else "no dead-letter tables")
             revision = getattr(status, "alembic_revision", None)
-            out.append("    Alembic  ", style="bold dim")
-            # alembic_version.version_num is database text like any other: a hostile one must not act.
-            out.append_text(safe_text(revision) if revision else Text("not stamped"))
-            out.append("\n")
+            _header_line(
+                out, "Marker", f"schema_state says {marker}" if marker is not None else "no schema_state marker"
+            )
+            _header_line(out, "Catalog", f"looks like v{catalog}" if catalog else "no dead-letter tables")
+            # alembic_version is database text: never markup, never raw control characters.
+            _header_line(out, "Alembic", safe_text(str(revision), limit=80) if revision else "not stamped")
+            notes = [str(n) for n in getattr(status, "notes", []) or []]
             if getattr(status, "current", False):
-                out.append("✓ The database is at schema v7: nothing to do.", style="bold green")
+                out.append(CURRENT_LINE, style="bold green")
+                out.append("" if notes else ": nothing to do.", style="bold green")
             elif schema_usable(status) and not self.steps:
-                out.append("✓ Every v7 object is in place; the notes below are about data.", style="bold green")
+                out.append("Every v7 object is in place, but:", style="bold yellow")
             else:
                 out.append(f"{len(self.steps)} step(s) to run. ", style="bold yellow")
                 out.append("d", style="bold reverse")
@@ -177,6 +189,16 @@ class MigrationScreen(DlqScreen):
             for problem in list(getattr(status, "problems", []) or [])[:6]:
                 out.append("\n• ", style="yellow")
                 out.append_text(safe_text(str(problem)))
+            # Data notes: the same lines `dlq-tui check` prints under its verdict.
+            for note in notes[:4]:
+                out.append("\n")
+                out.append_text(safe_text(f"  warning: {note}", limit=500, style="yellow"))
+            if notes and getattr(status, "current", False) and self.steps and not self.dlq.settings.read_only:
+                out.append("\n")
+                out.append("u", style="bold reverse")
+                out.append(" runs that backfill here (asks first), ")
+                out.append("d", style="bold reverse")
+                out.append(" shows its SQL.")
         if self.dlq.settings.read_only:
             out.append("\nRead-only session: the upgrade is disabled (restart without --read-only).", style="bold")
         self.query_one("#migration-status", Static).update(out)
@@ -286,7 +308,7 @@ class MigrationScreen(DlqScreen):
     def _run(self, dry_run: bool, online: bool) -> None:
         from sqlalchemy.exc import DBAPIError
 
-        from dlq_tui.db.connect import explain_connection_error
+        from dlq_tui.db.errors import explain_connection_error
         from dlq_tui.migrate.runner import MigrationError
 
         source = self.dlq.source

@@ -1,7 +1,8 @@
 """`x`: choose a resolution method (stored values from triage.RESOLUTION_METHODS) and an optional note.
 
 A digit picks a method and moves to the note; enter in the note (or ctrl+s anywhere) answers. The events
-screen then asks for a y/n confirmation naming the verb and the count before anything is written.
+screen then asks for a y/n confirmation naming the verb and the count before anything is written. A note the
+database could not store, or longer than NOTE_MAX_CHARS, is refused in the dialog with the reason.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from dlq_tui.db.triage import NOTE_MAX_CHARS, RESOLUTION_METHODS
+from dlq_tui.ui.screens.fields import AGAIN, FieldError, FieldInput, Typeable, at_most, first_failure
 from dlq_tui.ui.screens.modal import DlqModal
+
+NOTE = "the note"
 
 
 @dataclass(frozen=True)
@@ -57,8 +61,18 @@ class ResolveModal(DlqModal[Resolution | None]):
                 ),
                 id="resolve-methods",
             )
-            yield Static(Text("note (optional, kept in the audit entry)"), id="resolve-note-label")
-            yield Input(placeholder="why", max_length=NOTE_MAX_CHARS, id="resolve-note")
+            yield Static(
+                Text(f"note (optional, for the audit entry; max {NOTE_MAX_CHARS:,} characters)"),
+                id="resolve-note-label",
+            )
+            yield FieldInput(
+                placeholder="why",
+                what=NOTE,
+                max_length=NOTE_MAX_CHARS,
+                validators=[Typeable(NOTE), at_most(NOTE, NOTE_MAX_CHARS)],
+                id="resolve-note",
+            )
+            yield FieldError(id="resolve-error")
             yield Static(
                 Text("digit or enter picks a method · enter in the note resolves · esc cancels"), id="resolve-hint"
             )
@@ -81,6 +95,12 @@ class ResolveModal(DlqModal[Resolution | None]):
         event.stop()
         self.query_one(Input).focus()
 
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.query_one(FieldError).say(first_failure(event.validation_result))
+
+    def on_field_input_refused(self, event: FieldInput.Refused) -> None:
+        self.query_one(FieldError).say(event.reason)
+
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         self.action_submit()
@@ -89,7 +109,16 @@ class ResolveModal(DlqModal[Resolution | None]):
         index = self.query_one(OptionList).highlighted
         if index is None:
             return
-        note = self.query_one(Input).value.strip() or None
+        field = self.query_one(FieldInput)
+        if (refusal := field.take_refusal()) is not None:
+            self.query_one(FieldError).say(refusal + AGAIN)
+            field.focus()
+            return
+        if (problem := first_failure(field.validate(field.value))) is not None:
+            self.query_one(FieldError).say(problem)
+            field.focus()
+            return
+        note = field.value.strip() or None
         self.dismiss(Resolution(self.methods[index][0], note))
 
     def action_cancel(self) -> None:

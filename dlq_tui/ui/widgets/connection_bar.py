@@ -1,17 +1,23 @@
 """The top line of every screen: where we are connected, the schema version, read-only, link state.
 
-While the link is down the state reads "disconnected, retrying in Ns · last good data HH:MM:SS" and
-ticks every second; the target label gives up width first so that line always fits.
+While the link is down the state reads "disconnected, retrying in Ns · last good data HH:MM:SS · r retries
+now" and ticks every second. The link state is never cut: when the line is too long for the terminal the
+target label gives up width first (cut with an ellipsis), then the state drops its least useful parts.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Static
+
+RETRY_HINT = "r retries now"  # every screen's `r` tries at once instead of waiting out the backoff
+MIN_TARGET = 12  # below this the target label says nothing useful: the state gives up its details first
+PADDING = 2  # each part pads one cell on both sides
 
 
 class ConnectionBar(Horizontal):
@@ -20,9 +26,9 @@ class ConnectionBar(Horizontal):
     ConnectionBar > Static { width: auto; padding: 0 1; }
     ConnectionBar > #bar-title { text-style: bold; background: $primary; color: $text; }
     ConnectionBar > #bar-spacer { width: 1fr; }
-    /* Link down: the long state line must fit, so the target label takes the slack and gives up width. */
-    ConnectionBar.-down > #bar-target { width: 1fr; text-wrap: nowrap; text-overflow: ellipsis; }
-    ConnectionBar.-down > #bar-spacer { display: none; }
+    /* Too long for the terminal: the target label takes the slack and gives up width. */
+    ConnectionBar.-tight > #bar-target { width: 1fr; text-wrap: nowrap; text-overflow: ellipsis; }
+    ConnectionBar.-tight > #bar-spacer { display: none; }
     ConnectionBar > #bar-readonly { background: $warning; color: $background; text-style: bold; }
     ConnectionBar > #bar-state.-connected { color: $success; }
     ConnectionBar > #bar-state.-connecting { color: $warning; }
@@ -33,9 +39,13 @@ class ConnectionBar(Horizontal):
         super().__init__()
         self.screen_title = screen_title
 
+    @property
+    def title_text(self) -> str:
+        return f"dlq-tui · {self.screen_title}"
+
     def compose(self) -> ComposeResult:
         app: Any = self.app
-        yield Static(Text(f"dlq-tui · {self.screen_title}"), id="bar-title")
+        yield Static(Text(self.title_text), id="bar-title")
         # Target.label() never carries the password; Text() keeps a database name from parsing as markup.
         yield Static(Text(app.target_label), id="bar-target")
         yield Static(Text(app.schema_label), id="bar-schema")
@@ -49,24 +59,56 @@ class ConnectionBar(Horizontal):
         self.watch(self.app, "connection_state", self._state_changed)
         self.set_interval(1.0, self._tick)
 
+    def on_resize(self) -> None:
+        self._draw_state()
+
     def _schema_changed(self, label: str) -> None:
         self.query_one("#bar-schema", Static).update(Text(label))
+        self._draw_state()
 
     def _state_changed(self, state: str) -> None:
-        widget = self.query_one("#bar-state", Static)
-        widget.update(Text(self._state_text(state)))
-        widget.set_classes(f"-{state}")
-        self.set_class(state == "disconnected", "-down")
-
-    def _state_text(self, state: str) -> str:
-        if state != "disconnected":
-            return state
-        from dlq_tui.ui.reconnect import disconnected_label
-
-        app: Any = self.app
-        return disconnected_label(app.last_good_at, app.retry_in())
+        self.query_one("#bar-state", Static).set_classes(f"-{state}")
+        self._draw_state()
 
     def _tick(self) -> None:
         app: Any = self.app
         if app.connection_state == "disconnected":
-            self.query_one("#bar-state", Static).update(Text(self._state_text("disconnected")))
+            self._draw_state()
+
+    def state_texts(self, state: str) -> list[str]:
+        """The link state, most detail first; the bar shows the first one that fits."""
+        if state != "disconnected":
+            return [state]
+        from dlq_tui.ui.reconnect import disconnected_label
+
+        app: Any = self.app
+        head, _, tail = disconnected_label(app.last_good_at, app.retry_in()).partition(" · ")
+        return [
+            f"{head} · {tail} · {RETRY_HINT}",
+            f"disconnected, retrying · {tail} · {RETRY_HINT}",  # the countdown matters least: `r` skips it
+            f"{head} · {RETRY_HINT}",
+            f"disconnected · {RETRY_HINT}",
+        ]
+
+    def _draw_state(self) -> None:
+        app: Any = self.app
+        width = self.size.width
+        candidates = self.state_texts(str(app.connection_state))
+        # What must stay whole: the screen title (its "dlq-tui ·" prefix may go), the schema, READ-ONLY, the state.
+        badges = [str(app.schema_label)] + (["READ-ONLY"] if app.settings.read_only else [])
+        fixed = sum(cell_len(part) + PADDING for part in badges)
+        target = cell_len(str(app.target_label)) + PADDING
+        titles = [self.title_text, self.screen_title]
+        chosen, title = candidates[0], titles[0]
+        if width > 0:  # else not laid out yet: the first resize draws it
+            fits = (
+                (state, name)
+                for state in candidates
+                for name in titles
+                if fixed + cell_len(name) + PADDING + cell_len(state) + PADDING + min(target, MIN_TARGET) <= width
+            )
+            chosen, title = next(fits, (candidates[-1], titles[-1]))
+        self.query_one("#bar-title", Static).update(Text(title))
+        self.query_one("#bar-state", Static).update(Text(chosen))
+        used = fixed + cell_len(title) + PADDING + target + cell_len(chosen) + PADDING
+        self.set_class(width > 0 and used > width, "-tight")

@@ -216,6 +216,8 @@ class EventDetailPane(VerticalScroll):
         self.detail: EventDetail | None = None
         self.payload_page = 0
         self.my_token: uuid.UUID | None = None  # this session's lock token (set by the events screen)
+        self.my_name: str | None = None  # this session's --operator name: a lock claimed under it can be taken back
+        self.lock_holder: str | None = None  # who claimed the shown event's lock (None: the processor)
         self._fields: list[Text] = []
         self._now: datetime | None = None  # the clock when the detail was shown ...
         self._shown_at = 0.0  # ... and the monotonic instant of that, so the countdown needs no query
@@ -311,12 +313,30 @@ class EventDetailPane(VerticalScroll):
             if mine:
                 text = Text(f"mine, {left} left", style="bold green")
             else:
-                text = Text(f"held by another session, {left} left", style="bold magenta")
+                text = self._holder()
+                text.append(f", {left} left")
             text.append(f" (until {fmt.when(row.lock_expires_at)} UTC)", style="dim")
         else:
             text = Text(f"expired at {fmt.when(row.lock_expires_at)} UTC", style="yellow")
             text.append(" (free to claim)", style="dim")
         text.append(f"  {str(row.processing_lock)[:8]}…", style="dim")  # the token's first group tells them apart
+        return text
+
+    def _holder(self) -> Text:
+        """Who holds a lock that is not this session's: the operator of the claim that set it, else the processor."""
+        from dlq_tui.text import safe_text
+
+        holder = self.lock_holder
+        if holder is None:
+            return Text("held by the processor (no operator claim)", style="bold magenta")
+        if holder == self.my_name:
+            text = Text("held by another session of yours (", style="bold yellow")
+            text.append_text(safe_text(holder, limit=60))
+            text.append("): T takes it back")
+            return text
+        text = Text("held by ", style="bold magenta")
+        text.append_text(safe_text(holder, limit=60))
+        text.append(" (another session)")
         return text
 
     def _tick(self) -> None:

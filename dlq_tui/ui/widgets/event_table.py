@@ -6,7 +6,7 @@ top page is dropped when it arrives); near the top it asks for the previous one 
 Memory and redraw cost stay flat however far an operator scrolls. It fetches nothing itself: it posts
 NeedPage and the screen runs the query in a worker, then calls add_page().
 
-Marks (space, *) live here as a set of event ids, independent of the window, so triage actions can act
+Marks (space, *, - clears) live here as a set of event ids, independent of the window, so triage actions can act
 on "the marked events, else the highlighted one" (selected_ids).
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import uuid
 from collections import deque
-from collections.abc import Iterable
-from datetime import datetime
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
 from typing import ClassVar, Literal
 
 from rich.text import Text
@@ -73,7 +73,8 @@ class EventTable(DataTable[Text]):
         # The columns fit the screen, so home/end mean first/last row (DataTable uses them to scroll sideways).
         Binding("home", "scroll_top", "First row", show=False, id="events.first"),
         Binding("end", "scroll_bottom", "Last row", show=False, id="events.last"),
-        Binding("asterisk", "mark_all", "Mark page", key_display="*", id="events.mark_all", show=False),
+        Binding("asterisk", "mark_all", "Mark all in view", key_display="*", id="events.mark_all", show=False),
+        Binding("minus", "clear_marks", "Unmark all", key_display="-", id="events.unmark_all", show=False),
     ]
 
     class NeedPage(Message):
@@ -96,11 +97,28 @@ class EventTable(DataTable[Text]):
         self.at_end = True
         self.pending: Direction | None = None  # a page request in flight (never two at once)
         self.marked: set[int] = set()
-        self.now: datetime | None = None  # frozen clock (tests); None = each row's db_now
+        self.clock: Callable[[], datetime] | None = None  # the app's clock when frozen (tests); None = server time
+        self._server_skew = timedelta(0)  # server clock minus ours, from the last page: ages tick in server time
         self.my_token: uuid.UUID | None = None  # this session's lock token: its locks read "mine", not "held"
 
     def on_mount(self) -> None:
         self._add_columns(column_widths(0))
+        # Lock countdowns tick: "mine 59s" must become "mine 58s" and then "expired" without a reload.
+        self.set_interval(1.0, self.tick_locks)
+
+    def server_now(self) -> datetime:
+        if self.clock is not None:
+            return self.clock()
+        return datetime.now(UTC) + self._server_skew
+
+    def tick_locks(self) -> None:
+        now = self.server_now()
+        for row in self.window_rows:
+            if row.processing_lock is None or row.resolved or str(row.id) not in self.rows:
+                continue
+            cell = self.lock_cell(row, now)
+            if self.get_cell(str(row.id), "lock").plain != cell.plain:
+                self.update_cell(str(row.id), "lock", cell)
 
     def _add_columns(self, widths: dict[str, int]) -> None:
         for key, header, _ in COLUMNS:
@@ -166,6 +184,8 @@ class EventTable(DataTable[Text]):
         offset = self.cursor_row - int(self.scroll_y) if keep_offset else 0
         self.clear()
         rows = self.window_rows
+        if rows:
+            self._server_skew = max(rows, key=lambda row: row.db_now).db_now - datetime.now(UTC)
         self.rows_by_id = {row.id: row for row in rows}
         self.add_rows_keyed(rows)
         if not rows:
@@ -182,7 +202,7 @@ class EventTable(DataTable[Text]):
     def cells(self, row: EventRow) -> list[Text]:
         from dlq_tui.text import safe_text
 
-        now = self.now or row.db_now
+        now = self.clock() if self.clock is not None else row.db_now
         lock = Text("resolved", style="green") if row.resolved else self.lock_cell(row, now)
         return [
             Text("●" if row.id in self.marked else " ", style="bold cyan"),
@@ -259,6 +279,14 @@ class EventTable(DataTable[Text]):
 
     def clear_marks(self) -> None:
         self.unmark(list(self.marked))
+
+    def action_clear_marks(self) -> None:
+        self.clear_marks()
+
+    @property
+    def hidden_marks(self) -> int:
+        """Marked events that are not in the loaded window (scrolled away, or gone from the view)."""
+        return len(self.marked.difference(self.rows_by_id))
 
     def unmark(self, ids: Iterable[int]) -> None:
         """Drop these ids from the marks (after an action: done events are unmarked, skipped ones stay)."""
