@@ -31,6 +31,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
 from dlq_tui.db import schema
+from dlq_tui.db.errors import UNIQUE_VIOLATION, sqlstate
 from dlq_tui.migrate import runner, sql, work
 from dlq_tui.migrate.catalog import Catalog, data_gaps
 from dlq_tui.migrate.sql import EVENTS, UNIQUE
@@ -43,7 +44,6 @@ from dlq_tui.migrate.steps import (
     Report,
     StepEvent,
     Steps,
-    sqlstate,
     step_number,
     stream,
 )
@@ -60,7 +60,6 @@ DEFAULT_SHARE_LOCK_TIMEOUT_MS = 30_000
 PROGRESS_EVERY_S = 0.5
 CATCH_UP_PASSES = 3
 
-_UNIQUE_VIOLATION = "23505"
 _OWN_INDEXES = (*schema.V7_EVENT_INDEXES, *schema.PAGING_INDEXES, UNIQUE)
 
 
@@ -227,7 +226,7 @@ def _build_unique(run: _Run) -> int:
             run.note("only if that reports duplicate keys:")
             run.record(sql.drop_index_sql(UNIQUE))
         except DBAPIError as exc:
-            if sqlstate(exc) != _UNIQUE_VIOLATION:
+            if sqlstate(exc) != UNIQUE_VIOLATION:
                 raise
         run.progress("duplicate sources found: the oldest row keeps the key, later ones get NULL")
         cleared += run.transaction(lambda: _count(run.sql(sql.CLEAR_DUPLICATES_SQL)))

@@ -248,9 +248,9 @@ def unique_index_sql() -> str:
     return _index_sql(UNIQUE, ("idempotency_key",), concurrently=True, unique=True)
 
 
-def drop_index_sql(name: str) -> str:
-    """Drops what an interrupted concurrent build left INVALID."""
-    return f"DROP INDEX CONCURRENTLY IF EXISTS {name}"
+def drop_index_sql(name: str, *, concurrently: bool = True) -> str:
+    """Drops what an interrupted concurrent build left INVALID (inside a transaction: not concurrently)."""
+    return f"DROP INDEX {'CONCURRENTLY ' if concurrently else ''}IF EXISTS {name}"
 
 
 # --- view, triggers, marker, locks ---------------------------------------------------------------------

@@ -23,6 +23,7 @@ from sqlalchemy import Connection, Result, text
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import DBAPIError
 
+from dlq_tui.db.errors import DEADLOCK_DETECTED, LOCK_NOT_AVAILABLE, first_line, sqlstate
 from dlq_tui.migrate import sql
 from dlq_tui.migrate.catalog import Catalog, inspect_catalog, invalid_indexes
 
@@ -79,7 +80,7 @@ class Cancelled(MigrationError):
 
 
 RESUME = "the database is consistent; run `dlq-tui --migrate --online` again to resume"
-RETRYABLE = {"55P03", "40P01"}  # lock_not_available (lock_timeout), deadlock_detected
+RETRYABLE = {LOCK_NOT_AVAILABLE, DEADLOCK_DETECTED}
 BACKOFF_START_S = 0.25
 BACKOFF_MAX_S = 5.0
 
@@ -379,21 +380,9 @@ class Steps:
         return "\n".join(self._sql) if self._sql else None
 
 
-
-
-def sqlstate(exc: BaseException) -> str | None:
-    return getattr(getattr(exc, "orig", None), "sqlstate", None)
-
-
 def one_line(exc: BaseException) -> str:
-    """The primary message of a database error (never its DETAIL, which can quote hostile row data)."""
-    orig = getattr(exc, "orig", None) or exc
-    diag = getattr(orig, "diag", None)
-    primary = getattr(diag, "message_primary", None) if diag is not None else None
-    message = primary or str(orig).split("\n", 1)[0]
-    if isinstance(exc, MigrationError):
-        message = str(exc)
-    return " ".join(message.split()) or type(exc).__name__
+    """What a failed step says: our own MigrationError as written, a database error's primary message."""
+    return " ".join(str(exc).split()) if isinstance(exc, MigrationError) else first_line(exc)
 
 
 def migration_error(exc: BaseException, steps: Steps) -> BaseException:

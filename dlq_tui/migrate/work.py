@@ -20,8 +20,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from dlq_tui.db import schema
+from dlq_tui.db.errors import UNIQUE_VIOLATION, sqlstate
 from dlq_tui.migrate import sql
-from dlq_tui.migrate.sql import EVENTS
+from dlq_tui.migrate.sql import EVENTS, UNIQUE
 from dlq_tui.migrate.steps import Outcome, Steps
 
 SKIP_SQLITE = "PostgreSQL only: v7 changes nothing on SQLite"
@@ -106,8 +107,31 @@ def _skip_sqlite(_steps: Steps, out: Outcome) -> None:
     out.skipped, out.detail = True, SKIP_SQLITE
 
 
+def _clear_online_leftovers(steps: Steps) -> list[str]:
+    """What an interrupted online run leaves that this transaction builds its own way: INVALID indexes of
+    its concurrent builds, a unique index not yet attached as the constraint (the backfill's table rewrite
+    would trip over it), and its temporary NOT NULL checks. Dropped here; rebuilt by the steps below."""
+    cat = steps.cat
+    indexes = [i for i in cat.invalid_indexes if i in cat.indexes]
+    if UNIQUE in cat.indexes and not cat.has_unique() and UNIQUE not in indexes:
+        indexes.append(UNIQUE)
+    checks = [c for c in cat.constraints if c.startswith(sql.NOT_NULL_CHECK_PREFIX)]
+    for index in indexes:
+        steps.sql(sql.drop_index_sql(index, concurrently=False))
+        cat.indexes.pop(index, None)
+    cat.invalid_indexes = [i for i in cat.invalid_indexes if i not in indexes]
+    for check in checks:
+        steps.sql(sql.drop_constraint_sql(check))
+        cat.constraints.pop(check, None)
+    cat.unvalidated = [c for c in cat.unvalidated if c not in checks]
+    return (
+        [f"dropped {', '.join([*indexes, *checks])} (left by an interrupted online run)"] if indexes or checks else []
+    )
+
+
 def add_columns(steps: Steps, out: Outcome) -> None:
     cat = steps.cat
+    cleared = _clear_online_leftovers(steps)
     missing = cat.missing_columns()
     clauses = sql.add_column_clauses(cat)
     fixed = []
@@ -122,14 +146,14 @@ def add_columns(steps: Steps, out: Outcome) -> None:
             fixed.append(f"{name} NOT NULL")
     if clauses:
         steps.sql(sql.alter_events_sql(clauses))
-    parts = []
+    parts = list(cleared)
     if missing:
         present = len(schema.V7_COLUMNS) - len(missing)
         parts.append(f"{len(missing)} added" + (f" ({present} present)" if present else ""))
     if fixed:
         parts.append("fixed " + ", ".join(fixed))
     out.detail = "; ".join(parts) or "all 12 present"
-    out.skipped = not clauses
+    out.skipped = not clauses and not cleared
 
 
 def backfill(steps: Steps, out: Outcome, *, columns_existed: bool) -> None:
@@ -195,7 +219,7 @@ def duplicate_keys(steps: Steps, out: Outcome, *, needed: bool) -> None:
         savepoint.commit()
         count = 0
     except IntegrityError as exc:
-        if getattr(exc.orig, "sqlstate", None) != "23505":
+        if sqlstate(exc) != UNIQUE_VIOLATION:
             raise
         savepoint.rollback()
         result = steps.sql(sql.CLEAR_DUPLICATES_SQL)
@@ -217,14 +241,21 @@ def create_indexes(steps: Steps, out: Outcome) -> None:
 
 def add_constraints(steps: Steps, out: Outcome) -> None:
     cat = steps.cat
+    # Checks an interrupted online run added NOT VALID: validated here, in this transaction.
+    unvalidated = [c for c in cat.unvalidated if c in schema.V7_CHECK_CONSTRAINTS]
+    for check in unvalidated:
+        steps.sql(sql.validate_sql(check))
+    cat.unvalidated = [c for c in cat.unvalidated if c not in unvalidated]
     checks = cat.missing_checks()
     clauses = [sql.check_clause(n) for n in checks]
     if not cat.has_unique():  # normally added with the duplicate check above
         clauses.append(sql.unique_clause())
     if clauses:  # one statement: the checks are validated in a single scan
         steps.sql(sql.alter_events_sql(clauses))
-    out.skipped = not clauses
+    out.skipped = not clauses and not unvalidated
     out.detail = _created(len(checks), len(schema.V7_CHECK_CONSTRAINTS)) + " (checks)"
+    if unvalidated:
+        out.detail += f"; {len(unvalidated)} validated"
     if len(clauses) > len(checks):
         out.detail += f"; {schema.V7_UNIQUE_CONSTRAINT} added"
 
