@@ -237,14 +237,14 @@ class Run:
 def set_paging_indexes(engine: Engine, *, present: bool) -> None:
     """Drop dlq-tui's paging indexes (to measure the spec's indexes alone) or build them back."""
     from dlq_tui.db.schema import PAGING_INDEXES
-    from dlq_tui.migrate.paging import index_sql
+    from dlq_tui.migrate.sql import paging_index_sql
 
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("SET maintenance_work_mem = '512MB'"))
         for name in PAGING_INDEXES:
             if present:
                 if conn.execute(text("SELECT to_regclass(:n)"), {"n": name}).scalar() is None:
-                    conn.execute(text(index_sql(name)))
+                    conn.execute(text(paging_index_sql(name)))
             else:
                 conn.execute(text(f"DROP INDEX IF EXISTS {name}"))
         conn.execute(text("ANALYZE dead_letter_events"))

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine, text
 
 from dlq_tui.migrate import runner, work
-from dlq_tui.migrate.catalog import key_sql
+from dlq_tui.migrate.sql import key_sql
 
 CHUNK_ROWS = 500_000
 LEGACY_COLUMNS = "ingest_id, source, source_offset, reason, payload, metadata_json, created_at, resolved, resolved_at"

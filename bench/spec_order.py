@@ -18,7 +18,7 @@ from bench.server import open_server
 from dlq_tui.db import schema
 from dlq_tui.db.connect import make_engine
 from dlq_tui.migrate import runner
-from dlq_tui.migrate.catalog import HASH_SQL, key_sql
+from dlq_tui.migrate.sql import HASH_SQL, key_sql
 
 
 def spec_order_sql() -> list[str]:

@@ -32,6 +32,7 @@ from dlq_tui.db.models import (
     ProcessingRun,
     ReasonStat,
 )
+from dlq_tui.migrate.sql import checksum_sql
 from dlq_tui.text import json_nesting_exceeds, utf8_len
 
 ev = schema.dead_letter_events
@@ -388,7 +389,7 @@ _DETAIL_SQL = text(
            left(p.t, :chars) AS payload_text,
            length(p.t) AS payload_total_chars,
            octet_length(p.t) AS payload_total_bytes,
-           {schema.sha256_hex_sql("p.t")} AS computed_checksum,
+           {checksum_sql("p.t")} AS computed_checksum,
            left(j.metadata, :chars) AS metadata_text,
            octet_length(j.metadata) AS metadata_total_bytes,
            left(j.errors, :audit) AS error_history,

@@ -229,19 +229,6 @@ CLASSIFICATIONS: tuple[str, ...] = ("malicious", "corrupted", "format_error")
 PRIORITY_NAMES: dict[int, str] = {1: "Critical", 2: "High", 3: "Medium", 4: "Low", 5: "Normal"}
 
 
-def sha256_hex_sql(text_sql: str) -> str:
-    """SQL for the hex sha256 of a text value's bytes: its UTF-8 bytes, as the spec's checksum defines.
-
-    A SQL_ASCII database stores whatever bytes a writer sent, and convert_to(..., 'UTF8') there refuses
-    every value that is not valid UTF-8 (one such event would stop the migration and the detail pane), so
-    there the bytes are hashed as stored: the same bytes whenever they are UTF-8.
-    """
-    return (
-        f"encode(sha256(convert_to({text_sql}, CASE current_setting('server_encoding') "
-        "WHEN 'SQL_ASCII' THEN 'SQL_ASCII' ELSE 'UTF8' END)), 'hex')"
-    )
-
-
 def priority_label(priority: int) -> str:
     """1-5 have names; 6-10 (allowed by ck_priority_range) read as "Level N"."""
     return PRIORITY_NAMES.get(priority, f"Level {priority}")

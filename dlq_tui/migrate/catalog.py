@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection, inspect, text
 
 from dlq_tui.db import schema
+from dlq_tui.migrate.sql import EVENTS, key_sql
 
-EVENTS = "dead_letter_events"
 ALEMBIC_TABLE = "alembic_version"
 
 # format_type() spellings of the spec's types.
@@ -26,16 +26,6 @@ _PG_TYPE = {
     "UUID": "uuid",
     "TIMESTAMP WITH TIME ZONE": "timestamp with time zone",
 }
-
-HASH_SQL = schema.sha256_hex_sql("payload::text")
-
-
-def key_sql(checksum_sql: str, alias: str = "") -> str:
-    """The idempotency key of a row, given an SQL expression for its payload checksum."""
-    a = f"{alias}." if alias else ""
-    return schema.sha256_hex_sql(
-        f"coalesce({a}source, '') || ':' || coalesce({a}source_offset::text, '') || ':' || coalesce({checksum_sql}, '')"
-    )
 
 
 @dataclass(frozen=True)
@@ -59,6 +49,8 @@ class Catalog:
     marker_raw: str | None = None
     alembic_revision: str | None = None
     rewrite_blockers: list[str] = field(default_factory=list)
+    invalid_indexes: list[str] = field(default_factory=list)  # left by an interrupted concurrent build
+    unvalidated: list[str] = field(default_factory=list)  # constraints added NOT VALID, not yet validated
 
     @property
     def postgres(self) -> bool:
@@ -144,7 +136,8 @@ class Catalog:
         for idx in schema.V7_TABLE_INDEXES.values():
             expected.update(idx)
         for name, cols in expected.items():
-            if name in self.indexes and self.indexes[name][1] != cols:
+            # An INVALID index (an interrupted concurrent build) is rebuilt by either path, never kept.
+            if name in self.indexes and name not in self.invalid_indexes and self.indexes[name][1] != cols:
                 problems.append(
                     f"index {name} is on ({', '.join(self.indexes[name][1])}), expected ({', '.join(cols)})"
                 )
@@ -197,7 +190,17 @@ _PG_QUERIES = {
         JOIN pg_rewrite r ON r.oid = d.objid JOIN pg_class v ON v.oid = r.ev_class
         JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
         WHERE d.refobjid = to_regclass(:table) AND a.attname IN ('payload_checksum', 'idempotency_key')""",
+    "invalid_indexes": """
+        SELECT i.relname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+        WHERE x.indrelid = to_regclass(:table) AND NOT x.indisvalid ORDER BY 1""",
+    "unvalidated": """
+        SELECT conname FROM pg_constraint WHERE conrelid = to_regclass(:table) AND NOT convalidated ORDER BY 1""",
 }
+
+
+def invalid_indexes(conn: Connection) -> list[str]:
+    """Indexes on dead_letter_events an interrupted CREATE INDEX CONCURRENTLY left INVALID (PostgreSQL)."""
+    return list(conn.execute(text(_PG_QUERIES["invalid_indexes"]), {"table": EVENTS}).scalars())
 
 
 def inspect_catalog(conn: Connection) -> Catalog:
@@ -220,6 +223,8 @@ def inspect_catalog(conn: Connection) -> Catalog:
         cat.triggers = {r[0]: r[1] for r in conn.execute(text(q["triggers"]))}
         if EVENTS in cat.tables:
             cat.rewrite_blockers = list(conn.execute(text(q["rewrite_blockers"]), {"table": EVENTS}).scalars())
+            cat.invalid_indexes = invalid_indexes(conn)
+            cat.unvalidated = list(conn.execute(text(q["unvalidated"]), {"table": EVENTS}).scalars())
     else:
         insp = inspect(conn)
         cat.tables = set(insp.get_table_names())

@@ -11,29 +11,21 @@ The schema marker stays '7': these indexes are ours, and the pipeline never need
 from __future__ import annotations
 
 from dlq_tui.db import schema
-from dlq_tui.migrate.catalog import EVENTS
-from dlq_tui.migrate.steps import Steps
+from dlq_tui.migrate.sql import EVENTS, paging_index_sql
+from dlq_tui.migrate.steps import Outcome, Steps
 
 SKIP_SQLITE = "PostgreSQL only"
 
 
-def index_sql(name: str, *, concurrently: bool = False) -> str:
-    """CREATE INDEX for one of schema.PAGING_INDEXES (CONCURRENTLY for the online path)."""
-    columns, where = schema.PAGING_INDEXES[name]
-    how = "CREATE INDEX CONCURRENTLY" if concurrently else "CREATE INDEX"
-    return f"{how} {name} ON {EVENTS} ({', '.join(columns)})" + (f" WHERE {where}" if where else "")
-
-
-def create_paging_indexes(steps: Steps) -> None:
+def create_paging_indexes(steps: Steps, out: Outcome) -> None:
     """Create whichever paging index is missing (a no-op that says so when both exist)."""
-    with steps.step("paging_indexes") as out:
-        if not steps.postgres:
-            out.skipped, out.detail = True, SKIP_SQLITE
-            return
-        cat = steps.cat
-        missing = [name for name in schema.PAGING_INDEXES if name not in cat.indexes]
-        for name in missing:
-            steps.sql(index_sql(name))
-            cat.indexes[name] = (EVENTS, schema.PAGING_INDEXES[name][0])
-        out.skipped = not missing
-        out.detail = f"{len(missing)} created" if missing else "both present"
+    if not steps.postgres:
+        out.skipped, out.detail = True, SKIP_SQLITE
+        return
+    cat = steps.cat
+    missing = [name for name in schema.PAGING_INDEXES if name not in cat.indexes]
+    for name in missing:
+        steps.sql(paging_index_sql(name))
+        cat.indexes[name] = (EVENTS, schema.PAGING_INDEXES[name][0])
+    out.skipped = not missing
+    out.detail = f"{len(missing)} created" if missing else "both present"

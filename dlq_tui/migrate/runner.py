@@ -3,18 +3,17 @@
 upgrade() drives alembic from code (no ini file): one connection, one transaction on PostgreSQL
 (everything or nothing), SET LOCAL lock_timeout so it never queues behind a long transaction, and
 a session advisory lock polled with pg_try_advisory_lock on a separate connection so two migrators
-cannot race (a blocking pg_advisory_lock can deadlock undetected, see FINDINGS.md). The work runs in
+cannot race (a blocking pg_advisory_lock can deadlock undetected). The work runs in
 a thread so that events reach the caller while each step runs.
 """
 
 from __future__ import annotations
 
-import contextlib
-import queue
-import threading
+import functools
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from dlq_tui.db import schema
-from dlq_tui.migrate import paging, work
+from dlq_tui.migrate import paging, sql, work
 from dlq_tui.migrate.catalog import Catalog, data_gaps, inspect_catalog
 from dlq_tui.migrate.revision import STEPS_ATTRIBUTE
 from dlq_tui.migrate.steps import (
@@ -31,10 +30,12 @@ from dlq_tui.migrate.steps import (
     V7_STEPS,
     Hook,
     MigrationError,
+    Policy,
+    Report,
     StepEvent,
     Steps,
-    one_line,
     step_number,
+    stream,
 )
 
 __all__ = [
@@ -50,9 +51,6 @@ __all__ = [
     "upgrade",
 ]
 
-BASELINE = "v6_baseline"
-V7 = "v7"
-HEAD = "v7_1"  # dlq-tui's paging indexes on top of the spec's v7 (see dlq_tui/migrate/paging.py)
 # pg_try_advisory_lock key shared by every dlq-tui migrator ("dlq-tui7" as a bigint).
 ADVISORY_LOCK_KEY = int.from_bytes(b"dlq-tui7", "big")
 LOCK_POLL_S = 0.2
@@ -70,6 +68,29 @@ def migrations_dir() -> Path:
     if (checkout / "env.py").is_file():
         return checkout
     raise MigrationError("cannot find the migrations/ directory (is dlq-tui installed completely?)")
+
+
+@functools.cache
+def revisions() -> tuple[str, ...]:
+    """This release's alembic revisions, base first, as its script directory (migrations/versions) chains them.
+
+    The first creates the legacy objects (the baseline), the second is the spec's v7, later ones are
+    dlq-tui's own additions on top (v7_1: the paging indexes). Read once per process, and only where a
+    revision matters: importing alembic costs ~0.3 s.
+    """
+    from alembic.script import ScriptDirectory
+
+    chain = [script.revision for script in ScriptDirectory(str(migrations_dir())).walk_revisions()]
+    return tuple(reversed(chain))
+
+
+def head() -> str:
+    return revisions()[-1]
+
+
+def _at_v7(revision: str | None) -> bool:
+    """The revision is the spec's v7 or one of this release's revisions after it."""
+    return revision is not None and revision in revisions()[1:]
 
 
 # --- check -----------------------------------------------------------------------------------------
@@ -125,9 +146,9 @@ def _status_of(cat: Catalog, conn: Connection) -> SchemaStatus:
             problems.append(f"marker reads {marker} but every v7 object exists (run dlq-tui --migrate to set it)")
         elif marker < schema.SCHEMA_VERSION:
             problems.append(f"marker reads {marker}: not migrated to v7 (run dlq-tui --migrate)")
-    if cat.alembic_revision not in (None, BASELINE, V7, HEAD):
+    if cat.alembic_revision is not None and cat.alembic_revision not in revisions():
         problems.append(f"alembic_version holds an unknown revision {cat.alembic_revision!r}")
-    elif cat.alembic_revision in (V7, HEAD) and version < 7:
+    elif _at_v7(cat.alembic_revision) and version < 7:
         problems.append("alembic_version says v7 but v7 objects are missing")
     problems += cat.drift()
     return SchemaStatus(
@@ -164,8 +185,16 @@ class _Decision:
 
 def refuse_unknown_revision(cat: Catalog) -> None:
     """A revision this release does not know is a newer release's: stamping ours over it would lie."""
-    if cat.alembic_revision not in (None, BASELINE, V7, HEAD):
+    if cat.alembic_revision is not None and cat.alembic_revision not in revisions():
         raise MigrationError(f"alembic_version holds an unknown revision {cat.alembic_revision!r}; nothing changed")
+
+
+def refuse_drift(cat: Catalog, *, unchanged: str = "nothing changed") -> None:
+    """Drift the migration must not paper over (a wrong type, an index on other columns), before any change."""
+    refused = cat.unfixable_drift()
+    if refused:
+        more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
+        raise MigrationError(f"cannot migrate: {refused[0]}{more}; fix it by hand; {unchanged}")
 
 
 def _decide(cat: Catalog) -> _Decision:
@@ -173,13 +202,15 @@ def _decide(cat: Catalog) -> _Decision:
     marker = "missing" if cat.marker_raw is None else cat.marker_raw
     refuse_unknown_revision(cat)
     if rev is None:
-        if cat.postgres and cat.v7_complete():  # stamped v7: revision v7_1 then adds the paging indexes
-            return _Decision(V7, f"adopted: every v7 object already present (marker {marker}); stamped {V7}")
+        if cat.postgres and cat.v7_complete():  # stamped v7: the revisions after it (v7_1) then run
+            v7 = revisions()[1]
+            return _Decision(v7, f"adopted: every v7 object already present (marker {marker}); stamped {v7}")
         if not cat.missing_legacy():
-            return _Decision(BASELINE, f"adopted existing legacy tables (marker {marker}); stamped {BASELINE}")
+            base = revisions()[0]
+            return _Decision(base, f"adopted existing legacy tables (marker {marker}); stamped {base}")
         return _Decision(None, "")
-    if rev in (V7, HEAD) and cat.postgres and not cat.v7_complete():
-        return _Decision(BASELINE, f"alembic says {rev} but v7 objects are missing: completing them")
+    if _at_v7(rev) and cat.postgres and not cat.v7_complete():
+        return _Decision(revisions()[0], f"alembic says {rev} but v7 objects are missing: completing them")
     return _Decision(None, "")
 
 
@@ -187,14 +218,11 @@ def _sequence(steps: Steps, cfg: Any | None) -> None:
     """Baseline + v7 as needed (through alembic, or rendered for a dry run), then marker and late rows."""
     cat = steps.inspect()
     if cat.postgres:
-        refused = cat.unfixable_drift()
-        if refused:
-            more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
-            raise MigrationError(f"cannot migrate: {refused[0]}{more}; fix it by hand; nothing changed")
+        refuse_drift(cat)
     decision = _decide(cat)
     position = decision.stamp or cat.alembic_revision
-    if decision.stamp and decision.stamp == BASELINE and cat.alembic_revision in (V7, HEAD):
-        position = BASELINE
+    if decision.stamp and decision.stamp == revisions()[0] and _at_v7(cat.alembic_revision):
+        position = decision.stamp
     if decision.stamp:  # adoption happens first: report it where it runs
         steps.emit("baseline", "skipped", 0.0, decision.adopt_detail)
     if cfg is not None:
@@ -205,8 +233,8 @@ def _sequence(steps: Steps, cfg: Any | None) -> None:
         command.upgrade(cfg, "head")
     else:
         if position is None:
-            work.baseline(steps)
-        if position not in (V7, HEAD):
+            steps.run("baseline", work.baseline)
+        if not _at_v7(position):
             if not steps.simulated:
                 steps.inspect()
             work.v7(steps)
@@ -219,13 +247,14 @@ def _sequence(steps: Steps, cfg: Any | None) -> None:
     if "set_marker" not in steps.reported:
         if not steps.simulated:
             steps.inspect()
-        work.set_marker(steps)
+        steps.run("set_marker", work.set_marker)
     if "paging_indexes" not in steps.reported:  # at head already, a dry run, or an index dropped by hand
         if not steps.simulated:
             steps.inspect()
-        paging.create_paging_indexes(steps)
+        steps.run("paging_indexes", paging.create_paging_indexes)
     ran = ("done", "planned", "skipped")  # "planned": a dry run, where the backfill step stands for what it would do
-    work.backfill_new_rows(steps, covered=v7_ran and steps.statuses.get("backfill") in ran)
+    covered = v7_ran and steps.statuses.get("backfill") in ran
+    steps.run("backfill_new_rows", partial(work.backfill_new_rows, covered=covered))
 
 
 def _summary(steps: Steps, started: float) -> str:
@@ -241,18 +270,6 @@ def _summary(steps: Steps, started: float) -> str:
 
 
 # --- upgrade ---------------------------------------------------------------------------------------
-class _Cancelled(MigrationError):
-    pass
-
-
-_END = object()
-
-
-@dataclass
-class _Failure:
-    exc: BaseException
-
-
 def upgrade(
     engine: Engine,
     *,
@@ -268,41 +285,19 @@ def upgrade(
     """
     for name in STEP_NAMES:
         yield StepEvent(step_number(name), name, "pending")
-    events: queue.Queue[Any] = queue.Queue()
-    cancel = threading.Event()
-
-    def report(event: StepEvent) -> None:
-        if cancel.is_set():
-            raise _Cancelled("migration cancelled; rolled back, nothing changed")
-        events.put(event)
-
-    def target() -> None:
-        try:
-            _upgrade(engine, report, lock_wait_s, lock_timeout_ms, dict(hooks or {}))
-            events.put(_END)
-        except BaseException as exc:
-            events.put(_Failure(exc))
-
-    worker = threading.Thread(target=target, name="dlq-tui-migrate", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item = events.get()
-            if item is _END:
-                return
-            if isinstance(item, _Failure):
-                raise item.exc
-            yield item
-    finally:
-        cancel.set()
-        worker.join()
+    yield from stream(
+        partial(_upgrade, engine, lock_wait_s=lock_wait_s, lock_timeout_ms=lock_timeout_ms, hooks=dict(hooks or {})),
+        cancelled="migration cancelled; rolled back, nothing changed",
+    )
 
 
-def _upgrade(engine: Engine, report: Any, lock_wait_s: float, lock_timeout_ms: int, hooks: dict[str, Hook]) -> None:
+def _upgrade(
+    engine: Engine, report: Report, *, lock_wait_s: float, lock_timeout_ms: int, hooks: dict[str, Hook]
+) -> None:
     started = time.perf_counter()
     pg = engine.dialect.name == "postgresql"
     with engine.connect() as conn:  # a connection failure here propagates as is (exit 2 in the CLI)
-        steps = Steps(conn=conn, report=report, execute=True, hooks=hooks)
+        steps = Steps(conn=conn, report=report, hooks=hooks, policy=Policy(lock_timeout_ms=lock_timeout_ms))
         lock_conn: Connection | None = None
         try:
             if pg:
@@ -313,7 +308,7 @@ def _upgrade(engine: Engine, report: Any, lock_wait_s: float, lock_timeout_ms: i
             try:
                 if pg:
                     # Fail fast behind a long transaction instead of blocking every writer queued behind us.
-                    conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
+                    conn.exec_driver_sql(sql.lock_timeout_sql(lock_timeout_ms))
                     conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '512MB'")
                     conn.exec_driver_sql("SET LOCAL work_mem = '256MB'")
                 _sequence(steps, _alembic_config(conn, steps))
@@ -325,7 +320,7 @@ def _upgrade(engine: Engine, report: Any, lock_wait_s: float, lock_timeout_ms: i
                     tx.rollback()
                 raise
         except BaseException as exc:
-            raise _as_migration_error(exc, steps, lock_timeout_ms) from exc
+            raise steps.fail(exc) from exc
         finally:
             if lock_conn is not None:
                 _release_lock(lock_conn)
@@ -341,7 +336,7 @@ def _take_lock(engine: Engine, steps: Steps, wait_s: float) -> Connection:
 def take_advisory_lock(
     engine: Engine, wait_s: float, *, unchanged: str = "nothing changed"
 ) -> tuple[Connection, float]:
-    """The migrators' advisory lock on a dedicated session, polled (never a blocking wait: see FINDINGS.md).
+    """The migrators' advisory lock on a dedicated session, polled (never a blocking wait: it can deadlock undetected).
 
     Returns the connection holding it and the seconds waited; raises MigrationError after `wait_s`.
     """
@@ -363,7 +358,7 @@ def release_advisory_lock(conn: Connection) -> None:
     _release_lock(conn)
 
 
-def stamp(conn: Connection, revision: str = HEAD) -> None:
+def stamp(conn: Connection, revision: str) -> None:
     """Record `revision` in alembic_version inside conn's current transaction (the online path stamps v7)."""
     from alembic import command
 
@@ -376,34 +371,6 @@ def _release_lock(conn: Connection) -> None:
         conn.close()
     except DBAPIError:
         conn.invalidate()  # never hand a connection that may still hold the lock back to the pool
-
-
-def _as_migration_error(exc: BaseException, steps: Steps, lock_timeout_ms: int) -> BaseException:
-    if isinstance(exc, MigrationError):
-        _ensure_failed_event(steps, str(exc))
-        return exc
-    if not steps.reported and isinstance(exc, DBAPIError) and exc.connection_invalidated is False:
-        return exc  # could not even start: let the caller explain the connection error
-    failed = next((n for n in STEP_NAMES if steps.statuses.get(n) == "failed"), None)
-    where = f" at step {step_number(failed)} {failed}" if failed else ""
-    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
-    if sqlstate == "55P03":  # lock_not_available: lock_timeout expired
-        message = (
-            f"another transaction holds a lock the migration needs (waited {lock_timeout_ms} ms{where}); "
-            "rolled back, nothing changed; retry when that transaction ends"
-        )
-    else:
-        message = f"migration failed{where}: {one_line(exc)}; rolled back, nothing changed"
-    _ensure_failed_event(steps, message)
-    return MigrationError(message)
-
-
-def _ensure_failed_event(steps: Steps, message: str) -> None:
-    if "failed" in steps.statuses.values():
-        return
-    name = next((n for n in STEP_NAMES if n not in steps.reported), "commit")
-    with contextlib.suppress(MigrationError):  # a cancelled run cannot report any more
-        steps.emit(name, "failed", None, message)
 
 
 def _alembic_config(conn: Connection, steps: Steps | None) -> Any:

@@ -3,7 +3,7 @@
 Every step looks at the catalog first and only does what is missing, which is what makes a
 half-applied v7 complete instead of fail, and a second run a no-op.
 
-Why this order (measured in FINDINGS.md and bench/migration_timing.py): the spec's order backfills
+Why this order (measured by bench/migration_timing.py): the spec's order backfills
 after eight indexes, a unique constraint and a per-row trigger exist (~50 s for 1M rows). Here the
 12 columns come first (one ALTER, no rewrite), then checksums and keys are filled in ONE pass by a
 table rewrite (`ALTER COLUMN ... TYPE ... USING <hash>`): it writes a compact new heap instead of
@@ -13,13 +13,17 @@ are cleared next, and only then come the indexes, constraints, tables, view, fun
 
 from __future__ import annotations
 
+from functools import partial
+
 from sqlalchemy import Column, Index, MetaData, Table
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from dlq_tui.db import schema
-from dlq_tui.migrate.catalog import EVENTS, HASH_SQL, key_sql
-from dlq_tui.migrate.steps import Steps
+from dlq_tui.db.errors import UNIQUE_VIOLATION, sqlstate
+from dlq_tui.migrate import sql
+from dlq_tui.migrate.sql import EVENTS, UNIQUE
+from dlq_tui.migrate.steps import Outcome, Steps
 
 SKIP_SQLITE = "PostgreSQL only: v7 changes nothing on SQLite"
 
@@ -50,22 +54,21 @@ def _n(count: int) -> str:
 
 
 # --- baseline --------------------------------------------------------------------------------------
-def baseline(steps: Steps) -> None:
+def baseline(steps: Steps, out: Outcome) -> None:
     cat = steps.inspect()
-    with steps.step("baseline") as out:
-        created: list[str] = []
-        for table in (legacy_schema_state, legacy_events):
-            if table.name not in cat.tables:
-                steps.sql(_ddl(steps, CreateTable(table)))
-                created.append(table.name)
-        for index in _legacy_indexes:
-            if index.name not in cat.indexes:
-                steps.sql(_ddl(steps, CreateIndex(index)))
-                created.append(str(index.name))
-        if created:
-            out.detail = "created " + ", ".join(created)
-        else:
-            out.skipped, out.detail = True, "legacy tables present"
+    created: list[str] = []
+    for table in (legacy_schema_state, legacy_events):
+        if table.name not in cat.tables:
+            steps.sql(_ddl(steps, CreateTable(table)))
+            created.append(table.name)
+    for index in _legacy_indexes:
+        if index.name not in cat.indexes:
+            steps.sql(_ddl(steps, CreateIndex(index)))
+            created.append(str(index.name))
+    if created:
+        out.detail = "created " + ", ".join(created)
+    else:
+        out.skipped, out.detail = True, "legacy tables present"
     if steps.execute:
         steps.inspect()
     else:  # dry run: pretend the baseline ran so that the v7 plan is rendered against it
@@ -80,97 +83,98 @@ def v7(steps: Steps) -> None:
     """Everything the spec's nine steps describe, in the fast order."""
     if not steps.postgres:
         for name in ("add_columns", "backfill", "duplicate_keys", "create_indexes", "add_constraints"):
-            with steps.step(name) as out:
-                out.skipped, out.detail = True, SKIP_SQLITE
+            steps.run(name, _skip_sqlite)
         for name in ("create_tables", "create_view", "create_function", "create_triggers"):
-            with steps.step(name) as out:
-                out.skipped, out.detail = True, SKIP_SQLITE
-        set_marker(steps)
+            steps.run(name, _skip_sqlite)
+        steps.run("set_marker", set_marker)
         return
     cat = steps.cat
     had_unique = cat.has_unique()
     columns_existed = not cat.missing_columns()
-    add_columns(steps)
-    backfill(steps, columns_existed=columns_existed)
-    duplicate_keys(steps, needed=not had_unique)
-    create_indexes(steps)
-    add_constraints(steps)
-    create_tables(steps)
-    create_view(steps)
-    create_function(steps)
-    create_triggers(steps)
-    set_marker(steps)
+    steps.run("add_columns", add_columns)
+    steps.run("backfill", partial(backfill, columns_existed=columns_existed))
+    steps.run("duplicate_keys", partial(duplicate_keys, needed=not had_unique))
+    steps.run("create_indexes", create_indexes)
+    steps.run("add_constraints", add_constraints)
+    steps.run("create_tables", create_tables)
+    steps.run("create_view", create_view)
+    steps.run("create_function", create_function)
+    steps.run("create_triggers", create_triggers)
+    steps.run("set_marker", set_marker)
 
 
-def add_columns(steps: Steps) -> None:
+def _skip_sqlite(_steps: Steps, out: Outcome) -> None:
+    out.skipped, out.detail = True, SKIP_SQLITE
+
+
+def _clear_online_leftovers(steps: Steps) -> list[str]:
+    """What an interrupted online run leaves that this transaction builds its own way: INVALID indexes of
+    its concurrent builds, a unique index not yet attached as the constraint (the backfill's table rewrite
+    would trip over it), and its temporary NOT NULL checks. Dropped here; rebuilt by the steps below."""
     cat = steps.cat
-    with steps.step("add_columns") as out:
-        missing = cat.missing_columns()
-        clauses = []
-        for name in missing:
-            type_sql, not_null, default = schema.V7_COLUMNS[name]
-            clause = f"ADD COLUMN {name} {type_sql}"
-            if not_null:
-                clause += " NOT NULL"
-            if default is not None:
-                clause += f" DEFAULT {default}"
-            clauses.append(clause)
-        fixed = []
-        for name, (_type, not_null, default) in schema.V7_COLUMNS.items():
-            info = cat.event_columns.get(name)
-            if name in missing or info is None:
-                continue
-            if default is not None and (info.default or "").lower() != default.lower():
-                clauses.append(f"ALTER COLUMN {name} SET DEFAULT {default}")
-                fixed.append(f"{name} default")
-            if not_null and not info.not_null:
-                # A half-applied column may hold NULLs: give them the default before NOT NULL.
-                steps.sql(f"UPDATE {EVENTS} SET {name} = {default} WHERE {name} IS NULL")
-                clauses.append(f"ALTER COLUMN {name} SET NOT NULL")
-                fixed.append(f"{name} NOT NULL")
-        if clauses:
-            steps.sql(f"ALTER TABLE {EVENTS}\n    " + ",\n    ".join(clauses))
-        parts = []
-        if missing:
-            present = len(schema.V7_COLUMNS) - len(missing)
-            parts.append(f"{len(missing)} added" + (f" ({present} present)" if present else ""))
-        if fixed:
-            parts.append("fixed " + ", ".join(fixed))
-        out.detail = "; ".join(parts) or "all 12 present"
-        out.skipped = not clauses
+    indexes = [i for i in cat.invalid_indexes if i in cat.indexes]
+    if UNIQUE in cat.indexes and not cat.has_unique() and UNIQUE not in indexes:
+        indexes.append(UNIQUE)
+    checks = [c for c in cat.constraints if c.startswith(sql.NOT_NULL_CHECK_PREFIX)]
+    for index in indexes:
+        steps.sql(sql.drop_index_sql(index, concurrently=False))
+        cat.indexes.pop(index, None)
+    cat.invalid_indexes = [i for i in cat.invalid_indexes if i not in indexes]
+    for check in checks:
+        steps.sql(sql.drop_constraint_sql(check))
+        cat.constraints.pop(check, None)
+    cat.unvalidated = [c for c in cat.unvalidated if c not in checks]
+    return (
+        [f"dropped {', '.join([*indexes, *checks])} (left by an interrupted online run)"] if indexes or checks else []
+    )
 
 
-_TODO = "payload_checksum IS NULL OR idempotency_key IS NULL"
-
-
-def backfill(steps: Steps, *, columns_existed: bool) -> None:
+def add_columns(steps: Steps, out: Outcome) -> None:
     cat = steps.cat
-    with steps.step("backfill") as out:
-        if EVENTS in steps.simulated:
-            todo = 0
-        elif columns_existed:
-            todo = int(steps.query(f"SELECT count(*) FROM {EVENTS} WHERE {_TODO}").scalar_one())
-        else:  # columns added in this run (or about to be, in a dry run): every row needs them
-            todo = int(steps.query(f"SELECT count(*) FROM {EVENTS}").scalar_one())
-        if todo == 0:
-            out.skipped, out.detail = True, "no rows to backfill"
-            return
-        if not cat.rewrite_blockers and not cat.has_unique():
-            # One pass, compact result: the rewrite computes both values per row (the key needs the
-            # checksum, so the payload hash appears twice; hashing is cheap next to writing the table).
-            checksum = f"coalesce(payload_checksum, {HASH_SQL})"
-            steps.sql(
-                f"ALTER TABLE {EVENTS}\n"
-                f"    ALTER COLUMN payload_checksum TYPE VARCHAR(64) USING {checksum},\n"
-                "    ALTER COLUMN idempotency_key TYPE VARCHAR(128) USING "
-                f"coalesce(idempotency_key, {key_sql(checksum)})"
-            )
-            out.detail = f"{_n(todo)} rows backfilled (one-pass rewrite)"
-        else:
-            rows, dups = backfill_rows(steps)
-            out.detail = f"{_n(rows if steps.execute else todo)} rows backfilled" + (
-                f", {_n(dups)} duplicate sources left without key" if dups else ""
-            )
+    cleared = _clear_online_leftovers(steps)
+    missing = cat.missing_columns()
+    clauses = sql.add_column_clauses(cat)
+    fixed = []
+    defaults, not_null = sql.drifted_defaults(cat), sql.missing_not_null(cat)
+    for name in schema.V7_COLUMNS:
+        if name in defaults:
+            clauses.append(sql.set_default_clause(name))
+            fixed.append(f"{name} default")
+        if name in not_null:
+            steps.sql(sql.fill_default_sql(name))
+            clauses.append(sql.set_not_null_clause(name))
+            fixed.append(f"{name} NOT NULL")
+    if clauses:
+        steps.sql(sql.alter_events_sql(clauses))
+    parts = list(cleared)
+    if missing:
+        present = len(schema.V7_COLUMNS) - len(missing)
+        parts.append(f"{len(missing)} added" + (f" ({present} present)" if present else ""))
+    if fixed:
+        parts.append("fixed " + ", ".join(fixed))
+    out.detail = "; ".join(parts) or "all 12 present"
+    out.skipped = not clauses and not cleared
+
+
+def backfill(steps: Steps, out: Outcome, *, columns_existed: bool) -> None:
+    cat = steps.cat
+    if EVENTS in steps.simulated:
+        todo = 0
+    elif columns_existed:
+        todo = int(steps.query(sql.count_sql(sql.LACKING)).scalar_one())
+    else:  # columns added in this run (or about to be, in a dry run): every row needs them
+        todo = int(steps.query(sql.count_sql()).scalar_one())
+    if todo == 0:
+        out.skipped, out.detail = True, "no rows to backfill"
+        return
+    if not cat.rewrite_blockers and not cat.has_unique():
+        steps.sql(sql.rewrite_fill_sql())
+        out.detail = f"{_n(todo)} rows backfilled (one-pass rewrite)"
+    else:
+        rows, dups = backfill_rows(steps)
+        out.detail = f"{_n(rows if steps.execute else todo)} rows backfilled" + (
+            f", {_n(dups)} duplicate sources left without key" if dups else ""
+        )
 
 
 def backfill_rows(steps: Steps) -> tuple[int, int]:
@@ -180,215 +184,171 @@ def backfill_rows(steps: Steps) -> tuple[int, int]:
     the others keep NULL. Rows whose values would not change are not touched (no trigger, no bloat).
     Returns (rows updated, rows among them left without key).
     """
-    key = key_sql("t.ck", "t")
-    result = steps.sql(
-        f"""WITH todo AS MATERIALIZED (
-    SELECT id, created_at, source, source_offset, idempotency_key AS old_key,
-           coalesce(payload_checksum, {HASH_SQL}) AS ck
-    FROM {EVENTS} WHERE {_TODO}
-), keyed AS (
-    SELECT t.id, t.ck, t.old_key, coalesce(t.old_key, {key}) AS k, t.created_at FROM todo t
-), ranked AS (
-    SELECT id, ck, old_key, k, row_number() OVER (PARTITION BY k ORDER BY created_at, id) AS rn FROM keyed
-), decided AS (
-    SELECT id, ck, CASE
-        WHEN old_key IS NOT NULL THEN old_key
-        WHEN rn = 1 AND NOT coalesce(k IN (SELECT idempotency_key FROM {EVENTS} WHERE idempotency_key IS NOT NULL),
-                                     false) THEN k
-    END AS new_key
-    FROM ranked
-), upd AS (
-    UPDATE {EVENTS} d SET payload_checksum = x.ck, idempotency_key = x.new_key
-    FROM decided x
-    WHERE d.id = x.id AND (d.payload_checksum IS DISTINCT FROM x.ck OR d.idempotency_key IS DISTINCT FROM x.new_key)
-    RETURNING d.idempotency_key IS NULL AS keyless
-)
-SELECT count(*), count(*) FILTER (WHERE keyless) FROM upd"""
-    )
+    result = steps.sql(sql.fill_keys_sql("lacking"))
     if result is None:
         return 0, 0
     updated, keyless = tuple(result.one())
     return int(updated), int(keyless)
 
 
-_UNIQUE_SQL = f"ALTER TABLE {EVENTS} ADD CONSTRAINT {schema.V7_UNIQUE_CONSTRAINT} UNIQUE (idempotency_key)"
-CLEAR_DUPLICATES_SQL = f"""WITH ranked AS (
-    -- COLLATE "C": byte-wise equality is what matters for hex keys, and it sorts several times faster.
-    SELECT id, row_number() OVER (PARTITION BY idempotency_key COLLATE "C" ORDER BY created_at, id) AS rn
-    FROM {EVENTS} WHERE idempotency_key IS NOT NULL
-), upd AS (
-    UPDATE {EVENTS} d SET idempotency_key = NULL FROM ranked r WHERE d.id = r.id AND r.rn > 1 RETURNING 1
-)
-SELECT count(*) FROM upd"""
+_UNIQUE_SQL = sql.alter_events_sql(sql.unique_clause())
 
 
-def duplicate_keys(steps: Steps, *, needed: bool) -> None:
+def duplicate_keys(steps: Steps, out: Outcome, *, needed: bool) -> None:
     """The unique constraint, built right after the backfill; the oldest row keeps a shared key.
 
     Most databases have no duplicate sources, so the unique index is simply built (its sort is the
     duplicate check, nothing is scanned twice). Only when it reports a violation is it rolled back to
     a savepoint, later duplicates (by created_at, id) get a NULL key, and it is built again.
     """
-    with steps.step("duplicate_keys") as out:
-        if not needed:
-            out.skipped, out.detail = True, "unique constraint already in place"
-            return
-        if not steps.execute:
-            steps.sql("SAVEPOINT dlq_unique")
-            steps.sql(_UNIQUE_SQL)
-            steps.sql("-- only if that reports duplicate keys:\nROLLBACK TO SAVEPOINT dlq_unique")
-            steps.sql(CLEAR_DUPLICATES_SQL)
-            steps.sql(_UNIQUE_SQL)
-            out.detail = "unique constraint first; clears later duplicates' keys if it finds any"
-            steps.cat.constraints[schema.V7_UNIQUE_CONSTRAINT] = (EVENTS, "u")
-            return
-        savepoint = steps.conn.begin_nested()
-        try:
-            steps.sql(_UNIQUE_SQL)
-            savepoint.commit()
-            count = 0
-        except IntegrityError as exc:
-            if getattr(exc.orig, "sqlstate", None) != "23505":
-                raise
-            savepoint.rollback()
-            result = steps.sql(CLEAR_DUPLICATES_SQL)
-            count = int(result.scalar_one()) if result is not None else 0
-            steps.sql(_UNIQUE_SQL)
+    if not needed:
+        out.skipped, out.detail = True, "unique constraint already in place"
+        return
+    if not steps.execute:
+        steps.sql("SAVEPOINT dlq_unique")
+        steps.sql(_UNIQUE_SQL)
+        steps.sql("-- only if that reports duplicate keys:\nROLLBACK TO SAVEPOINT dlq_unique")
+        steps.sql(sql.CLEAR_DUPLICATES_SQL)
+        steps.sql(_UNIQUE_SQL)
+        out.detail = "unique constraint first; clears later duplicates' keys if it finds any"
         steps.cat.constraints[schema.V7_UNIQUE_CONSTRAINT] = (EVENTS, "u")
-        found = f"{_n(count)} later duplicate sources left without key (oldest row keeps it)" if count else ""
-        out.detail = f"{found or 'no duplicate sources'}; {schema.V7_UNIQUE_CONSTRAINT} added"
+        return
+    savepoint = steps.conn.begin_nested()
+    try:
+        steps.sql(_UNIQUE_SQL)
+        savepoint.commit()
+        count = 0
+    except IntegrityError as exc:
+        if sqlstate(exc) != UNIQUE_VIOLATION:
+            raise
+        savepoint.rollback()
+        result = steps.sql(sql.CLEAR_DUPLICATES_SQL)
+        count = int(result.scalar_one()) if result is not None else 0
+        steps.sql(_UNIQUE_SQL)
+    steps.cat.constraints[schema.V7_UNIQUE_CONSTRAINT] = (EVENTS, "u")
+    found = f"{_n(count)} later duplicate sources left without key (oldest row keeps it)" if count else ""
+    out.detail = f"{found or 'no duplicate sources'}; {schema.V7_UNIQUE_CONSTRAINT} added"
 
 
-def create_indexes(steps: Steps) -> None:
+def create_indexes(steps: Steps, out: Outcome) -> None:
     cat = steps.cat
-    with steps.step("create_indexes") as out:
-        missing = cat.missing_event_indexes()
-        for name in missing:
-            steps.sql(f"CREATE INDEX {name} ON {EVENTS} ({', '.join(schema.V7_EVENT_INDEXES[name])})")
-        out.skipped = not missing
-        out.detail = _created(len(missing), len(schema.V7_EVENT_INDEXES))
+    missing = cat.missing_event_indexes()
+    for name in missing:
+        steps.sql(sql.event_index_sql(name))
+    out.skipped = not missing
+    out.detail = _created(len(missing), len(schema.V7_EVENT_INDEXES))
 
 
-def add_constraints(steps: Steps) -> None:
+def add_constraints(steps: Steps, out: Outcome) -> None:
     cat = steps.cat
-    with steps.step("add_constraints") as out:
-        checks = cat.missing_checks()
-        clauses = [f"ADD CONSTRAINT {n} CHECK ({schema.V7_CHECK_CONSTRAINTS[n]})" for n in checks]
-        if not cat.has_unique():  # normally added with the duplicate check above
-            clauses.append(f"ADD CONSTRAINT {schema.V7_UNIQUE_CONSTRAINT} UNIQUE (idempotency_key)")
-        if clauses:  # one statement: the checks are validated in a single scan
-            steps.sql(f"ALTER TABLE {EVENTS}\n    " + ",\n    ".join(clauses))
-        out.skipped = not clauses
-        out.detail = _created(len(checks), len(schema.V7_CHECK_CONSTRAINTS)) + " (checks)"
-        if len(clauses) > len(checks):
-            out.detail += f"; {schema.V7_UNIQUE_CONSTRAINT} added"
+    # Checks an interrupted online run added NOT VALID: validated here, in this transaction.
+    unvalidated = [c for c in cat.unvalidated if c in schema.V7_CHECK_CONSTRAINTS]
+    for check in unvalidated:
+        steps.sql(sql.validate_sql(check))
+    cat.unvalidated = [c for c in cat.unvalidated if c not in unvalidated]
+    checks = cat.missing_checks()
+    clauses = [sql.check_clause(n) for n in checks]
+    if not cat.has_unique():  # normally added with the duplicate check above
+        clauses.append(sql.unique_clause())
+    if clauses:  # one statement: the checks are validated in a single scan
+        steps.sql(sql.alter_events_sql(clauses))
+    out.skipped = not clauses and not unvalidated
+    out.detail = _created(len(checks), len(schema.V7_CHECK_CONSTRAINTS)) + " (checks)"
+    if unvalidated:
+        out.detail += f"; {len(unvalidated)} validated"
+    if len(clauses) > len(checks):
+        out.detail += f"; {schema.V7_UNIQUE_CONSTRAINT} added"
 
 
-def create_tables(steps: Steps) -> None:
+def create_tables(steps: Steps, out: Outcome) -> None:
     cat = steps.cat
-    with steps.step("create_tables") as out:
-        made = 0
-        for table_name, indexes in schema.V7_TABLE_INDEXES.items():
-            table = schema.metadata.tables[table_name]
-            fresh = table_name not in cat.tables
-            if fresh:
-                steps.sql(_ddl(steps, CreateTable(table)))
+    made = 0
+    for table_name, indexes in schema.V7_TABLE_INDEXES.items():
+        table = schema.metadata.tables[table_name]
+        fresh = table_name not in cat.tables
+        if fresh:
+            steps.sql(_ddl(steps, CreateTable(table)))
+            made += 1
+        for index in sorted(table.indexes, key=lambda i: str(i.name)):
+            if index.name in indexes and (fresh or index.name not in cat.indexes):
+                steps.sql(_ddl(steps, CreateIndex(index)))
                 made += 1
-            for index in sorted(table.indexes, key=lambda i: str(i.name)):
-                if index.name in indexes and (fresh or index.name not in cat.indexes):
-                    steps.sql(_ddl(steps, CreateIndex(index)))
-                    made += 1
-        out.skipped = made == 0
-        out.detail = "both tables and their 5 indexes present" if not made else f"{made} objects created"
+    out.skipped = made == 0
+    out.detail = "both tables and their 5 indexes present" if not made else f"{made} objects created"
 
 
-def create_view(steps: Steps) -> None:
+def create_view(steps: Steps, out: Outcome) -> None:
     cat = steps.cat
-    with steps.step("create_view") as out:
-        if schema.HEALTH_VIEW in cat.views:
-            if tuple(cat.view_columns.get(schema.HEALTH_VIEW, ())) == schema.HEALTH_VIEW_COLUMNS:
-                out.skipped, out.detail = True, "present"
-                return
-            steps.sql(f"DROP VIEW {schema.HEALTH_VIEW}")
-            out.detail = "replaced a drifted view"
-        steps.sql(schema.HEALTH_VIEW_SQL)
-        out.detail = out.detail or "created"
-
-
-def create_function(steps: Steps) -> None:
-    cat = steps.cat
-    with steps.step("create_function") as out:
-        if schema.UPDATED_AT_FUNCTION in cat.functions:
+    if schema.HEALTH_VIEW in cat.views:
+        if tuple(cat.view_columns.get(schema.HEALTH_VIEW, ())) == schema.HEALTH_VIEW_COLUMNS:
             out.skipped, out.detail = True, "present"
             return
-        steps.sql(schema.UPDATED_AT_FUNCTION_SQL)
-        out.detail = "created"
+        steps.sql(sql.drop_view_sql())
+        out.detail = "replaced a drifted view"
+    steps.sql(schema.HEALTH_VIEW_SQL)
+    out.detail = out.detail or "created"
 
 
-def create_triggers(steps: Steps) -> None:
+def create_function(steps: Steps, out: Outcome) -> None:
     cat = steps.cat
-    with steps.step("create_triggers") as out:
-        missing = cat.missing_triggers()
-        for trigger in missing:
-            table = schema.UPDATED_AT_TRIGGERS[trigger]
-            steps.sql(
-                f"CREATE TRIGGER {trigger} BEFORE UPDATE ON {table} "
-                f"FOR EACH ROW EXECUTE FUNCTION {schema.UPDATED_AT_FUNCTION}()"
-            )
-        out.skipped = not missing
-        out.detail = _created(len(missing), 2)
+    if schema.UPDATED_AT_FUNCTION in cat.functions:
+        out.skipped, out.detail = True, "present"
+        return
+    steps.sql(schema.UPDATED_AT_FUNCTION_SQL)
+    out.detail = "created"
 
 
-def set_marker(steps: Steps) -> None:
+def create_triggers(steps: Steps, out: Outcome) -> None:
+    cat = steps.cat
+    missing = cat.missing_triggers()
+    for trigger in missing:
+        steps.sql(sql.trigger_sql(trigger))
+    out.skipped = not missing
+    out.detail = _created(len(missing), 2)
+
+
+def set_marker(steps: Steps, out: Outcome) -> None:
     """The pipeline's own marker reads 7 afterwards; a v8+ marker is never moved back."""
     cat = steps.cat
-    with steps.step("set_marker") as out:
-        current = cat.marker
-        if current is not None and current >= schema.SCHEMA_VERSION:
-            out.skipped, out.detail = True, f"marker reads {current}; left as is"
-            return
-        if "schema_state" not in cat.tables:  # possible on SQLite files the pipeline never touched
-            steps.sql(_ddl(steps, CreateTable(legacy_schema_state)))
-        was = "missing" if cat.marker_raw is None else repr(cat.marker_raw)
-        if cat.marker_raw is None:
-            steps.sql(
-                "INSERT INTO schema_state (key, value) VALUES (:k, :v)",
-                {"k": schema.SCHEMA_VERSION_KEY, "v": str(schema.SCHEMA_VERSION)},
-            )
-        else:
-            steps.sql(
-                "UPDATE schema_state SET value = :v WHERE key = :k",
-                {"k": schema.SCHEMA_VERSION_KEY, "v": str(schema.SCHEMA_VERSION)},
-            )
-        cat.marker_raw = str(schema.SCHEMA_VERSION)
-        out.detail = f"{was} -> '7'"
+    current = cat.marker
+    if current is not None and current >= schema.SCHEMA_VERSION:
+        out.skipped, out.detail = True, f"marker reads {current}; left as is"
+        return
+    if "schema_state" not in cat.tables:  # possible on SQLite files the pipeline never touched
+        steps.sql(_ddl(steps, CreateTable(legacy_schema_state)))
+    was = "missing" if cat.marker_raw is None else repr(cat.marker_raw)
+    if cat.marker_raw is None:
+        steps.sql(sql.MARKER_INSERT_SQL, {"k": schema.SCHEMA_VERSION_KEY, "v": str(schema.SCHEMA_VERSION)})
+    else:
+        steps.sql(sql.MARKER_UPDATE_SQL, {"k": schema.SCHEMA_VERSION_KEY, "v": str(schema.SCHEMA_VERSION)})
+    cat.marker_raw = str(schema.SCHEMA_VERSION)
+    out.detail = f"{was} -> '7'"
 
 
-def backfill_new_rows(steps: Steps, *, covered: bool) -> None:
+def backfill_new_rows(steps: Steps, out: Outcome, *, covered: bool) -> None:
     """Rows without checksum and key at v7 (writers that do not set them, or a v7 migration run without
     pgcrypto, which leaves every row NULL): fill them, on every run."""
-    with steps.step("backfill_new_rows") as out:
-        if not steps.postgres:
-            out.skipped, out.detail = True, SKIP_SQLITE
-            return
-        if covered:
-            out.skipped, out.detail = True, "covered by the backfill above"
-            return
-        todo = int(steps.query(f"SELECT count(*) FROM {EVENTS} WHERE payload_checksum IS NULL").scalar_one())
-        keyless = int(steps.query(f"SELECT count(*) FROM {EVENTS} WHERE idempotency_key IS NULL").scalar_one())
-        if todo == 0 and keyless == 0:
-            out.skipped, out.detail = True, "no rows without checksum or key"
-            return
-        rows, dups = backfill_rows(steps)
-        if not steps.execute:
-            out.detail = f"would backfill up to {_n(max(todo, keyless))} rows"
-        elif rows == 0:
-            out.skipped = True
-            out.detail = f"no new rows ({_n(keyless)} duplicate sources stay without key)"
-        else:
-            out.detail = f"{_n(rows)} rows without checksum or key backfilled" + (
-                f", {_n(dups)} of them duplicate sources left without key" if dups else ""
-            )
+    if not steps.postgres:
+        out.skipped, out.detail = True, SKIP_SQLITE
+        return
+    if covered:
+        out.skipped, out.detail = True, "covered by the backfill above"
+        return
+    todo = int(steps.query(sql.count_sql("payload_checksum IS NULL")).scalar_one())
+    keyless = int(steps.query(sql.count_sql("idempotency_key IS NULL")).scalar_one())
+    if todo == 0 and keyless == 0:
+        out.skipped, out.detail = True, "no rows without checksum or key"
+        return
+    rows, dups = backfill_rows(steps)
+    if not steps.execute:
+        out.detail = f"would backfill up to {_n(max(todo, keyless))} rows"
+    elif rows == 0:
+        out.skipped = True
+        out.detail = f"no new rows ({_n(keyless)} duplicate sources stay without key)"
+    else:
+        out.detail = f"{_n(rows)} rows without checksum or key backfilled" + (
+            f", {_n(dups)} of them duplicate sources left without key" if dups else ""
+        )
 
 
 def _created(count: int, total: int) -> str:

@@ -20,7 +20,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    work.baseline(steps_for(op.get_context()))
+    steps_for(op.get_context()).run("baseline", work.baseline)
 
 
 def downgrade() -> None:

@@ -25,7 +25,7 @@ depends_on = None
 def upgrade() -> None:
     steps = steps_for(op.get_context())
     steps.inspect()
-    create_paging_indexes(steps)
+    steps.run("paging_indexes", create_paging_indexes)
 
 
 def downgrade() -> None:

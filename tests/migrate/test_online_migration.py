@@ -7,9 +7,10 @@ by the next run.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
@@ -17,9 +18,10 @@ import pytest
 from sqlalchemy import Engine, text
 
 from dlq_tui.cli import run
+from dlq_tui.db import schema
 from dlq_tui.db.connect import make_engine
-from dlq_tui.migrate import runner
-from dlq_tui.migrate.online import online_upgrade
+from dlq_tui.migrate import runner, sql
+from dlq_tui.migrate.online import online_dry_run, online_upgrade
 from dlq_tui.migrate.steps import MigrationError, StepEvent
 from tests.support import dbstates
 from tests.support.migration_helpers import (
@@ -28,6 +30,7 @@ from tests.support.migration_helpers import (
     expected_checksum,
     expected_key,
     finished,
+    run_upgrade,
     snapshot,
 )
 
@@ -92,6 +95,37 @@ def test_online_reaches_the_atomic_end_state(empty_engine: Engine, reference, st
     assert again["commit"].detail == "already at v7; no schema change"
     assert again["add_columns"].detail == "all 12 present (already done)"
     assert snapshot(empty_engine) == before
+
+
+def _statements(sql: str | None) -> list[str]:
+    """The statements of a step's SQL, without the comment lines between them."""
+    chunks = re.split(r";\n|;$", sql or "")
+    return [s for s in ("\n".join(x for x in c.split("\n") if not x.startswith("-- ")).strip() for c in chunks) if s]
+
+
+def _in_order(ran: list[str], shown: list[str]) -> bool:
+    rest = iter(shown)
+    return all(any(s == r for s in rest) for r in ran)
+
+
+@pytest.mark.parametrize("state", ["empty", "legacy", "half_applied"])
+def test_online_dry_run_shows_the_sql_the_online_run_then_executes(empty_engine: Engine, state: str) -> None:
+    """The plan is the online sequence itself run with execute=False: each step lists what the run executes."""
+    _make(empty_engine, state)
+    before = snapshot(empty_engine)
+    plan = finished(list(online_dry_run(empty_engine)))
+    assert snapshot(empty_engine) == before
+    events = run_online(empty_engine, batch_size=1000)
+    assert [e.name for e in events] == list(plan)
+    for event in events[1:-1]:  # between taking the lock and the commit
+        ran, shown = _statements(event.sql), _statements(plan[event.name].sql)
+        assert _in_order(ran, shown) and (ran or event.status == "skipped"), (event.name, ran, shown)
+        if event.name != "backfill_new_rows":  # the plan cannot know which rows writers add meanwhile
+            planned = plan[event.name].status  # a dry run's step with work to do is "planned"; the run's is "done"
+            assert {"planned": "done"}.get(planned, planned) == event.status, event.name
+    if state != "half_applied":  # there the marker already reads 7
+        marker = _statements(plan["set_marker"].sql)[-1]  # with its bound values, as it runs
+        assert marker.startswith(("UPDATE schema_state", "INSERT INTO schema_state")) and "'schema_version'" in marker
 
 
 def test_backfill_reports_progress_and_honours_max_rate(empty_engine: Engine) -> None:
@@ -328,3 +362,59 @@ def test_unknown_alembic_revision_is_refused_by_both_paths(
         assert run(["--dsn", empty_dsn, "--migrate", *mode]) == 1, mode
         assert capsys.readouterr().err.strip().splitlines() == [refused], mode
         assert snapshot(empty_engine) == before, mode
+
+
+class _Stop(Exception):
+    """Raised from a hook: the online run stops there, as an operator's Ctrl-C or a lost session leaves it."""
+
+
+def _stop_at(point: str, target: str) -> dict[str, Callable[[object], None]]:
+    def hook(value: object) -> None:
+        if str(value) == target:
+            raise _Stop(f"stopped at {point} {target}")
+
+    return {point: hook}
+
+
+def _failed_concurrent_build(dsn: str, name: str, columns: str) -> None:
+    """An INVALID index called `name`, as a CREATE INDEX CONCURRENTLY that failed half way leaves it."""
+    with psycopg.connect(dsn, autocommit=True) as conn, pytest.raises(psycopg.errors.UniqueViolation):
+        conn.execute(f"CREATE UNIQUE INDEX CONCURRENTLY {name} ON dead_letter_events ({columns})")
+
+
+@pytest.mark.parametrize(
+    ("point", "target", "leftover"),
+    [
+        ("after_step", "add_columns", "none"),  # CHECKs NOT VALID, NOT NULL checks of the online path
+        ("after_step", "backfill", "none"),
+        ("before_index", "unique", "valid unique index"),  # the server finished the build of a killed client
+        ("before_index", "unique", "invalid unique index"),
+        ("after_step", "duplicate_keys", "invalid event index"),
+    ],
+    ids=["after add_columns", "after backfill", "valid unique index", "invalid unique index", "invalid event index"],
+)
+def test_the_atomic_migration_finishes_an_interrupted_online_run(
+    empty_engine: Engine, empty_dsn: str, reference, point: str, target: str, leftover: str
+) -> None:
+    """An operator whose online run stopped part way may run the plain `dlq-tui --migrate` instead: it must
+    reach the same end state, whatever objects the online run left (NOT VALID checks, an unattached unique
+    index, INVALID indexes of interrupted concurrent builds)."""
+    unique = schema.V7_UNIQUE_CONSTRAINT
+    target = unique if target == "unique" else target
+    _make(empty_engine, "legacy")
+    with pytest.raises(_Stop):
+        run_online(empty_engine, batch_size=1000, hooks=_stop_at(point, target))
+    if leftover == "valid unique index":
+        with psycopg.connect(empty_dsn, autocommit=True) as conn:
+            conn.execute(sql.CLEAR_DUPLICATES_SQL)  # what the online run's catch-up had done before its build
+            conn.execute(f"CREATE UNIQUE INDEX CONCURRENTLY {unique} ON dead_letter_events (idempotency_key)")
+    elif leftover == "invalid unique index":
+        _failed_concurrent_build(empty_dsn, unique, "reason")
+    elif leftover == "invalid event index":
+        _failed_concurrent_build(empty_dsn, next(iter(schema.V7_EVENT_INDEXES)), "reason")
+    assert not runner.check(empty_engine).current
+
+    events = finished(run_upgrade(empty_engine))
+    assert events["commit"].status == "done", {n: (e.status, e.detail) for n, e in events.items()}
+    assert_same_as_atomic(empty_engine, reference("legacy"))
+    assert runner.check(empty_engine).current
