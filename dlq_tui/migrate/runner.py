@@ -123,6 +123,15 @@ class SchemaStatus:
             return not self.problems and self.marker is not None and self.marker >= schema.SCHEMA_VERSION
         return self.catalog_version == 7 and not self.missing and not self.problems
 
+    @property
+    def usable(self) -> bool:
+        """Can health and events work? Every v7 object present on PostgreSQL.
+
+        Not `current`: that also wants the marker and the alembic stamp to agree, which the migration panel
+        reports but which must not hide the queue from an operator.
+        """
+        return self.dialect == "postgresql" and self.catalog_version == 7 and not self.missing
+
 
 def _status_of(cat: Catalog, conn: Connection) -> SchemaStatus:
     gaps = data_gaps(conn, cat)

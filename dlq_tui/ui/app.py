@@ -10,14 +10,16 @@ import signal
 from collections.abc import Callable
 from contextlib import suppress
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from rich.console import RenderableType
 from rich.text import Text
+from textual import work
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.reactive import reactive
+from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Static
 from textual.worker import get_current_worker
@@ -28,7 +30,6 @@ from dlq_tui.ui.commands import DlqCommands
 from dlq_tui.ui.faults import describe_fault
 from dlq_tui.ui.messages import SchemaChecked
 from dlq_tui.ui.reconnect import Backoff
-from dlq_tui.ui.screens.base import schema_usable
 from dlq_tui.ui.screens.choice import Choice, ChoiceModal
 from dlq_tui.ui.screens.confirm import ConfirmModal
 from dlq_tui.ui.screens.events import EventsScreen
@@ -36,7 +37,7 @@ from dlq_tui.ui.screens.health import HealthScreen
 from dlq_tui.ui.screens.help import HelpScreen
 from dlq_tui.ui.screens.migration import MigrationScreen
 from dlq_tui.ui.screens.sources import SourcesScreen
-from dlq_tui.ui.source import DataSource
+from dlq_tui.ui.source import AccessProblem, DataSource, MigrationRun, SchemaStatus
 
 Clock = Callable[[], datetime]
 
@@ -90,7 +91,7 @@ class QuitClaimsReleased(Message):
         self.refusal = refusal
 
 
-def migration_question(run: Any, now: float) -> str:
+def migration_question(run: MigrationRun, now: float) -> str:
     """The question for a MigrationRun: what runs (which step, for how long), and what waiting or cancelling does."""
     from dlq_tui.text import plain
 
@@ -105,7 +106,7 @@ def migration_question(run: Any, now: float) -> str:
     return f"{what} is running ({where}{now - run.started:.0f} s so far). Quit anyway?\n{nature}"
 
 
-def migration_choices(run: Any) -> list[Choice]:
+def migration_choices(run: MigrationRun) -> list[Choice]:
     stop = (
         "Stop it now (what it did stays; o resumes later), then quit"
         if run.online
@@ -118,7 +119,7 @@ def migration_choices(run: Any) -> list[Choice]:
     ]
 
 
-def migration_ending(run: Any) -> str:
+def migration_ending(run: MigrationRun | None) -> str:
     """One line for the terminal after quitting: how the migration the quit waited for really ended."""
     if run is None:
         return ""
@@ -138,7 +139,7 @@ def migration_ending(run: Any) -> str:
 class DlqApp(App[int]):
     CSS_PATH = "dlq_tui.tcss"
     TITLE = "dlq-tui"
-    MODES: ClassVar[dict[str, Any]] = {
+    MODES: ClassVar[dict[str, str | Callable[[], Screen[None]]]] = {
         "health": HealthScreen,
         "events": EventsScreen,
         "migration": MigrationScreen,
@@ -192,8 +193,8 @@ class DlqApp(App[int]):
         self.frozen_clock = clock is not None
         self.clock: Clock = clock or utc_now
         self.target_label = target_label or describe_target(settings.dsn, embedded=settings.embedded).label()
-        self.schema_status: Any = None
-        self.access_problem: Any = None  # dlq_tui.db.access.AccessProblem when the role may not read
+        self.schema_status: SchemaStatus | None = None
+        self.access_problem: AccessProblem | None = None  # the role may not read the tables
         self.backoff = Backoff()
         self.disconnect_line = ""  # the last reason the link is down (one safe line)
         self.reconnect_attempts = 0
@@ -250,16 +251,16 @@ class DlqApp(App[int]):
             return
         status = message.status
         self.schema_status = status
-        self.access_problem = getattr(message, "access", None)
+        self.access_problem = message.access
         self.mark_good()
         self.schema_generation += 1
         if self.access_problem is not None:
             self.schema_label = "no read access"
             self.schema_ready = False
             return
-        usable = schema_usable(status)
-        marker = getattr(status, "marker", None)
-        catalog = getattr(status, "catalog_version", None)
+        assert status is not None  # the check reads the status whenever the role may read
+        usable = status.usable
+        marker, catalog = status.marker, status.catalog_version
         version = catalog if usable else (marker if marker is not None else catalog)
         if usable:
             self.schema_label = f"schema v{version}"
@@ -379,17 +380,12 @@ class DlqApp(App[int]):
                 self.exit_lines.append(f"kept {n} claim{plural}: {later}")
                 self._quit_now()
             else:
-                self.run_worker(
-                    lambda: self._release_at_quit(ids),
-                    name="release at quit",
-                    group="quit",
-                    thread=True,
-                    exit_on_error=False,
-                )
+                self._release_at_quit(ids)
 
         title = f"You hold {n} claim{plural} ({name_events(ids)}): release {'them' if n != 1 else 'it'}?"
         self.push_screen(QuitPrompt(title, choices), answered)
 
+    @work(thread=True, exit_on_error=False, name="release at quit", group="quit", description="release at quit")
     def _release_at_quit(self, ids: list[int]) -> None:
         from dlq_tui.db.triage import ActionRefused
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from textual.message import Message
+
+if TYPE_CHECKING:
+    from dlq_tui.ui.source import AccessProblem, SchemaStatus
 
 
 class SchemaChecked(Message):
@@ -13,7 +16,7 @@ class SchemaChecked(Message):
     `access` is an AccessProblem when the role may not read the tables (then `status` is None).
     """
 
-    def __init__(self, status: Any, access: Any = None) -> None:
+    def __init__(self, status: SchemaStatus | None, access: AccessProblem | None = None) -> None:
         super().__init__()
         self.status = status
         self.access = access

@@ -3,6 +3,8 @@
 Every method opens its own pooled connection, so screens can run them concurrently in thread workers.
 Tests subclass DataSource to make a call slow or failing without touching the screens.
 The ui never writes SQL: everything here delegates to the db layer or the migration runner.
+Screens and widgets import dlq_tui.db.models / dlq_tui.db.schema and, for everything else from the data layers
+(result types, refusals, wordings), the names re-exported here: lint-imports keeps it that way.
 """
 
 from __future__ import annotations
@@ -17,19 +19,58 @@ from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Engine
 
+from dlq_tui.db.access import AccessProblem
 from dlq_tui.db.connect import make_engine
 from dlq_tui.db.dsn import is_sqlite
-from dlq_tui.db.models import EventDetail, EventFilter, EventPage, HealthSnapshot, PageCursor
-from dlq_tui.migrate.steps import MigrationError
+from dlq_tui.db.errors import explain_connection_error
+from dlq_tui.db.models import ActionResult, EventDetail, EventFilter, EventPage, HealthSnapshot, PageCursor
+from dlq_tui.db.redrive import Destination, RedriveRefused, RedriveResult, RepairPreview
+from dlq_tui.db.sources import REINGEST_METHOD, SourceOverview, SourceSelection, SourceStat
+from dlq_tui.db.triage import (
+    HELD_BY_YOU,
+    NOTE_MAX_CHARS,
+    RESOLUTION_METHODS,
+    ActionRefused,
+    Operator,
+    describe,
+    export_target_problem,
+    unstorable,
+)
+from dlq_tui.migrate.runner import CURRENT_LINE, SchemaStatus
+from dlq_tui.migrate.steps import STEP_TITLES, MigrationError, StepEvent
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from dlq_tui.config import Settings
-    from dlq_tui.db.models import ActionResult
-    from dlq_tui.db.redrive import RedriveResult, RepairPreview
-    from dlq_tui.db.sources import SourceOverview, SourceSelection
-    from dlq_tui.db.triage import Operator
+
+# What screens and widgets use from the data layers (they import it from here, never from db/ or migrate/).
+__all__ = [
+    "CURRENT_LINE",
+    "HELD_BY_YOU",
+    "NOTE_MAX_CHARS",
+    "REINGEST_METHOD",
+    "RESOLUTION_METHODS",
+    "STEP_TITLES",
+    "AccessProblem",
+    "ActionRefused",
+    "DataSource",
+    "Destination",
+    "MigrationError",
+    "MigrationRun",
+    "RedriveRefused",
+    "RedriveResult",
+    "RepairPreview",
+    "SchemaStatus",
+    "SourceOverview",
+    "SourceSelection",
+    "SourceStat",
+    "StepEvent",
+    "describe",
+    "explain_connection_error",
+    "export_target_problem",
+    "unstorable",
+]
 
 # A backstop: a thread worker cannot cancel its query, so the server does it after this long.
 STATEMENT_TIMEOUT_MS = 30_000
@@ -51,7 +92,7 @@ class MigrationRun:
 
     online: bool
     started: float = field(default_factory=time.monotonic)
-    step: Any = None  # the last StepEvent that said "running"
+    step: StepEvent | None = None  # the last one that said "running"
     cancel_requested: bool = False
     failed: bool = False
     error: str | None = None  # set when the run ended with an exception (one line)
@@ -78,6 +119,7 @@ class DataSource:
             settings.dsn, read_only=settings.read_only, statement_timeout_ms=STATEMENT_TIMEOUT_MS
         )
         self._migration_engine: Engine | None = None
+        # Raw psycopg connections, here and below (Any: SQLAlchemy's DBAPI type has no cancel_safe, called on them).
         self._migration_connections: set[Any] = set()  # driver connections the migration engine has out
         self.migration: MigrationRun | None = None  # the upgrade running now
         self.last_migration: MigrationRun | None = None
@@ -204,7 +246,7 @@ class DataSource:
             self._migration_engine = engine
         return self._migration_engine
 
-    def _tracked(self, online: bool, events: Iterator[Any]) -> Iterator[Any]:
+    def _tracked(self, online: bool, events: Iterator[StepEvent]) -> Iterator[StepEvent]:
         """The upgrade's step events, passed through while `migration` says what is running."""
         run = MigrationRun(online)
         self.migration = run
@@ -215,7 +257,7 @@ class DataSource:
                     if run.online and run.cancel_requested and not stopping:
                         # Between two batches no statement runs, so cancelling statements alone can miss it.
                         stopping = True
-                        step = cast(Generator[Any, None, None], events).throw(
+                        step = cast(Generator[StepEvent, None, None], events).throw(
                             MigrationStopped("stopped at your request")
                         )
                     else:
@@ -261,7 +303,7 @@ class DataSource:
                     raw.cancel_safe(timeout=2.0)
             time.sleep(CANCEL_EVERY_S)
 
-    def schema_status(self) -> Any:
+    def schema_status(self) -> SchemaStatus:
         from dlq_tui.migrate.runner import check
 
         return check(self.engine)
@@ -276,7 +318,7 @@ class DataSource:
         """Drop pooled connections after a lost link, so the next call dials anew (pre-ping is the backstop)."""
         self.engine.dispose()
 
-    def access_problem(self) -> Any:
+    def access_problem(self) -> AccessProblem | None:
         """An AccessProblem when the role may not SELECT what the screens read, else None."""
         from dlq_tui.db.access import unreadable_objects
 
@@ -290,22 +332,22 @@ class DataSource:
 
         return plan(self.engine)
 
-    def dry_run(self) -> Iterator[Any]:
+    def dry_run(self) -> Iterator[StepEvent]:
         from dlq_tui.migrate.runner import dry_run
 
         return dry_run(self._migrator())
 
-    def upgrade(self) -> Iterator[Any]:
+    def upgrade(self) -> Iterator[StepEvent]:
         from dlq_tui.migrate.runner import upgrade
 
         return self._tracked(False, upgrade(self._migrator(), lock_timeout_ms=self.upgrade_lock_timeout_ms))
 
-    def online_dry_run(self) -> Iterator[Any]:
+    def online_dry_run(self) -> Iterator[StepEvent]:
         from dlq_tui.migrate.online import online_dry_run
 
         return online_dry_run(self._migrator())
 
-    def online_upgrade(self) -> Iterator[Any]:
+    def online_upgrade(self) -> Iterator[StepEvent]:
         """Short locks, batched backfill, resumable; repeated "running" events carry progress."""
         from dlq_tui.migrate.online import online_upgrade
 

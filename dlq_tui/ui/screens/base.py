@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
@@ -11,17 +11,7 @@ if TYPE_CHECKING:
     from dlq_tui.ui.app import DlqApp
 
 
-def schema_usable(status: Any) -> bool:
-    """Can health and events work? Every v7 object present on PostgreSQL.
-
-    Not the runner's `current`: that also wants the marker and the alembic stamp to agree, which the
-    migration panel reports but which must not hide the queue from an operator.
-    """
-    return (
-        getattr(status, "dialect", "postgresql") == "postgresql"
-        and getattr(status, "catalog_version", None) == 7
-        and not getattr(status, "missing", None)
-    )
+READ_ONLY_REFUSAL = "read-only mode: actions are disabled"  # one wording for every screen's write actions
 
 
 class DlqScreen(Screen[None]):

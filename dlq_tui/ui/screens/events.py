@@ -1,65 +1,54 @@
 """Events: pending events (priority, then age), keyset paged, filterable, with the detail pane.
 
-Every query runs in a thread worker; results come back as typed messages tagged with a generation
+Every query runs in a named thread worker; results come back as typed messages tagged with a generation
 number, so a reply that arrives after the filter changed is dropped instead of mixing two lists.
-Triage (issue 7): actions apply to EventTable.selected_ids() (the marked events, else the highlighted one),
-ask for a y/n confirmation when they are destructive or touch more than one event, run in a thread worker,
-report dlq_tui.db.triage.describe(result) as a notification and reload the view keeping the cursor.
+Triage and export (the actions, their confirmations and workers) live in event_actions.EventActions, which
+this screen inherits; the keys for both halves are in EventsScreen.BINDINGS.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime
-from pathlib import Path
+from dataclasses import replace
 from typing import ClassVar, Literal
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Container
 from textual.message import Message
-from textual.notifications import SeverityLevel
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import Worker
 
-from dlq_tui.db.models import SORT_ORDERS, ActionResult, EventDetail, EventFilter, EventPage, SortOrder
-from dlq_tui.db.schema import CLASSIFICATIONS, priority_label
-from dlq_tui.text import plain
-from dlq_tui.ui.screens.base import DlqScreen
-from dlq_tui.ui.screens.choice import Choice, ChoiceModal
-from dlq_tui.ui.screens.confirm import ConfirmModal
-from dlq_tui.ui.screens.export import ExportModal, default_export_path
+from dlq_tui.db.models import SORT_ORDERS, EventDetail, EventFilter, EventPage, PageCursor, SortOrder
+from dlq_tui.ui.screens.event_actions import (  # noqa: F401  (re-exported: they were defined here)
+    CLASSIFY_CHOICES,
+    PRIORITY_CHOICES,
+    READ_ONLY_REFUSAL,
+    TRIAGE_ACTIONS,
+    WRITE_ACTIONS,
+    ActionFinished,
+    EventActions,
+    ExportFinished,
+    MatchingIdsLoaded,
+    Outcome,
+)
 from dlq_tui.ui.screens.filter import FilterModal, describe_filter
 from dlq_tui.ui.screens.jump import JumpModal
-from dlq_tui.ui.screens.resolve import Resolution, ResolveModal
 from dlq_tui.ui.widgets.connection_bar import ConnectionBar
 from dlq_tui.ui.widgets.event_detail import PAYLOAD_PAGE_CHARS, EventDetailPane
-from dlq_tui.ui.widgets.event_table import EventTable
+from dlq_tui.ui.widgets.event_table import Direction, EventTable
 from dlq_tui.ui.widgets.schema_notice import SchemaNotice
 
 LoadKind = Literal["reset", "next", "previous", "jump"]
 DETAIL_DELAY_S = 0.12  # wait for the cursor to rest before loading a detail (holding ↓ stays smooth)
 
-READ_ONLY_REFUSAL = "read-only mode: actions are disabled"
-# Actions that write to the database (refused in read-only mode). Export only reads: it stays available.
-WRITE_ACTIONS = frozenset(
-    {"claim", "release", "classify", "priority", "resolve", "reopen", "requeue", "take_back", "redrive"}
-)
-TRIAGE_ACTIONS = WRITE_ACTIONS | {"export", "export_matching", "repair"}
-
-CLASSIFY_CHOICES = [
-    *(Choice(name[0], name, name) for name in CLASSIFICATIONS),  # m c f
-    Choice("n", "none (clear the classification)", None),
-]
 ORDER_LABELS: dict[SortOrder, str] = {
     "priority": "by priority",
     "newest": "newest first",
     "retries": "most retries first",
 }
-PRIORITY_CHOICES = [Choice(str(p % 10), f"{p} {priority_label(p)}", p) for p in range(1, 11)]  # 0 means 10
 
 
 class PageLoaded(Message):
@@ -101,39 +90,7 @@ class ReasonsLoaded(Message):
         self.reasons = reasons
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """What a triage worker reports back: the result (possibly partial) and a refusal line, if any."""
-
-    verb: str
-    result: ActionResult | None
-    refusal: str | None
-    focus_id: int | None  # keep the cursor here after the reload
-
-
-class ActionFinished(Message):
-    def __init__(self, outcome: Outcome) -> None:
-        super().__init__()
-        self.outcome = outcome
-
-
-class MatchingIdsLoaded(Message):
-    def __init__(self, flt: EventFilter, ids: list[int], as_of: datetime) -> None:
-        super().__init__()
-        self.flt = flt
-        self.ids = ids
-        self.as_of = as_of
-
-
-class ExportFinished(Message):
-    def __init__(self, path: Path, written: int | None, refusal: str | None) -> None:
-        super().__init__()
-        self.path = path
-        self.written = written
-        self.refusal = refusal
-
-
-class EventsScreen(DlqScreen):
+class EventsScreen(EventActions):
     TITLE_TEXT = "events"
     BINDINGS: ClassVar[list[BindingType]] = [
         # Triage: on the marked events, else the highlighted one (greyed out in read-only mode).
@@ -265,8 +222,9 @@ class EventsScreen(DlqScreen):
             return
         self.table.focus()
         self.reload()
-        self.run_worker(self._load_reasons, name="reasons", group="reasons", thread=True, exit_on_error=False)
+        self._load_reasons()
 
+    @work(thread=True, exit_on_error=False, name="reasons", group="reasons")
     def _load_reasons(self) -> None:
         self.post_message(ReasonsLoaded(self.dlq.source.reasons()))
 
@@ -279,35 +237,24 @@ class EventsScreen(DlqScreen):
         self.generation += 1
         self.loading_generation = self.generation
         self._set_status(loading=True)
-        flt, generation = self.filter, self.generation
-        self.run_worker(
-            lambda: self._fetch(generation, "reset", lambda: self.dlq.source.page(flt), focus_id),
-            name="events page",
-            group="page",
-            thread=True,
-            exclusive=True,
-            exit_on_error=False,
-        )
+        self._load_first_page(self.generation, self.filter, focus_id)
 
-    def _fetch(
-        self, generation: int, kind: LoadKind, call: Callable[[], EventPage | None], focus_id: int | None = None
-    ) -> None:
-        page = call()
-        self.post_message(PageLoaded(generation, kind, page, focus_id))
+    # A new first page (or jump) replaces whatever page load is in flight (exclusive); the next/previous page
+    # of the list on screen does not cancel anything (the table asks for one at a time).
+    @work(thread=True, exit_on_error=False, name="events page", group="page", exclusive=True)
+    def _load_first_page(self, generation: int, flt: EventFilter, focus_id: int | None) -> None:
+        self.post_message(PageLoaded(generation, "reset", self.dlq.source.page(flt), focus_id))
 
     def on_event_table_need_page(self, message: EventTable.NeedPage) -> None:
-        flt, generation, cursor = self.filter, self.generation, message.cursor
-        if message.direction == "next":
-            call = lambda: self.dlq.source.page(flt, after=cursor)  # noqa: E731
+        self._load_adjacent_page(self.generation, self.filter, message.direction, message.cursor)
+
+    @work(thread=True, exit_on_error=False, name="events page", group="page")
+    def _load_adjacent_page(self, generation: int, flt: EventFilter, direction: Direction, cursor: PageCursor) -> None:
+        if direction == "next":
+            page = self.dlq.source.page(flt, after=cursor)
         else:
-            call = lambda: self.dlq.source.page(flt, before=cursor)  # noqa: E731
-        self.run_worker(
-            lambda: self._fetch(generation, message.direction, call),
-            name="events page",
-            group="page",
-            thread=True,
-            exit_on_error=False,
-        )
+            page = self.dlq.source.page(flt, before=cursor)
+        self.post_message(PageLoaded(generation, direction, page))
 
     def on_page_loaded(self, message: PageLoaded) -> None:
         table = self.table
@@ -413,21 +360,15 @@ class EventsScreen(DlqScreen):
         if event_id is None or not self.pane.display:
             self.detail_pending = False
             return
-        self.run_worker(
-            lambda: self.post_message(self._detail_of(event_id)),
-            name="event detail",
-            group="detail",
-            thread=True,
-            exclusive=True,
-            exit_on_error=False,
-        )
+        self._fetch_detail(event_id)
 
-    def _detail_of(self, event_id: int) -> DetailLoaded:
+    @work(thread=True, exit_on_error=False, name="event detail", group="detail", exclusive=True)
+    def _fetch_detail(self, event_id: int) -> None:
         source = self.dlq.source
         detail = source.event(event_id, PAYLOAD_PAGE_CHARS)
         locked = detail is not None and detail.row.processing_lock is not None
         holder = source.lock_holders([event_id]).get(event_id) if locked else None  # from the claim audit entries
-        return DetailLoaded(event_id, detail, holder)
+        self.post_message(DetailLoaded(event_id, detail, holder))
 
     def on_detail_loaded(self, message: DetailLoaded) -> None:
         if message.event_id != self._detail_id:
@@ -476,19 +417,12 @@ class EventsScreen(DlqScreen):
 
     def _load_payload_page(self, event_id: int, page: int) -> None:
         self._payload_loading = True
-        self.run_worker(
-            lambda: self.post_message(
-                PayloadPageLoaded(
-                    event_id,
-                    page,
-                    self.dlq.source.payload_slice(event_id, page * PAYLOAD_PAGE_CHARS, PAYLOAD_PAGE_CHARS),
-                )
-            ),
-            name="payload page",
-            group="payload",
-            thread=True,
-            exit_on_error=False,
-        )
+        self._fetch_payload_page(event_id, page)
+
+    @work(thread=True, exit_on_error=False, name="payload page", group="payload")
+    def _fetch_payload_page(self, event_id: int, page: int) -> None:
+        chunk = self.dlq.source.payload_slice(event_id, page * PAYLOAD_PAGE_CHARS, PAYLOAD_PAGE_CHARS)
+        self.post_message(PayloadPageLoaded(event_id, page, chunk))
 
     def on_payload_page_loaded(self, message: PayloadPageLoaded) -> None:
         self._payload_loading = False
@@ -548,14 +482,13 @@ class EventsScreen(DlqScreen):
         self.generation += 1
         self.loading_generation = self.generation
         self._set_status(loading=True)
-        flt, generation = self.filter, self.generation
+        self._locate(self.generation, self.filter, event_id)
 
-        def locate() -> None:
-            found = self.dlq.source.locate(flt, event_id)
-            view, page = found if found is not None else (None, None)
-            self.post_message(PageLoaded(generation, "jump", page, event_id, view))
-
-        self.run_worker(locate, name="events page", group="page", thread=True, exclusive=True, exit_on_error=False)
+    @work(thread=True, exit_on_error=False, name="events page", group="page", exclusive=True)
+    def _locate(self, generation: int, flt: EventFilter, event_id: int) -> None:
+        found = self.dlq.source.locate(flt, event_id)
+        view, page = found if found is not None else (None, None)
+        self.post_message(PageLoaded(generation, "jump", page, event_id, view))
 
     def _show_view_of(self, event_id: int, view: EventFilter) -> None:
         """A jump landed outside the current view: switch to the view that lists the event, and say so."""
@@ -584,17 +517,13 @@ class EventsScreen(DlqScreen):
         self._quiet_jumps.add(self.generation)
         self.loading_generation = self.generation
         self._set_status(loading=True)
-        flt, generation = self.filter, self.generation
-        self.run_worker(
-            lambda: self._fetch(generation, "jump", lambda: self.dlq.source.page_at(flt, event_id), event_id),
-            name="events page",
-            group="page",
-            thread=True,
-            exclusive=True,
-            exit_on_error=False,
-        )
+        self._load_page_at(self.generation, self.filter, event_id)
 
-    # --- marks (triage will act on them) -------------------------------------------------------------
+    @work(thread=True, exit_on_error=False, name="events page", group="page", exclusive=True)
+    def _load_page_at(self, generation: int, flt: EventFilter, event_id: int) -> None:
+        self.post_message(PageLoaded(generation, "jump", self.dlq.source.page_at(flt, event_id), event_id))
+
+    # --- marks (the triage actions act on them) -------------------------------------------------------------
     def _drop_marks_of_another_view(self) -> None:
         """Marks belong to the view they were made in: a new filter would hide them but keep them armed."""
         count = len(self.table.marked)
@@ -612,152 +541,6 @@ class EventsScreen(DlqScreen):
     def action_mark_all(self) -> None:
         self.table.action_mark_all()
 
-    # --- triage (issue 7) ----------------------------------------------------------------------------
-    def unavailable_reason(self, action: str) -> str | None:
-        """Why a triage action cannot run now (None: it can). check_action and the palette both use it."""
-        if action not in TRIAGE_ACTIONS:
-            return None
-        if action in WRITE_ACTIONS and self.dlq.settings.read_only:
-            return READ_ONLY_REFUSAL
-        if self.dlq.schema_ready is not True:
-            return "the events are not available until the schema is at v7"
-        if action == "reopen" and not self.filter.include_resolved:
-            return "reopen works on resolved events: press v to list them first"
-        return None
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        reason = self.unavailable_reason(action)
-        if reason is None:
-            return True
-        # Reopen is hidden while no resolved event can be highlighted; everything else is greyed out.
-        return False if action == "reopen" and not self.dlq.settings.read_only else None
-
-    def _selection(self, action: str) -> tuple[list[int], str] | None:
-        reason = self.unavailable_reason(action)
-        if reason is not None:
-            self.notify(reason, severity="error" if reason == READ_ONLY_REFUSAL else "warning", markup=False)
-            return None
-        ids = self.table.selected_ids()
-        if not ids:
-            self.notify("no event selected", severity="warning", markup=False)
-            return None
-        plural = "s" if len(ids) != 1 else ""
-        return ids, (f"{len(ids)} marked event{plural}" if self.table.marked else f"event {ids[0]}")
-
-    def _confirm(
-        self, verb: str, ids: list[int], subject: str, details: Sequence[str], run: Callable[[], None]
-    ) -> None:
-        """Ask y/n (focus on No) naming the verb, the count and the view the set was chosen in."""
-        body = Text()
-        body.append(f"{verb} {subject}", style="bold")
-        for line in details:
-            body.append(f"\n{line}")
-        if self.table.marked:
-            shown = len(set(ids).intersection(self.table.rows_by_id))
-            view = "pending+resolved" if self.filter.include_resolved else "pending"
-            described = describe_filter(self.filter)
-            hidden = f", {len(ids) - shown} not shown" if shown < len(ids) else ""
-            body.append(f"\nthe set: the {len(ids)} events you marked ({shown} in view{hidden})", style="dim")
-            body.append(f"\nview: {view}" + (f", filter: {described}" if described else ""), style="dim")
-        else:
-            body.append("\nthe set: the highlighted event", style="dim")
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                run()
-
-        title = f"{verb} {len(ids)} event{'s' if len(ids) != 1 else ''}?"
-        self.app.push_screen(ConfirmModal(title, body, yes_label=verb, danger=True), answered)
-
-    def _start(
-        self,
-        verb: str,
-        ids: list[int],
-        subject: str,
-        call: Callable[[list[int]], ActionResult],
-        *,
-        confirm: bool,
-        details: Sequence[str] = (),
-        leaves_view: bool = False,
-    ) -> None:
-        focus_id = self._focus_after(ids, leaves_view)
-
-        def run() -> None:
-            self.actions_running += 1
-            self.run_worker(
-                lambda: self._act(verb, ids, call, focus_id),
-                name=f"{verb.lower()} action",
-                group="triage",
-                thread=True,
-                exit_on_error=False,
-            )
-
-        # A marked event that is not on screen is never acted on without a question.
-        if confirm or len(ids) > 1 or not set(ids).issubset(self.table.rows_by_id):
-            self._confirm(verb, ids, subject, details, run)
-        else:
-            run()
-
-    def _act(self, verb: str, ids: list[int], call: Callable[[list[int]], ActionResult], focus_id: int | None) -> None:
-        """Thread worker: one triage call; a refusal is an outcome (one line), not a worker error."""
-        from dlq_tui.db.triage import ActionRefused
-
-        try:
-            outcome = Outcome(verb, call(ids), None, focus_id)
-        except ActionRefused as exc:
-            outcome = Outcome(verb, exc.result, str(exc), focus_id)
-        except Exception:
-            # Screens have no call_from_thread: the app's runs the callback on the UI thread. The worker then
-            # fails, and the screen's one worker-error handler shows the error.
-            self.app.call_from_thread(self._one_action_done)
-            raise
-        self.post_message(ActionFinished(outcome))
-
-    def _one_action_done(self) -> None:
-        self.actions_running = max(0, self.actions_running - 1)
-
-    def _focus_after(self, ids: list[int], leaves_view: bool) -> int | None:
-        """The highlighted event, or (when it will leave the view) the nearest one below, else above it."""
-        table = self.table
-        rows = table.window_rows
-        row = table.highlighted
-        if row is None:
-            return None
-        gone = set(ids) if leaves_view else set()
-        here = table.cursor_row
-        for candidate in [*rows[here:], *reversed(rows[:here])]:
-            if candidate.id not in gone:
-                return candidate.id
-        return None
-
-    def on_action_finished(self, message: ActionFinished) -> None:
-        from dlq_tui.db.triage import describe
-
-        self._one_action_done()
-        outcome = message.outcome
-        result = outcome.result
-        if outcome.refusal is not None:
-            # A refusal can quote the server's error text, which can quote row data: sanitise it like any DB text.
-            self.notify(
-                plain(outcome.refusal, limit=500),
-                title=outcome.verb.lower(),
-                severity="error",
-                timeout=10,
-                markup=False,
-            )
-        if result is not None and (outcome.refusal is None or result.done):
-            severity: SeverityLevel = "warning" if result.skipped else "information"
-            from dlq_tui.db.triage import HELD_BY_YOU
-
-            # Skip reasons can quote the server (a trigger's message) and name lock holders: database text.
-            line = plain(describe(result), limit=500)
-            if any(reason.startswith(HELD_BY_YOU) for reason in result.skipped.values()):
-                line += " · T takes back the claims of your other session"
-            self.notify(line, title=outcome.verb.lower(), severity=severity, timeout=8, markup=False)
-        if result is not None and result.done:
-            self.table.unmark(result.done)
-        self._reload_at(outcome.focus_id)
-
     def _reload_at(self, focus_id: int | None) -> None:
         """Show the new state without losing the place: reload from the top; if the event is not on the first
         page (it was further down, or a new priority moved it), open the page that starts at it instead."""
@@ -765,215 +548,3 @@ class EventsScreen(DlqScreen):
         self.reload(focus_id=focus_id)
         if focus_id is not None:
             self._follow_generations.add(self.generation)
-
-    def action_claim(self) -> None:
-        if (picked := self._selection("claim")) is not None:
-            ids, subject = picked
-            ttl = self.dlq.source.operator.lock_ttl_minutes
-            self._start("Claim", ids, subject, self.dlq.source.claim, confirm=False, details=[f"lock for {ttl} min"])
-
-    def action_take_back(self) -> None:
-        if (picked := self._selection("take_back")) is not None:
-            ids, subject = picked
-            name = self.dlq.source.operator.name
-            self._start(
-                "Take back",
-                ids,
-                subject,
-                self.dlq.source.take_back,
-                confirm=False,
-                details=[f"the claims another session of {name} holds become this session's (audited)"],
-            )
-
-    def action_release(self) -> None:
-        if (picked := self._selection("release")) is not None:
-            ids, subject = picked
-            self._start("Release", ids, subject, self.dlq.source.release, confirm=False)
-
-    def action_classify(self) -> None:
-        if (picked := self._selection("classify")) is None:
-            return
-        ids, subject = picked
-
-        def chosen(choice: Choice | None) -> None:
-            if choice is None:
-                return
-            value: str | None = choice.value
-            self._start(
-                "Classify",
-                ids,
-                subject,
-                lambda i: self.dlq.source.classify(i, value),
-                confirm=False,
-                details=[f"as {value}" if value else "clear the classification"],
-            )
-
-        self.app.push_screen(ChoiceModal(f"Classify {subject} as", CLASSIFY_CHOICES), chosen)
-
-    def action_priority(self) -> None:
-        if (picked := self._selection("priority")) is None:
-            return
-        ids, subject = picked
-
-        def chosen(choice: Choice | None) -> None:
-            if choice is None:
-                return
-            value: int = choice.value
-            self._start(
-                "Prioritize",
-                ids,
-                subject,
-                lambda i: self.dlq.source.set_priority(i, value),
-                confirm=False,
-                details=[f"to priority {value} ({priority_label(value)})"],
-            )
-
-        self.app.push_screen(ChoiceModal(f"Priority for {subject} (0 = 10)", PRIORITY_CHOICES), chosen)
-
-    def action_resolve(self) -> None:
-        from dlq_tui.db.triage import RESOLUTION_METHODS
-
-        if (picked := self._selection("resolve")) is None:
-            return
-        ids, subject = picked
-
-        def chosen(answer: Resolution | None) -> None:
-            if answer is None:
-                return
-            details = [f"as {RESOLUTION_METHODS[answer.method]} ({answer.method})"]
-            if answer.note:
-                details.append(f"note: {plain(answer.note, limit=200)}")  # cut: the y/n must stay on screen
-            self._start(
-                "Resolve",
-                ids,
-                subject,
-                lambda i: self.dlq.source.resolve(i, answer.method, answer.note),
-                confirm=True,
-                details=details,
-                leaves_view=not self.filter.include_resolved,
-            )
-
-        self.app.push_screen(ResolveModal(subject), chosen)
-
-    def action_reopen(self) -> None:
-        if (picked := self._selection("reopen")) is not None:
-            ids, subject = picked
-            self._start("Reopen", ids, subject, self.dlq.source.reopen, confirm=False, details=["resolved → pending"])
-
-    def action_requeue(self) -> None:
-        if (picked := self._selection("requeue")) is not None:
-            ids, subject = picked
-            self._start(
-                "Requeue",
-                ids,
-                subject,
-                self.dlq.source.requeue,
-                confirm=True,
-                details=["back to the processor: unresolved, lock cleared, requeue counted in metadata"],
-            )
-
-    def action_repair(self) -> None:
-        from dlq_tui.ui.screens.repair import open_preview
-
-        open_preview(self)
-
-    def action_redrive(self) -> None:
-        from dlq_tui.ui.screens.repair import redrive_selection
-
-        redrive_selection(self)
-
-    def action_export(self) -> None:
-        if (picked := self._selection("export")) is None:
-            return
-        ids, subject = picked
-        self._ask_export_path(ids, subject)
-
-    def action_export_matching(self) -> None:
-        """ctrl+e: every event of the view and filter as of now, an explicit set counted before anything is written."""
-        reason = self.unavailable_reason("export_matching")
-        if reason is not None:
-            self.notify(reason, severity="warning", markup=False)
-            return
-        flt = self.filter
-        self.actions_running += 1
-
-        def load() -> None:
-            try:
-                ids = self.dlq.source.matching_ids(flt)
-            except Exception:
-                self.app.call_from_thread(self._one_action_done)
-                raise
-            self.post_message(MatchingIdsLoaded(flt, ids, self.dlq.clock()))
-
-        self.run_worker(load, name="export matching", group="triage", thread=True, exit_on_error=False)
-
-    def on_matching_ids_loaded(self, message: MatchingIdsLoaded) -> None:
-        from dlq_tui.ui.reconnect import clock_time
-
-        self._one_action_done()
-        n = len(message.ids)
-        view = "pending+resolved" if message.flt.include_resolved else "pending"
-        described = describe_filter(message.flt)
-        if n == 0:
-            self.notify(f"nothing to export: no {view} event matches", title="export", markup=False)
-            return
-        plural = "s" if n != 1 else ""
-        subject = f"the {n:,} event{plural} matching this filter as of {clock_time(message.as_of)} UTC"
-        body = Text()
-        body.append(f"Export {subject}", style="bold")
-        body.append(f"\nview: {view}" + (f", filter: {described}" if described else ", no filter"), style="dim")
-        body.append("\nevents that match later are not included; events resolved meanwhile still are", style="dim")
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self._ask_export_path(message.ids, subject)
-
-        self.app.push_screen(ConfirmModal(f"Export {n:,} event{plural}?", body, yes_label="Export"), answered)
-
-    def _ask_export_path(self, ids: list[int], subject: str) -> None:
-        def write(path: Path, overwrite: bool) -> None:
-            self.actions_running += 1
-            self.run_worker(
-                lambda: self._export(ids, path, overwrite),
-                name="export",
-                group="triage",
-                thread=True,
-                exit_on_error=False,
-            )
-
-        def chosen(path: Path | None) -> None:
-            if path is None:
-                return
-            if not path.exists():
-                write(path, False)
-                return
-            body = Text(f"{path} already exists.\nReplace it with the {len(ids)} exported events?")
-            self.app.push_screen(
-                ConfirmModal(f"Overwrite {path.name}?", body, yes_label="Overwrite", danger=True),
-                lambda yes: write(path, True) if yes else None,
-            )
-
-        self.app.push_screen(ExportModal(subject, default_export_path(self.dlq.clock())), chosen)
-
-    def _export(self, ids: list[int], path: Path, overwrite: bool) -> None:
-        from dlq_tui.db.triage import ActionRefused
-
-        try:
-            message = ExportFinished(path, self.dlq.source.export(ids, path, overwrite=overwrite), None)
-        except ActionRefused as exc:
-            message = ExportFinished(path, None, str(exc))
-        except Exception:
-            # Screens have no call_from_thread: the app's runs the callback on the UI thread. The worker then
-            # fails, and the screen's one worker-error handler shows the error.
-            self.app.call_from_thread(self._one_action_done)
-            raise
-        self.post_message(message)
-
-    def on_export_finished(self, message: ExportFinished) -> None:
-        self._one_action_done()
-        if message.refusal is not None:
-            self.notify(plain(message.refusal, limit=500), title="export", severity="error", timeout=10, markup=False)
-        else:
-            n = message.written or 0
-            where = plain(str(message.path), limit=300)
-            self.notify(f"exported {n} event{'s' if n != 1 else ''} to {where}", title="export", markup=False)

@@ -17,9 +17,9 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import Input, Static
 
-from dlq_tui.db.triage import export_target_problem
 from dlq_tui.ui.screens.fields import AGAIN, FieldError, FieldInput, Typeable, first_failure
 from dlq_tui.ui.screens.modal import DlqModal
+from dlq_tui.ui.source import export_target_problem
 
 PATH = "the path"
 

@@ -16,7 +16,7 @@ from textual.message import Message
 from textual.validation import Length, ValidationResult, Validator
 from textual.widgets import Input, Static
 
-from dlq_tui.db.triage import unstorable
+from dlq_tui.ui.source import unstorable
 
 # What no field takes. The Input draws its value without escaping, so a pasted ESC or C1 control would act on
 # the terminal, and a lone surrogate cannot be encoded for it (nor for the database, like NUL).

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from rich.console import Group, JustifyMethod
 from rich.table import Table
@@ -26,6 +26,7 @@ from textual.worker import Worker, get_current_worker
 
 from dlq_tui.db.models import HealthSnapshot
 from dlq_tui.db.schema import priority_label
+from dlq_tui.health_rules import Finding
 from dlq_tui.ui import format as fmt
 from dlq_tui.ui.screens.base import DlqScreen
 from dlq_tui.ui.widgets.connection_bar import ConnectionBar
@@ -47,19 +48,18 @@ TILES: dict[str, str] = {
 
 
 class HealthLoaded(Message):
-    def __init__(self, snapshot: HealthSnapshot, findings: list[Any], read_at: datetime) -> None:
+    def __init__(self, snapshot: HealthSnapshot, findings: list[Finding], read_at: datetime) -> None:
         super().__init__()
         self.snapshot = snapshot
         self.findings = findings
         self.read_at = read_at
 
 
-def _level_for(field: str, findings: list[Any]) -> str:
+def _level_for(field: str, findings: list[Finding]) -> str:
     order = {"ok": 0, "warning": 1, "critical": 2}
     level = "ok"
     for finding in findings:
-        name = str(getattr(finding, "field", ""))
-        if name == field and order.get(finding.level, 0) > order[level]:
+        if finding.field == field and order.get(finding.level, 0) > order[level]:
             level = finding.level
     return level
 
@@ -113,7 +113,7 @@ class HealthScreen(DlqScreen):
         self._timer: Timer | None = None
         self._read_at: datetime | None = None
         self._snapshot: HealthSnapshot | None = None
-        self._findings: list[Any] | None = None
+        self._findings: list[Finding] | None = None
         self._all_findings = False  # `f`: every finding, not only the worst ones
 
     def compose(self) -> ComposeResult:
@@ -266,7 +266,7 @@ class HealthScreen(DlqScreen):
         self._show_staleness()
 
     # --- drawing -------------------------------------------------------------------------------
-    def _draw(self, snapshot: HealthSnapshot, findings: list[Any]) -> None:
+    def _draw(self, snapshot: HealthSnapshot, findings: list[Finding]) -> None:
         figures = snapshot.figures
         now = snapshot.db_now  # the server's clock: no client skew (or the frozen test clock)
 
@@ -290,7 +290,7 @@ class HealthScreen(DlqScreen):
         self._draw_runs(snapshot, now)
         self._draw_analysis(snapshot)
 
-    def _draw_findings(self, findings: list[Any]) -> None:
+    def _draw_findings(self, findings: list[Finding]) -> None:
         from dlq_tui.health_rules import worst_first
 
         self._findings = worst_first([f for f in findings if f.level != "ok"])

@@ -55,8 +55,10 @@ def _bindings(bindings: list[BindingType]) -> list[tuple[str, str]]:
     return rows
 
 
-def help_sections(current: Screen[object] | None = None) -> list[tuple[str, list[tuple[str, str]]]]:
-    from dlq_tui.ui.app import DlqApp
+def help_sections(
+    everywhere: list[BindingType], current: Screen[object] | None = None
+) -> list[tuple[str, list[tuple[str, str]]]]:
+    """`everywhere`: the app's own keys (passed in: help is part of the app, importing it would be a cycle)."""
     from dlq_tui.ui.screens.events import EventsScreen
     from dlq_tui.ui.screens.health import HealthScreen
     from dlq_tui.ui.screens.migration import MigrationScreen
@@ -64,7 +66,7 @@ def help_sections(current: Screen[object] | None = None) -> list[tuple[str, list
     from dlq_tui.ui.widgets.event_table import EventTable
 
     sections = [
-        ("Everywhere", [*_bindings(DlqApp.BINDINGS), ("ctrl+p", "command palette")]),
+        ("Everywhere", [*_bindings(everywhere), ("ctrl+p", "command palette")]),
         ("Health", _bindings(HealthScreen.BINDINGS)),
         ("Events", _bindings(EventsScreen.BINDINGS) + _bindings(EventTable.BINDINGS) + EXTRA_KEYS["Events"]),
         ("Migration", _bindings(MigrationScreen.BINDINGS)),
@@ -100,7 +102,7 @@ class HelpScreen(DlqModal[None]):
         table = Table(title="dlq-tui keys", expand=True, box=None, show_header=False, pad_edge=False)
         table.add_column("key", style="bold", width=24, no_wrap=True)
         table.add_column("does")
-        for title, rows in help_sections(self.current):
+        for title, rows in help_sections(self.app.BINDINGS, self.current):
             table.add_row(Text(title, style="bold underline"), "")
             for key, does in rows:
                 table.add_row(Text(key), Text(does))

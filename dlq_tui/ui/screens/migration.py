@@ -11,7 +11,7 @@ working without a restart.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from rich.console import Group
 from rich.text import Text
@@ -22,8 +22,9 @@ from textual.message import Message
 from textual.widgets import Footer, Static
 from textual.worker import Worker
 
-from dlq_tui.ui.screens.base import DlqScreen, schema_usable
+from dlq_tui.ui.screens.base import DlqScreen
 from dlq_tui.ui.screens.confirm import ConfirmModal
+from dlq_tui.ui.source import CURRENT_LINE, MigrationError, StepEvent, explain_connection_error
 from dlq_tui.ui.widgets.connection_bar import ConnectionBar
 from dlq_tui.ui.widgets.step_log import StepLog, step_title
 
@@ -45,7 +46,7 @@ class PlanLoaded(Message):
 
 
 class StepReported(Message):
-    def __init__(self, step: Any, dry_run: bool) -> None:
+    def __init__(self, step: StepEvent, dry_run: bool) -> None:
         super().__init__()
         self.step = step
         self.dry_run = dry_run
@@ -142,7 +143,6 @@ class MigrationScreen(DlqScreen):
         self.refresh_bindings()
 
     def _show_status(self) -> None:
-        from dlq_tui.migrate.runner import CURRENT_LINE
         from dlq_tui.text import safe_text
 
         status = self.dlq.schema_status
@@ -151,7 +151,7 @@ class MigrationScreen(DlqScreen):
         if self.dlq.source.is_sqlite:
             out.append(SQLITE_NOTE + "\n", style="yellow")
             out.append(SQLITE_ONLINE + ": the online upgrade is off.\n", style="yellow")
-        access = getattr(self.dlq, "access_problem", None)
+        access = self.dlq.access_problem
         if access is not None:
             from dlq_tui.ui.widgets.schema_notice import describe_access
 
@@ -159,20 +159,18 @@ class MigrationScreen(DlqScreen):
         elif status is None:
             out.append("Reading the schema…", style="italic")
         else:
-            marker = getattr(status, "marker", None)
-            catalog = getattr(status, "catalog_version", None)
-            revision = getattr(status, "alembic_revision", None)
+            marker, catalog, revision = status.marker, status.catalog_version, status.alembic_revision
             _header_line(
                 out, "Marker", f"schema_state says {marker}" if marker is not None else "no schema_state marker"
             )
             _header_line(out, "Catalog", f"looks like v{catalog}" if catalog else "no dead-letter tables")
             # alembic_version is database text: never markup, never raw control characters.
             _header_line(out, "Alembic", safe_text(str(revision), limit=80) if revision else "not stamped")
-            notes = [str(n) for n in getattr(status, "notes", []) or []]
-            if getattr(status, "current", False):
+            notes = status.notes
+            if status.current:
                 out.append(CURRENT_LINE, style="bold green")
                 out.append("" if notes else ": nothing to do.", style="bold green")
-            elif schema_usable(status) and not self.steps:
+            elif status.usable and not self.steps:
                 out.append("Every v7 object is in place, but:", style="bold yellow")
             else:
                 out.append(f"{len(self.steps)} step(s) to run. ", style="bold yellow")
@@ -186,14 +184,14 @@ class MigrationScreen(DlqScreen):
                     out.append(" upgrades online (short locks, writers keep writing, resumable, not atomic), ")
                     out.append("D", style="bold reverse")
                     out.append(" shows its plan.")
-            for problem in list(getattr(status, "problems", []) or [])[:6]:
+            for problem in status.problems[:6]:
                 out.append("\n• ", style="yellow")
-                out.append_text(safe_text(str(problem)))
+                out.append_text(safe_text(problem))
             # Data notes: the same lines `dlq-tui check` prints under its verdict.
             for note in notes[:4]:
                 out.append("\n")
                 out.append_text(safe_text(f"  warning: {note}", limit=500, style="yellow"))
-            if notes and getattr(status, "current", False) and self.steps and not self.dlq.settings.read_only:
+            if notes and status.current and self.steps and not self.dlq.settings.read_only:
                 out.append("\n")
                 out.append("u", style="bold reverse")
                 out.append(" runs that backfill here (asks first), ")
@@ -308,9 +306,6 @@ class MigrationScreen(DlqScreen):
     def _run(self, dry_run: bool, online: bool) -> None:
         from sqlalchemy.exc import DBAPIError
 
-        from dlq_tui.db.errors import explain_connection_error
-        from dlq_tui.migrate.runner import MigrationError
-
         source = self.dlq.source
         if online:
             events = source.online_dry_run() if dry_run else source.online_upgrade()
@@ -336,12 +331,11 @@ class MigrationScreen(DlqScreen):
 
         step = message.step
         self.query_one(StepLog).report(step)
-        sql = getattr(step, "sql", None)
-        if sql:
+        if step.sql:
             block = Text(f"-- {step.number}. ", style="dim")
-            block.append_text(safe_text(str(step.name), style="dim"))
+            block.append_text(safe_text(step.name, style="dim"))
             block.append("\n")
-            block.append_text(safe_text(str(sql), limit=20_000, multiline=True, style="cyan"))
+            block.append_text(safe_text(step.sql, limit=20_000, multiline=True, style="cyan"))
             self.sql.append(block)
             self.query_one("#migration-sql", Static).update(Group(Text("SQL", style="bold underline"), *self.sql))
 

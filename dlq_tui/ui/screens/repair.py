@@ -23,13 +23,15 @@ from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState
 
 from dlq_tui.text import DETAIL_LIMIT, plain, safe_json, safe_text
+from dlq_tui.ui.screens.base import READ_ONLY_REFUSAL
 from dlq_tui.ui.screens.confirm import ConfirmModal
 from dlq_tui.ui.screens.modal import DlqModal
+from dlq_tui.ui.source import RedriveRefused
 
 if TYPE_CHECKING:
-    from dlq_tui.db.redrive import Destination, RedriveResult, RepairPreview
     from dlq_tui.ui.app import DlqApp
-    from dlq_tui.ui.screens.events import EventsScreen
+    from dlq_tui.ui.screens.event_actions import EventActions
+    from dlq_tui.ui.source import Destination, RedriveResult, RepairPreview
 
 STATUS_STYLE = {"valid": "bold green", "repaired": "bold cyan", "ambiguous": "bold yellow", "refused": "bold red"}
 STATUS_WORDS = {
@@ -242,8 +244,6 @@ class RepairPreviewScreen(DlqModal[bool]):
         self.dismiss(False)
 
     def action_redrive(self) -> None:
-        from dlq_tui.ui.screens.events import READ_ONLY_REFUSAL
-
         view = self.preview
         if view is None or self.redriving:
             return
@@ -309,8 +309,6 @@ class RepairPreviewScreen(DlqModal[bool]):
         )
 
     def _redrive(self, event_id: int, accept: dict[int, str] | None) -> None:
-        from dlq_tui.db.redrive import RedriveRefused
-
         try:
             message = RedriveDone(self.dlq.source.redrive([event_id], accept), None)
         except RedriveRefused as exc:
@@ -347,7 +345,7 @@ def one_event_line(result: RedriveResult, event_id: int) -> str:
 # --- entry points for the events screen --------------------------------------------------------------------------
 
 
-def open_preview(screen: EventsScreen) -> None:
+def open_preview(screen: EventActions) -> None:
     """`f`: the repair preview of the highlighted event; after a redrive the view reloads where it was."""
     reason = screen.unavailable_reason("repair")
     if reason is not None:
@@ -367,7 +365,7 @@ def open_preview(screen: EventsScreen) -> None:
     screen.app.push_screen(RepairPreviewScreen(row.id), closed)
 
 
-def redrive_selection(screen: EventsScreen) -> None:
+def redrive_selection(screen: EventActions) -> None:
     """`F`: a dry run over the marked (else highlighted) events, then a confirmation with the counts, then redrive."""
     picked = screen._selection("redrive")
     if picked is None:
@@ -379,9 +377,7 @@ def redrive_selection(screen: EventsScreen) -> None:
     )
 
 
-def _plan(screen: EventsScreen, ids: list[int], subject: str) -> None:
-    from dlq_tui.db.redrive import RedriveRefused
-
+def _plan(screen: EventActions, ids: list[int], subject: str) -> None:
     try:
         plan: RedriveResult | None = screen.dlq.source.redrive_plan(ids)
         refusal = None
@@ -410,7 +406,7 @@ def plan_lines(plan: RedriveResult) -> list[str]:
 
 
 def _planned(
-    screen: EventsScreen, ids: list[int], subject: str, plan: RedriveResult | None, refusal: str | None
+    screen: EventActions, ids: list[int], subject: str, plan: RedriveResult | None, refusal: str | None
 ) -> None:
     screen._one_action_done()
     if refusal is not None or plan is None:

@@ -18,9 +18,9 @@ from textual.containers import Vertical
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from dlq_tui.db.triage import NOTE_MAX_CHARS, RESOLUTION_METHODS
 from dlq_tui.ui.screens.fields import AGAIN, FieldError, FieldInput, Typeable, at_most, first_failure
 from dlq_tui.ui.screens.modal import DlqModal
+from dlq_tui.ui.source import NOTE_MAX_CHARS, RESOLUTION_METHODS
 
 NOTE = "the note"
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import ClassVar
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Container
@@ -22,15 +23,22 @@ from textual.widgets import DataTable, Footer, Static
 from textual.worker import Worker
 
 from dlq_tui.db.models import ActionResult
-from dlq_tui.db.sources import REINGEST_METHOD, SourceOverview, SourceSelection, SourceStat
 from dlq_tui.text import plain, safe_text
 from dlq_tui.ui import format as fmt
-from dlq_tui.ui.screens.base import DlqScreen
+from dlq_tui.ui.screens.base import READ_ONLY_REFUSAL, DlqScreen
 from dlq_tui.ui.screens.confirm import ConfirmModal
+from dlq_tui.ui.source import (
+    REINGEST_METHOD,
+    RESOLUTION_METHODS,
+    ActionRefused,
+    SourceOverview,
+    SourceSelection,
+    SourceStat,
+    describe,
+)
 from dlq_tui.ui.widgets.connection_bar import ConnectionBar
 from dlq_tui.ui.widgets.schema_notice import SchemaNotice
 
-READ_ONLY_REFUSAL = "read-only mode: actions are disabled"  # the events screen's words
 NO_SOURCE = "(no source)"
 # key, header, width (the source takes what is left); each column pads one cell on both sides.
 COLUMNS: tuple[tuple[str, str, int], ...] = (
@@ -191,8 +199,9 @@ class SourcesScreen(DlqScreen):
             return
         self.loading = True
         self._show_status()
-        self.run_worker(self._fetch, name="sources", group="sources", thread=True, exit_on_error=False)
+        self._fetch()
 
+    @work(thread=True, exit_on_error=False, name="sources", group="sources")
     def _fetch(self) -> None:
         self.post_message(SourcesLoaded(self.dlq.source.sources(), self.dlq.clock()))
 
@@ -311,17 +320,13 @@ class SourcesScreen(DlqScreen):
         source = stat.source
         self.waiting += 1
         # The set is read now, when the question is asked: the confirmation shows exactly what y resolves.
-        self.run_worker(
-            lambda: self.post_message(SelectionRead(self.dlq.source.source_selection(source))),
-            name="source selection",
-            group="reingest",
-            thread=True,
-            exit_on_error=False,
-        )
+        self._read_selection(source)
+
+    @work(thread=True, exit_on_error=False, name="source selection", group="reingest")
+    def _read_selection(self, source: str | None) -> None:
+        self.post_message(SelectionRead(self.dlq.source.source_selection(source)))
 
     def on_selection_read(self, message: SelectionRead) -> None:
-        from dlq_tui.db.triage import RESOLUTION_METHODS
-
         self.waiting = max(0, self.waiting - 1)
         self.data_ok()
         selection = message.selection
@@ -351,18 +356,11 @@ class SourcesScreen(DlqScreen):
 
     def _run(self, selection: SourceSelection) -> None:
         self.waiting += 1
-        self.run_worker(
-            lambda: self._resolve(selection),
-            name="re-ingest action",
-            group="reingest",
-            thread=True,
-            exit_on_error=False,
-        )
+        self._resolve(selection)
 
+    @work(thread=True, exit_on_error=False, name="re-ingest action", group="reingest", description="re-ingest action")
     def _resolve(self, selection: SourceSelection) -> None:
         """Thread worker: a refusal is an outcome (one line), not a worker error."""
-        from dlq_tui.db.triage import ActionRefused
-
         try:
             message = ReingestFinished(self.dlq.source.resolve_for_reingest(selection), None)
         except ActionRefused as exc:
@@ -370,8 +368,6 @@ class SourcesScreen(DlqScreen):
         self.post_message(message)
 
     def on_reingest_finished(self, message: ReingestFinished) -> None:
-        from dlq_tui.db.triage import describe
-
         self.waiting = max(0, self.waiting - 1)
         result = message.result
         if message.refusal is not None:

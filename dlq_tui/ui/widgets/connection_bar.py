@@ -7,13 +7,16 @@ target label gives up width first (cut with an ellipsis), then the state drops i
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 from rich.cells import cell_len
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Static
+
+if TYPE_CHECKING:
+    from dlq_tui.ui.app import DlqApp
 
 RETRY_HINT = "r retries now"  # every screen's `r` tries at once instead of waiting out the backoff
 MIN_TARGET = 12  # below this the target label says nothing useful: the state gives up its details first
@@ -40,11 +43,15 @@ class ConnectionBar(Horizontal):
         self.screen_title = screen_title
 
     @property
+    def dlq(self) -> DlqApp:
+        return cast("DlqApp", self.app)
+
+    @property
     def title_text(self) -> str:
         return f"dlq-tui · {self.screen_title}"
 
     def compose(self) -> ComposeResult:
-        app: Any = self.app
+        app = self.dlq
         yield Static(Text(self.title_text), id="bar-title")
         # Target.label() never carries the password; Text() keeps a database name from parsing as markup.
         yield Static(Text(app.target_label), id="bar-target")
@@ -71,7 +78,7 @@ class ConnectionBar(Horizontal):
         self._draw_state()
 
     def _tick(self) -> None:
-        app: Any = self.app
+        app = self.dlq
         if app.connection_state == "disconnected":
             self._draw_state()
 
@@ -81,7 +88,7 @@ class ConnectionBar(Horizontal):
             return [state]
         from dlq_tui.ui.reconnect import disconnected_label
 
-        app: Any = self.app
+        app = self.dlq
         head, _, tail = disconnected_label(app.last_good_at, app.retry_in()).partition(" · ")
         return [
             f"{head} · {tail} · {RETRY_HINT}",
@@ -91,7 +98,7 @@ class ConnectionBar(Horizontal):
         ]
 
     def _draw_state(self) -> None:
-        app: Any = self.app
+        app = self.dlq
         width = self.size.width
         candidates = self.state_texts(str(app.connection_state))
         # What must stay whole: the screen title (its "dlq-tui ·" prefix may go), the schema, READ-ONLY, the state.

@@ -3,13 +3,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 from rich.text import Text
 from textual.widgets import Static
 
+if TYPE_CHECKING:
+    from dlq_tui.ui.app import DlqApp
+    from dlq_tui.ui.source import AccessProblem, SchemaStatus
 
-def describe_access(problem: Any) -> Text:
+
+def describe_access(problem: AccessProblem) -> Text:
     """The role may not SELECT some objects: name them and give the GRANT that fixes it."""
     from dlq_tui.text import safe_text
 
@@ -29,12 +33,12 @@ def describe_access(problem: Any) -> Text:
     return out
 
 
-def _is_drift(marker: Any, catalog: Any, missing: list[str]) -> bool:
+def _is_drift(marker: int | None, missing: list[str]) -> bool:
     """Said to be v7 (marker) but v7 objects are gone: someone dropped or altered them."""
-    return bool(missing) and isinstance(marker, int) and marker >= 7
+    return bool(missing) and marker is not None and marker >= 7
 
 
-def describe_status(status: Any, access: Any = None) -> Text:
+def describe_status(status: SchemaStatus | None, access: AccessProblem | None = None) -> Text:
     """A plain-language explanation of the runner's SchemaStatus, plus the next step."""
     from dlq_tui.text import safe_text
 
@@ -44,13 +48,10 @@ def describe_status(status: Any, access: Any = None) -> Text:
     if status is None:
         out.append("Reading the schema version…\n", style="italic")
         return out
-    marker = getattr(status, "marker", None)
-    catalog = getattr(status, "catalog_version", None)
-    missing = list(getattr(status, "missing", []) or [])
-    problems = list(getattr(status, "problems", []) or [])
+    marker, catalog, missing, problems = status.marker, status.catalog_version, status.missing, status.problems
     if marker is None and not catalog:
         out.append("This database has no dead-letter tables yet.\n", style="bold")
-    elif _is_drift(marker, catalog, missing):
+    elif _is_drift(marker, missing):
         out.append("This database says it is at schema v7, but v7 objects are missing (schema drift).\n", style="bold")
         out.append(
             "They were dropped or altered afterwards, or an older migration half-applied; "
@@ -65,15 +66,15 @@ def describe_status(status: Any, access: Any = None) -> Text:
         out.append("\n")
     if missing:
         out.append(f"\nMissing ({len(missing)}): ")
-        out.append_text(safe_text(", ".join(str(m) for m in missing[:12]) + (" …" if len(missing) > 12 else "")))
+        out.append_text(safe_text(", ".join(missing[:12]) + (" …" if len(missing) > 12 else "")))
         out.append("\n")
     for problem in problems[:8]:
         out.append("• ")
-        out.append_text(safe_text(str(problem)))
+        out.append_text(safe_text(problem))
         out.append("\n")
     out.append("\nPress ")
     out.append("m", style="bold reverse")
-    if _is_drift(marker, catalog, missing):
+    if _is_drift(marker, missing):
         out.append(" to open the migration panel: its dry run shows whether it can re-create them (u repairs).\n")
     else:
         out.append(" to open the migration panel: it shows the steps, a dry run, and upgrades to v7.\n")
@@ -90,9 +91,13 @@ class SchemaNotice(Static):
     SchemaNotice { border: round $warning; padding: 1 2; margin: 1 2; height: auto; }
     """
 
+    @property
+    def dlq(self) -> DlqApp:
+        return cast("DlqApp", self.app)
+
     def on_mount(self) -> None:
         # A recheck can change the status while schema_ready stays False (v6 -> no access): redraw then too.
-        self.watch(self.app, "schema_generation", lambda _: self.show_status(getattr(self.app, "schema_status", None)))
+        self.watch(self.app, "schema_generation", lambda _: self.show_status(self.dlq.schema_status))
 
-    def show_status(self, status: Any) -> None:
-        self.update(describe_status(status, getattr(self.app, "access_problem", None)))
+    def show_status(self, status: SchemaStatus | None) -> None:
+        self.update(describe_status(status, self.dlq.access_problem))

@@ -7,11 +7,11 @@ events (backfill progress, lock retries) update its own line in place.
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.text import Text
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey
+
+from dlq_tui.ui.source import STEP_TITLES, StepEvent
 
 STATUS_STYLE = {
     "pending": "dim",
@@ -44,10 +44,6 @@ DETAIL_MIN = 30
 
 def step_title(name: str) -> str:
     """The runner's readable title for a step name (the name itself when it has none)."""
-    try:
-        from dlq_tui.migrate.steps import STEP_TITLES
-    except ImportError:  # pragma: no cover - the runner is part of the package
-        return name
     return STEP_TITLES.get(name, name)
 
 
@@ -87,21 +83,21 @@ class StepLog(DataTable[Text]):
         self.started.clear()
         self._cells.clear()
 
-    def report(self, step: Any) -> None:
+    def report(self, step: StepEvent) -> None:
         """Add or update the line of a runner StepEvent (number, name, status, duration_s, detail)."""
         from dlq_tui.text import safe_text
 
-        number = int(step.number)
-        status = str(step.status)
-        key = str(step.name)  # plan rows and run events meet on the step name
+        number = step.number
+        status: str = step.status
+        key = step.name  # plan rows and run events meet on the step name
         self.statuses[key] = status
-        duration = getattr(step, "duration_s", None)
+        duration = step.duration_s
         cells = [
             Text(str(number), style="dim"),
             safe_text(step_title(key), limit=120),
             Text(f"{STATUS_ICON.get(status, '?')} {status}", style=STATUS_STYLE.get(status, "")),
             Text("" if duration is None else f"{duration:.2f} s", justify="right"),
-            safe_text(str(getattr(step, "detail", "") or ""), limit=200),
+            safe_text(step.detail, limit=200),
         ]
         self._cells[key] = cells
         if status != "pending" and key not in self.started:
