@@ -205,7 +205,7 @@ async def test_online_upgrade_from_the_panel_streams_progress_in_place(empty_dsn
 
 
 async def test_online_keys_are_in_help_footer_and_palette(empty_dsn: str) -> None:
-    from dlq_tui.ui.commands import PALETTE
+    from dlq_tui.ui.palette import palette_commands
 
     legacy(empty_dsn, rows=0)
     app = make_app(empty_dsn)
@@ -217,7 +217,7 @@ async def test_online_keys_are_in_help_footer_and_palette(empty_dsn: str) -> Non
         await pilot.press("question_mark")
         await settle(pilot)
         assert "Upgrade online: short locks" in screen_text(app)
-    actions = {(c.mode, c.action) for c in PALETTE}
+    actions = {(c.mode, c.action) for c in palette_commands()}
     assert {("migration", "online"), ("migration", "online_dry_run")} <= actions
 
 
