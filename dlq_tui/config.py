@@ -1,4 +1,4 @@
-"""Settings resolved from flags and the environment, in the order DESIGN.md gives."""
+"""Settings resolved from flags and the environment: flags first, then environment variables, then defaults."""
 
 from __future__ import annotations
 

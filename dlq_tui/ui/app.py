@@ -26,9 +26,9 @@ from textual.worker import get_current_worker
 
 from dlq_tui.config import Settings
 from dlq_tui.db.dsn import describe_target
-from dlq_tui.ui.commands import DlqCommands
 from dlq_tui.ui.faults import describe_fault
 from dlq_tui.ui.messages import SchemaChecked
+from dlq_tui.ui.palette import DlqCommands
 from dlq_tui.ui.reconnect import Backoff
 from dlq_tui.ui.screens.choice import Choice, ChoiceModal
 from dlq_tui.ui.screens.confirm import ConfirmModal

@@ -308,7 +308,7 @@ class DataSource:
 
         return check(self.engine)
 
-    # --- link and access (issue 4) ----------------------------------------------------------------
+    # --- link and access --------------------------------------------------------------------------
     def ping(self) -> None:
         """One round trip on a fresh connection; raises the driver's error when the server is away."""
         with self.engine.connect() as conn:

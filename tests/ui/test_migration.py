@@ -9,6 +9,7 @@ from dlq_tui.commands.check import report_lines
 from dlq_tui.db.connect import make_engine
 from dlq_tui.migrate.runner import CURRENT_LINE, check
 from dlq_tui.migrate.steps import STEP_NAMES
+from dlq_tui.ui.app import DlqApp
 from dlq_tui.ui.source import DataSource
 from dlq_tui.ui.widgets.step_log import StepLog
 from tests.support.dbstates import create_v7_from_metadata, insert_legacy_rows, make_legacy_v6
@@ -205,7 +206,7 @@ async def test_online_upgrade_from_the_panel_streams_progress_in_place(empty_dsn
 
 
 async def test_online_keys_are_in_help_footer_and_palette(empty_dsn: str) -> None:
-    from dlq_tui.ui.commands import PALETTE
+    from dlq_tui.ui.palette import palette_commands
 
     legacy(empty_dsn, rows=0)
     app = make_app(empty_dsn)
@@ -217,7 +218,7 @@ async def test_online_keys_are_in_help_footer_and_palette(empty_dsn: str) -> Non
         await pilot.press("question_mark")
         await settle(pilot)
         assert "Upgrade online: short locks" in screen_text(app)
-    actions = {(c.mode, c.action) for c in PALETTE}
+    actions = {(c.mode, c.action) for c in palette_commands(DlqApp)}
     assert {("migration", "online"), ("migration", "online_dry_run")} <= actions
 
 

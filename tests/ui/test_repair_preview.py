@@ -8,6 +8,7 @@ from sqlalchemy import text
 
 from dlq_tui.db.models import EventFilter
 from dlq_tui.demo import REDRIVE_INODE, REDRIVE_SOURCE, redrive_ids
+from dlq_tui.ui.app import DlqApp
 from dlq_tui.ui.screens.confirm import ConfirmModal
 from dlq_tui.ui.screens.repair import RepairPreviewScreen
 from tests.ui.conftest import SIZE, DemoDb, make_app, notes, open_events, press, screen_text, settle
@@ -174,7 +175,7 @@ async def test_without_raw_events_the_preview_says_which_is_missing(demo_db: Dem
 
 
 async def test_keys_are_in_help_and_the_palette(demo_db: DemoDb) -> None:
-    from dlq_tui.ui.commands import PALETTE
+    from dlq_tui.ui.palette import palette_commands
 
     app = make_app(demo_db.dsn)
     async with app.run_test(size=SIZE) as pilot:
@@ -183,7 +184,7 @@ async def test_keys_are_in_help_and_the_palette(demo_db: DemoDb) -> None:
         shown = screen_text(app)
         assert "Repair preview: repaired, checked, where it goes" in shown
         assert "Redrive into raw_events" in shown
-    assert {("events", "repair"), ("events", "redrive")} <= {(c.mode, c.action) for c in PALETTE}
+    assert {("events", "repair"), ("events", "redrive")} <= {(c.mode, c.action) for c in palette_commands(DlqApp)}
 
 
 async def test_hostile_content_is_drawn_escaped(demo_db: DemoDb) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from dlq_tui.ui.commands import PALETTE
+from dlq_tui.ui.palette import palette_commands
 from dlq_tui.ui.source import DataSource
 from tests.ui.conftest import LABEL, SIZE, DemoDb, demo_app, make_app, screen_text, settle
 
@@ -62,7 +62,7 @@ async def test_palette_offers_every_action_and_runs_it(demo_db: DemoDb) -> None:
     from dlq_tui.ui.app import DlqApp
 
     owners = {None: DlqApp, **DlqApp.MODES}
-    for command in PALETTE:
+    for command in palette_commands(DlqApp):
         name = command.action.split("(")[0]
         assert hasattr(owners[command.mode], f"action_{name}"), command
 

@@ -30,6 +30,10 @@ class DlqScreen(Screen[None]):
     def worker_failed(self, worker: Worker[object]) -> None:
         """Hook: a screen puts itself back in a usable state (e.g. re-arms its refresh timer)."""
 
+    def unavailable_reason(self, action: str) -> str | None:
+        """Why `action` cannot run here now (read-only, v7 missing, ...), or None: the palette says it aloud."""
+        return None
+
     def busy(self) -> bool:
         """Still loading something the user is waiting for (tests and screenshots wait on it)."""
         return False

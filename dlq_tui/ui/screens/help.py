@@ -29,7 +29,7 @@ EXTRA_KEYS: dict[str, list[tuple[str, str]]] = {
 }
 
 
-def _key_text(binding: Binding) -> str:
+def key_text(binding: Binding) -> str:
     if binding.key_display:
         return binding.key_display
     names = {
@@ -51,7 +51,7 @@ def _bindings(bindings: list[BindingType]) -> list[tuple[str, str]]:
         binding = item if isinstance(item, Binding) else Binding(*item)
         description = binding.tooltip or binding.description
         if description:
-            rows.append((_key_text(binding), description))
+            rows.append((key_text(binding), description))
     return rows
 
 
