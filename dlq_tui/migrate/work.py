@@ -27,7 +27,7 @@ from dlq_tui.migrate.steps import Outcome, Steps
 
 SKIP_SQLITE = "PostgreSQL only: v7 changes nothing on SQLite"
 
-# The legacy objects (legacy-schema.md), taken from the shared schema so names cannot drift.
+# The legacy objects (the pre-v7 tables and indexes), taken from the shared schema so names cannot drift.
 legacy_metadata = MetaData()
 _LEGACY_COLUMNS: tuple[str, ...] = ("id", "ingest_id", "source", "source_offset", "reason", "payload", "metadata_json")
 _LEGACY_COLUMNS += ("created_at", "resolved", "resolved_at")
