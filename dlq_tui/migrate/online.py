@@ -52,7 +52,7 @@ RESUME = "the database is consistent; run `dlq-tui --migrate --online` again to 
 
 _RETRYABLE = {"55P03", "40P01"}  # lock_not_available (lock_timeout), deadlock_detected
 _UNIQUE_VIOLATION = "23505"
-_OWN_INDEXES = (*schema.V7_EVENT_INDEXES, *schema.PAGING_INDEXES, schema.V7_UNIQUE_CONSTRAINT)
+_OWN_INDEXES = (*schema.V7_EVENT_INDEXES, *schema.OWN_INDEXES, schema.V7_UNIQUE_CONSTRAINT)
 _NOT_NULL_CHECK = "dlq_tui_online_nn_{}"  # temporary: lets SET NOT NULL skip its full-table scan
 
 T = TypeVar("T")
@@ -597,17 +597,17 @@ def _indexes(run: _Run) -> Iterator[StepEvent]:
 
 
 def _paging_indexes(run: _Run) -> Iterator[StepEvent]:
-    """dlq-tui's own paging indexes (revision v7_1), concurrently like the spec's."""
+    """dlq-tui's own indexes (revisions v7_1 and v7_2), concurrently like the spec's."""
     name = "paging_indexes"
     yield run.running(name)
     cat = run.inspect()
-    missing = [i for i in schema.PAGING_INDEXES if i not in cat.indexes]
+    missing = paging.missing_indexes(cat)
     for index in missing:
         yield run.running(name, f"building {index} concurrently")
         yield from run.concurrent(name, index, paging.index_sql(index, concurrently=True))
         run.hook("after_index", index)
     if not missing:
-        yield run.finish(name, "both present (already done)", skipped=True)
+        yield run.finish(name, "all present (already done)", skipped=True)
         return
     rebuilt = [i for i in run.rebuilt if i in missing]
     detail = f"{len(missing)} built concurrently" + (f"; rebuilt INVALID {', '.join(rebuilt)}" if rebuilt else "")
@@ -811,10 +811,10 @@ def _plan(conn: Connection, cat: Catalog, invalid: list[str], todo: int, unvalid
     missing = list(schema.V7_EVENT_INDEXES) if EVENTS not in cat.tables else cat.missing_event_indexes()
     missing += [i for i in invalid if i in schema.V7_EVENT_INDEXES and i not in missing]
     yield _ev("create_indexes", f"{len(missing)} indexes, CONCURRENTLY", [_index_sql(i) + ";" for i in missing])
-    pmissing = [i for i in schema.PAGING_INDEXES if i not in cat.indexes or i in invalid]
+    pmissing = [i for i in schema.OWN_INDEXES if i not in cat.indexes or i in invalid]
     yield _ev(
         "paging_indexes",
-        f"{len(pmissing)} dlq-tui paging indexes, CONCURRENTLY",
+        f"{len(pmissing)} dlq-tui indexes, CONCURRENTLY",
         [paging.index_sql(i, concurrently=True) + ";" for i in pmissing],
     )
     checks = [c for c in schema.V7_CHECK_CONSTRAINTS if c in unvalidated or c not in cat.constraints]

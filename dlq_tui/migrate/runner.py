@@ -52,7 +52,8 @@ __all__ = [
 
 BASELINE = "v6_baseline"
 V7 = "v7"
-HEAD = "v7_1"  # dlq-tui's paging indexes on top of the spec's v7 (see dlq_tui/migrate/paging.py)
+V7_1 = "v7_1"  # dlq-tui's paging indexes on top of the spec's v7 (see dlq_tui/migrate/paging.py)
+HEAD = "v7_2"  # dlq-tui's health indexes
 # pg_try_advisory_lock key shared by every dlq-tui migrator ("dlq-tui7" as a bigint).
 ADVISORY_LOCK_KEY = int.from_bytes(b"dlq-tui7", "big")
 LOCK_POLL_S = 0.2
@@ -125,9 +126,9 @@ def _status_of(cat: Catalog, conn: Connection) -> SchemaStatus:
             problems.append(f"marker reads {marker} but every v7 object exists (run dlq-tui --migrate to set it)")
         elif marker < schema.SCHEMA_VERSION:
             problems.append(f"marker reads {marker}: not migrated to v7 (run dlq-tui --migrate)")
-    if cat.alembic_revision not in (None, BASELINE, V7, HEAD):
+    if cat.alembic_revision not in (None, BASELINE, V7, V7_1, HEAD):
         problems.append(f"alembic_version holds an unknown revision {cat.alembic_revision!r}")
-    elif cat.alembic_revision in (V7, HEAD) and version < 7:
+    elif cat.alembic_revision in (V7, V7_1, HEAD) and version < 7:
         problems.append("alembic_version says v7 but v7 objects are missing")
     problems += cat.drift()
     return SchemaStatus(
@@ -164,7 +165,7 @@ class _Decision:
 
 def refuse_unknown_revision(cat: Catalog) -> None:
     """A revision this release does not know is a newer release's: stamping ours over it would lie."""
-    if cat.alembic_revision not in (None, BASELINE, V7, HEAD):
+    if cat.alembic_revision not in (None, BASELINE, V7, V7_1, HEAD):
         raise MigrationError(f"alembic_version holds an unknown revision {cat.alembic_revision!r}; nothing changed")
 
 
@@ -178,7 +179,7 @@ def _decide(cat: Catalog) -> _Decision:
         if not cat.missing_legacy():
             return _Decision(BASELINE, f"adopted existing legacy tables (marker {marker}); stamped {BASELINE}")
         return _Decision(None, "")
-    if rev in (V7, HEAD) and cat.postgres and not cat.v7_complete():
+    if rev in (V7, V7_1, HEAD) and cat.postgres and not cat.v7_complete():
         return _Decision(BASELINE, f"alembic says {rev} but v7 objects are missing: completing them")
     return _Decision(None, "")
 
@@ -193,7 +194,7 @@ def _sequence(steps: Steps, cfg: Any | None) -> None:
             raise MigrationError(f"cannot migrate: {refused[0]}{more}; fix it by hand; nothing changed")
     decision = _decide(cat)
     position = decision.stamp or cat.alembic_revision
-    if decision.stamp and decision.stamp == BASELINE and cat.alembic_revision in (V7, HEAD):
+    if decision.stamp and decision.stamp == BASELINE and cat.alembic_revision in (V7, V7_1, HEAD):
         position = BASELINE
     if decision.stamp:  # adoption happens first: report it where it runs
         steps.emit("baseline", "skipped", 0.0, decision.adopt_detail)
@@ -206,7 +207,7 @@ def _sequence(steps: Steps, cfg: Any | None) -> None:
     else:
         if position is None:
             work.baseline(steps)
-        if position not in (V7, HEAD):
+        if position not in (V7, V7_1, HEAD):
             if not steps.simulated:
                 steps.inspect()
             work.v7(steps)
