@@ -83,9 +83,12 @@ def _field_name(stem: str, level: str) -> str:
     return f"{stem}_{level}_hours" if stem == "oldest" else f"{stem}_{level}"
 
 
-def add_threshold_options(parser: argparse.ArgumentParser) -> None:
+def add_threshold_options(
+    parser: argparse.ArgumentParser,
+    title: str = "thresholds (a figure at or above a level trips it; 'off' disables a level)",
+) -> None:
     """--warn-X / --crit-X for every checked figure; a value at or above the level trips it; 'off' disables."""
-    group = parser.add_argument_group("thresholds (a figure at or above a level trips it; 'off' disables a level)")
+    group = parser.add_argument_group(title)
     defaults = Thresholds()
     for flag, (stem, what) in _THRESHOLD_FLAGS.items():
         for level, word in (("warn", "warning"), ("crit", "critical")):
