@@ -414,7 +414,9 @@ def test_sqlite_has_no_health(tmp_path: object, capsys: pytest.CaptureFixture[st
 # -------------------------------------------------------------------------------------------- trends
 
 
-def test_health_and_analyze_carry_the_trends(v7_dsn: str, v7_engine: Engine, capsys: pytest.CaptureFixture[str]) -> None:
+def test_health_and_analyze_carry_the_trends(
+    v7_dsn: str, v7_engine: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The health screen's bars as numbers: arrived and resolved per hour (24) and per day (30), oldest first."""
     with v7_engine.begin() as conn:
         now = db_now(conn)
@@ -428,8 +430,9 @@ def test_health_and_analyze_carry_the_trends(v7_dsn: str, v7_engine: Engine, cap
     assert hourly["resolved"][-1] == 1 and daily["resolved"][-1] == 1
     assert daily["arrived"][-1] == 3 and daily["arrived"][-3] == 1 and sum(daily["arrived"]) == 4
     code, out, _ = health(capsys, v7_dsn)
+    assert code == 0
     assert re.search(r"per hour, last 24 h .*\n +arrived +3 in all, max 3/h\n +resolved +1 in all, max 1/h", out)
     code, out, _ = analyze(capsys, v7_dsn, "--json")
-    assert json.loads(out)["trends"] == trends
+    assert code == 0 and json.loads(out)["trends"] == trends
     code, out, _ = analyze(capsys, v7_dsn)
-    assert "Events arriving and resolved" in out and "max 3/h" in out
+    assert code == 0 and "Events arriving and resolved" in out and "max 3/h" in out

@@ -69,7 +69,15 @@ async def test_keys_answer_while_a_slow_health_query_runs(demo_db: DemoDb) -> No
         assert app.current_mode == "migration"
         elapsed = time.monotonic() - started
         # Every key was handled while the 4 s query was still running: nothing waited for it.
-        print("DBG", health._loading, health._view_loading, health._read_at, health._view_read_at, elapsed, app.schema_ready)
+        print(
+            "DBG",
+            health._loading,
+            health._view_loading,
+            health._read_at,
+            health._view_read_at,
+            elapsed,
+            app.schema_ready,
+        )
         assert health.busy(), "the keys were only handled after the query finished"
         assert elapsed < 3.0, f"keys took {elapsed:.2f} s"
         await pilot.press("h")
