@@ -145,6 +145,7 @@ class HealthScreen(DlqScreen):
         self._view: ViewReading | None = None
         self._view_read_at: datetime | None = None
         self._view_loading = False
+        self._view_after_first = False
 
     def compose(self) -> ComposeResult:
         yield ConnectionBar("health")
@@ -295,6 +296,10 @@ class HealthScreen(DlqScreen):
     def _refresh_view(self) -> None:
         if self._view_loading:
             return  # the view's row is on its way: one pass over the table at a time
+        if self._snapshot is None and self._loading:
+            # At launch the first fast figures come first: the view's pass over the table would compete with them.
+            self._view_after_first = True
+            return
         self._view_loading = True
         self.run_worker(self._fetch_view, name="health view", group="health-view", thread=True, exit_on_error=False)
 
@@ -342,6 +347,9 @@ class HealthScreen(DlqScreen):
 
     def _after_poll(self) -> None:
         self.query_one("#health-status", Static).remove_class("-loading")
+        if self._view_after_first:
+            self._view_after_first = False
+            self._refresh_view()
         if self._again:
             self._again = False
             self.refresh_now()
