@@ -42,9 +42,9 @@ if TYPE_CHECKING:
 
 # A backstop: a thread worker cannot cancel its query, so the server does it after this long.
 STATEMENT_TIMEOUT_MS = 30_000
-# A health refresh runs in the background while the screen keeps showing the last figures, so it may take longer
-# than the backstop above: at 10M events one refresh takes 16-20 s (bench/BENCHMARKS.md), and with the 30 s
-# backstop a larger queue would time out on every poll and never show figures at all.
+# A health read runs in the background while the screen keeps showing the last figures, so it may take longer
+# than the backstop above: the view's row (the slow tier) is a pass over the whole table, 12-20 s at 10M events
+# (bench/BENCHMARKS.md), and with the 30 s backstop a larger queue would time out on every read.
 HEALTH_TIMEOUT_MS = 300_000
 PAGE_SIZE = 200
 T = TypeVar("T")
