@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-HEALTH_MARK = "Pending"  # a health tile title
+HEALTH_MARK = "unresolved"  # the Pending tile's second line: drawn with the first figures, not before
 EVENTS_MARK = "cowrie.json"  # seeded sources: only event rows show them
 SIZE = (100, 30)
 

@@ -6,6 +6,7 @@ EXPLAIN ANALYZE excerpts come from queries.page_query, the same SELECT.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -109,3 +110,64 @@ def measure_health(engine: Engine, repeats: int) -> tuple[Spread, dict[str, Any]
 
     spread = repeat_ms(one, repeats)
     return spread, figures
+
+
+def measure_health_tiers(engine: Engine, repeats: int) -> dict[str, Spread]:
+    """The health screen's two tiers beside the refresh before the split, interleaved in one run (same load):
+    `fast` = queries.fetch_health_fast (every --refresh), `view` = queries.fetch_view_reading (every 60 s),
+    `before` = queries.fetch_health on the indexes before v7_2 (the screen's refresh until now; the v7_2 indexes are
+    dropped inside its transaction and come back with the rollback), `one_read` = fetch_health with them (what
+    `dlq-tui health` reads now)."""
+    from dlq_tui.db.schema import HEALTH_INDEXES
+
+    readers: dict[str, tuple[Callable[[Connection], object], bool]] = {
+        "fast": (queries.fetch_health_fast, False),
+        "before": (queries.fetch_health, True),
+        "one_read": (queries.fetch_health, False),
+        "view": (queries.fetch_view_reading, False),
+    }
+    samples: dict[str, list[float]] = {name: [] for name in readers}
+    for round_ in range(repeats + 1):
+        for name, (reader, without_v7_2) in readers.items():
+            with engine.connect() as conn:
+                if without_v7_2:
+                    for index in HEALTH_INDEXES:
+                        conn.execute(text(f"DROP INDEX IF EXISTS {index}"))
+                started = time.perf_counter()
+                reader(conn)
+                elapsed = (time.perf_counter() - started) * 1000
+                conn.rollback()
+            if round_:  # the first round warms the caches
+                samples[name].append(elapsed)
+    return {name: Spread("ms", tuple(values)) for name, values in samples.items()}
+
+
+def measure_insert_cost(engine: Engine, *, batches: int, batch: int = 1000) -> dict[str, Spread]:
+    """The pipeline's INSERT of `batch` new (pending) rows with and without dlq-tui's health indexes (v7_2),
+    alternating so both see the same load; every batch is rolled back, so the table does not grow."""
+    from dlq_tui.db.schema import HEALTH_INDEXES
+    from dlq_tui.migrate.paging import index_sql
+
+    copy = (
+        "INSERT INTO dead_letter_events (source, source_offset, reason, payload, created_at, payload_checksum, "
+        "retry_count, priority, classification, idempotency_key) "
+        "SELECT source, source_offset + 1000000000, reason, payload, now(), payload_checksum, 0, priority, "
+        "classification, md5(random()::text || id::text) FROM dead_letter_events WHERE id > :start ORDER BY id LIMIT :n"
+    )
+    samples: dict[str, list[float]] = {"with_health_indexes": [], "without_health_indexes": []}
+    for i in range(2 * batches + 2):
+        present = i % 2 == 0
+        with engine.connect() as conn:
+            if not present:
+                for name in HEALTH_INDEXES:
+                    conn.execute(text(f"DROP INDEX {name}"))  # inside the transaction: rolled back below
+            started = time.perf_counter()
+            conn.execute(text(copy), {"start": (i * batch) % 500_000, "n": batch})
+            elapsed = (time.perf_counter() - started) * 1000
+            conn.rollback()
+        if i >= 2:
+            samples["with_health_indexes" if present else "without_health_indexes"].append(elapsed)
+    with engine.connect() as conn:
+        missing = [n for n in HEALTH_INDEXES if conn.execute(text("SELECT to_regclass(:n)"), {"n": n}).scalar() is None]
+    assert not missing, f"{missing} should be back after the rollbacks ({index_sql(missing[0])})"
+    return {name: Spread("ms", tuple(values)) for name, values in samples.items()}

@@ -98,7 +98,7 @@ class Run:
 
     # --- measurements ---------------------------------------------------------------------------
     def reads(self, rows: int, which: set[str]) -> None:
-        from bench.reads import measure_health, measure_pages
+        from bench.reads import measure_health, measure_health_tiers, measure_insert_cost, measure_pages
 
         _dsn, engine = self.v7_database(rows)
         try:
@@ -120,6 +120,17 @@ class Run:
                 health, figures = measure_health(engine, repeats)
                 out["health"], out["health_figures"] = health.as_dict(), figures
                 self.say(f"  N={rows:,} health refresh: {health}  {figures}")
+                tiers = measure_health_tiers(engine, repeats)
+                out["health_tiers"] = {name: spread.as_dict() for name, spread in tiers.items()}
+                ratio = tiers["fast"].median / tiers["before"].median
+                out["health_tiers"]["fast_over_before"] = ratio
+                for name, spread in tiers.items():
+                    self.say(f"  N={rows:,} health {name:<8}: {spread}")
+                self.say(f"  N={rows:,} fast tier / refresh before the split = {ratio:.3f}")
+                costs = measure_insert_cost(engine, batches=max(3, repeats))
+                out["insert_1000"] = {name: spread.as_dict() for name, spread in costs.items()}
+                for name, spread in costs.items():
+                    self.say(f"  N={rows:,} INSERT 1000 rows {name}: {spread}")
         finally:
             self.done_with(rows, engine)
 

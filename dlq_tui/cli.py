@@ -94,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MINUTES",
         help="claim lock lifetime, at most a week (default 30)",
     )
+    from dlq_tui.commands.health import add_threshold_options
+
+    add_threshold_options(parser, title="the app's health thresholds (as `health` takes them; 'off' disables a level)")
     mig = parser.add_argument_group("one-shot migration")
     mig.add_argument("--migrate", action="store_true", help="upgrade the database to schema v7 and exit")
     mig.add_argument("--dry-run", action="store_true", help="with --migrate: print the SQL, change nothing")
@@ -118,8 +121,6 @@ def build_parser() -> argparse.ArgumentParser:
     health = sub.add_parser("health", help="health figures for scripts and alerting (0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN)")
     _common_options(health, suppress=True)
     health.add_argument("--json", action="store_true", help="one JSON object")
-    from dlq_tui.commands.health import add_threshold_options
-
     add_threshold_options(health)
     analyze = sub.add_parser("analyze", help="failure-pattern analysis")
     _common_options(analyze, suppress=True)
@@ -251,6 +252,8 @@ def run(argv: Sequence[str] | None = None) -> int:
             from dlq_tui.commands.purge import run_purge
 
             return run_purge(dsn, args)
+        from dlq_tui.commands.health import thresholds_from_args
+
         settings = Settings(
             dsn=dsn,
             embedded=embedded,
@@ -258,6 +261,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             operator=args.operator or default_operator(),
             refresh_seconds=max(0.5, args.refresh),
             lock_ttl_minutes=args.lock_ttl,
+            thresholds=thresholds_from_args(args),
         )
         from dlq_tui.commands.app import run_app
 

@@ -6,6 +6,8 @@ import getpass
 import os
 from dataclasses import dataclass, field
 
+from dlq_tui.health_rules import Thresholds
+
 
 @dataclass(frozen=True)
 class DsnChoice:
@@ -57,6 +59,7 @@ class Settings:
     operator: str = field(default_factory=default_operator)
     refresh_seconds: float = 5.0
     lock_ttl_minutes: int = 30
+    thresholds: Thresholds = field(default_factory=Thresholds)  # the health screen's levels (as `health` takes)
 
 
 # Overall time limits (see dlq_tui/db/deadline.py). A monitoring check must end well inside its scheduler's

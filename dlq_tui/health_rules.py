@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from dlq_tui.db.models import Breaker, HealthSnapshot
+from dlq_tui.db.models import Breaker, FastSnapshot, HealthSnapshot
 
 Level = Literal["ok", "warning", "critical"]
 LEVELS: tuple[Level, ...] = ("ok", "warning", "critical")
@@ -90,8 +90,11 @@ def format_age(seconds: float) -> str:
     return f"{days}d {hours:02d}h"
 
 
-def evaluate(snapshot: HealthSnapshot, thresholds: Thresholds | None = None) -> list[Finding]:
-    """One finding per checked field, then one per circuit breaker, in a stable order."""
+def evaluate(snapshot: HealthSnapshot | FastSnapshot, thresholds: Thresholds | None = None) -> list[Finding]:
+    """One finding per checked field, then one per circuit breaker, in a stable order.
+
+    Every checked figure is one the fast tier reads too: the health screen judges each fast refresh.
+    """
     t = thresholds or Thresholds()
     f = snapshot.figures
     findings: list[Finding | None] = [

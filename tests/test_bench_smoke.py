@@ -32,6 +32,9 @@ def test_runner_produces_every_measurement_at_1k(pg_server: pg.TestServer, tmp_p
         assert reads[key]["n"] == 3 and reads[key]["median"] > 0, key
     assert "Index" in reads["explain_first"] and "Execution Time" in reads["explain_deep"]
     assert reads["health_figures"]["pending"] + reads["health_figures"]["processed"] == 1000
+    for key in ("fast", "before", "one_read", "view"):
+        assert reads["health_tiers"][key]["n"] == 3 and reads["health_tiers"][key]["median"] > 0, key
+    assert reads["insert_1000"]["with_health_indexes"]["n"] == reads["insert_1000"]["without_health_indexes"]["n"] == 3
 
     triage = results["triage"]
     assert triage["operators"] == 4 and triage["resolved"] > 0 and triage["events_per_s"] > 0

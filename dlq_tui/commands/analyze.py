@@ -6,15 +6,15 @@ import json
 import sys
 from typing import Any
 
-from dlq_tui.commands.health import ReadFault, read_database
+from dlq_tui.commands.health import ReadFault, read_database, trends_document, trends_report
 from dlq_tui.db.deadline import Deadline
-from dlq_tui.db.models import Analysis
+from dlq_tui.db.models import Analysis, Trends
 from dlq_tui.db.schema import priority_label
 
 EXIT_FAULT = 2
 
 
-def analysis_document(analysis: Analysis, pending: int) -> dict[str, Any]:
+def analysis_document(analysis: Analysis, pending: int, trends: Trends | None = None) -> dict[str, Any]:
     return {
         "pending_events": pending,
         "top_reasons": [
@@ -24,6 +24,7 @@ def analysis_document(analysis: Analysis, pending: int) -> dict[str, Any]:
             {"priority": p, "label": priority_label(p), "count": n} for p, n in analysis.pending_by_priority
         ],
         "pending_by_classification": [{"classification": c, "count": n} for c, n in analysis.pending_by_classification],
+        "trends": None if trends is None else trends_document(trends),
     }
 
 
@@ -31,7 +32,7 @@ def _share(n: int, total: int) -> str:
     return f"{100 * n / total:5.1f}%" if total else "     -"
 
 
-def analysis_report(analysis: Analysis, pending: int) -> str:
+def analysis_report(analysis: Analysis, pending: int, trends: Trends | None = None) -> str:
     """Text report; reasons and classifications are database text and go through text.plain()."""
     from dlq_tui.text import plain
 
@@ -50,24 +51,26 @@ def analysis_report(analysis: Analysis, pending: int) -> str:
     for c, n in analysis.pending_by_classification:
         name = "(unclassified)" if c is None else plain(c, limit=80)
         lines.append(f"  {n:>9,} {_share(n, pending)}  {name}")
+    if trends is not None:
+        lines += ["", "Events arriving and resolved", *trends_report(trends)]
     return "\n".join(lines)
 
 
 def run_analyze(dsn: str, *, as_json: bool = False, top: int = 10, deadline: Deadline | None = None) -> int:
-    from dlq_tui.db.queries import fetch_analysis
+    from dlq_tui.db.queries import fetch_analysis, fetch_trends
 
-    def read(conn: Any) -> tuple[Analysis, int]:
+    def read(conn: Any) -> tuple[Analysis, int, Trends]:
         analysis = fetch_analysis(conn, top)
         pending = sum(n for _, n in analysis.pending_by_priority)
-        return analysis, pending
+        return analysis, pending, fetch_trends(conn)
 
     try:
-        analysis, pending = read_database(dsn, read, deadline)
+        analysis, pending, trends = read_database(dsn, read, deadline)
     except ReadFault as exc:
         print(f"dlq-tui: {exc}", file=sys.stderr)
         return EXIT_FAULT
     if as_json:
-        print(json.dumps(analysis_document(analysis, pending), ensure_ascii=True, indent=2))
+        print(json.dumps(analysis_document(analysis, pending, trends), ensure_ascii=True, indent=2))
     else:
-        print(analysis_report(analysis, pending))
+        print(analysis_report(analysis, pending, trends))
     return 0

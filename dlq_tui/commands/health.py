@@ -37,7 +37,7 @@ from dlq_tui.db.errors import (
     sqlstate,
     sqlstate_class,
 )
-from dlq_tui.db.models import HealthSnapshot
+from dlq_tui.db.models import HealthSnapshot, Trends, TrendSeries
 from dlq_tui.health_rules import Finding, Thresholds, evaluate, exit_code, format_age, overall, worst_first
 
 EXIT_UNKNOWN = 3
@@ -83,9 +83,12 @@ def _field_name(stem: str, level: str) -> str:
     return f"{stem}_{level}_hours" if stem == "oldest" else f"{stem}_{level}"
 
 
-def add_threshold_options(parser: argparse.ArgumentParser) -> None:
+def add_threshold_options(
+    parser: argparse.ArgumentParser,
+    title: str = "thresholds (a figure at or above a level trips it; 'off' disables a level)",
+) -> None:
     """--warn-X / --crit-X for every checked figure; a value at or above the level trips it; 'off' disables."""
-    group = parser.add_argument_group("thresholds (a figure at or above a level trips it; 'off' disables a level)")
+    group = parser.add_argument_group(title)
     defaults = Thresholds()
     for flag, (stem, what) in _THRESHOLD_FLAGS.items():
         for level, word in (("warn", "warning"), ("crit", "critical")):
@@ -246,6 +249,33 @@ def dlq_health_row(figures: dict[str, Any]) -> dict[str, Any]:
     return {col: figures[_FIGURE_OF_VIEW_COLUMN.get(col, col)] for col in schema.HEALTH_VIEW_COLUMNS}
 
 
+def trends_document(trends: Trends) -> dict[str, Any]:
+    """Arrived / resolved per bucket, oldest first, with each bucket's start (the health screen's bars)."""
+
+    def series(s: TrendSeries) -> dict[str, Any]:
+        return {
+            "bucket": s.bucket,
+            "starts": [x.isoformat() for x in s.starts],
+            "arrived": s.arrived,
+            "resolved": s.resolved,
+            "arrived_max": max(s.arrived, default=0),
+            "resolved_max": max(s.resolved, default=0),
+        }
+
+    return {"hourly": series(trends.hourly), "daily": series(trends.daily)}
+
+
+def trends_report(trends: Trends) -> list[str]:
+    """Text lines: per series its total, its peak bucket and the time range it covers."""
+    lines = []
+    for name, s, unit in (("per hour, last 24 h", trends.hourly, "h"), ("per day, last 30 days", trends.daily, "d")):
+        stamp = "%Y-%m-%d %H:%M" if unit == "h" else "%Y-%m-%d"
+        lines.append(f"  {name} ({s.starts[0]:{stamp}} .. {s.starts[-1]:{stamp}} UTC)")
+        for label, values in (("arrived", s.arrived), ("resolved", s.resolved)):
+            lines.append(f"    {label:<10}{sum(values):>10,} in all, max {max(values, default=0):,}/{unit}")
+    return lines
+
+
 def health_document(snapshot: HealthSnapshot, findings: list[Finding], thresholds: Thresholds) -> dict[str, Any]:
     level = overall(findings)
     f = snapshot.figures
@@ -263,6 +293,7 @@ def health_document(snapshot: HealthSnapshot, findings: list[Finding], threshold
         "recent_runs": [_jsonable(asdict(r)) for r in snapshot.recent_runs],
         "findings": [asdict(x) for x in findings],
         "thresholds": asdict(thresholds),
+        "trends": None if snapshot.trends is None else trends_document(snapshot.trends),
         "reason": None,  # why the status is UNKNOWN: see unknown_document
     }
 
@@ -278,6 +309,7 @@ def unknown_document(reason: str, thresholds: Thresholds) -> dict[str, Any]:
         "recent_runs": None,
         "findings": None,
         "thresholds": asdict(thresholds),
+        "trends": None,
         "dlq_health": None,
         "reason": reason,
     }
@@ -384,6 +416,8 @@ def health_report(snapshot: HealthSnapshot, findings: list[Finding], thresholds:
             f"batch {r.batch_size:>5}  processed {r.processed:>5}  repaired {r.repaired:>5}  "
             f"failed {r.failed:>5}  skipped {r.skipped:>5}  {r.duration_ms:>7} ms{tripped}"
         )
+    if snapshot.trends is not None:
+        lines += ["", "Trends", *trends_report(snapshot.trends)]
     lines += ["", "Findings"]
     for x in worst_first(findings):
         lines.append(f"  {STATUS_NAMES[x.level]:<9} {plain(x.message, limit=300)}")
@@ -395,7 +429,7 @@ def run_health(dsn: str, args: argparse.Namespace, *, deadline: Deadline | None 
 
     thresholds = thresholds_from_args(args)
     try:
-        snapshot = read_database(dsn, fetch_health, deadline)
+        snapshot = read_database(dsn, lambda conn: fetch_health(conn, trends=True), deadline)
     except ReadFault as exc:
         return report_unknown(str(exc), args, dsn)
     findings = evaluate(snapshot, thresholds)

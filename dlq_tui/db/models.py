@@ -88,6 +88,60 @@ class HealthSnapshot:
     recent_runs: list[ProcessingRun]
     analysis: Analysis
     db_now: datetime  # the server's clock when the figures were read (ages are computed against it)
+    trends: Trends | None = None
+
+
+@dataclass(frozen=True)
+class FastFigures:
+    """The dlq_health figures that indexes answer (all but processed and the average resolution time).
+
+    Each is defined exactly as the view defines it (the same rule, counted over the same rows), so that the
+    health screen can show them every few seconds and the view's row only on a slower cadence.
+    """
+
+    pending_events: int
+    oldest_pending_at: datetime | None
+    newest_unresolved_event: datetime | None
+    high_retry_events: int
+    locked_events: int
+    malicious_events: int
+    high_priority_events: int
+
+
+@dataclass(frozen=True)
+class FastSnapshot:
+    """One fast-tier refresh: the index-served figures, breakers, last runs and the pending breakdowns."""
+
+    figures: FastFigures
+    breakers: list[Breaker]
+    recent_runs: list[ProcessingRun]
+    analysis: Analysis
+    db_now: datetime
+
+
+@dataclass(frozen=True)
+class TrendSeries:
+    """Events arriving (created_at) and resolved (resolved_at) per bucket, oldest bucket first."""
+
+    bucket: Literal["hour", "day"]
+    starts: list[datetime]  # each bucket's start (UTC); a bucket covers [start, start + one bucket)
+    arrived: list[int]
+    resolved: list[int]
+
+
+@dataclass(frozen=True)
+class Trends:
+    hourly: TrendSeries  # the last 24 hours, the current hour last
+    daily: TrendSeries  # the last 30 days (UTC), today last
+
+
+@dataclass(frozen=True)
+class ViewReading:
+    """The dlq_health row itself (slow: a pass over the whole table), the trends, and when they were read."""
+
+    figures: HealthFigures
+    trends: Trends
+    db_now: datetime
 
 
 @dataclass(frozen=True)

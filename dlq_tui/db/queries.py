@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Connection, Select, and_, false, func, or_, select, text, true, tuple_
 
@@ -25,12 +25,17 @@ from dlq_tui.db.models import (
     EventFilter,
     EventPage,
     EventRow,
+    FastFigures,
+    FastSnapshot,
     HealthFigures,
     HealthSnapshot,
     JsonText,
     PageCursor,
     ProcessingRun,
     ReasonStat,
+    Trends,
+    TrendSeries,
+    ViewReading,
 )
 from dlq_tui.migrate.sql import checksum_sql
 from dlq_tui.text import json_nesting_exceeds, utf8_len
@@ -84,6 +89,91 @@ def fetch_health_figures(conn: Connection) -> HealthFigures:
         locked_events=int(row["locked_events"] or 0),
         malicious_events=int(row["malicious_events"] or 0),
         high_priority_events=int(row["high_priority_events"] or 0),
+    )
+
+
+def fetch_fast_figures(conn: Connection) -> FastFigures:
+    """The view's figures that indexes answer, in one statement (one plan per figure, one round trip).
+
+    Each counts exactly the rows the view's column counts (same rule, schema.py's names); what serves it:
+    pending: an index-only count over a partial pending index; oldest/newest pending: the two ends of
+    (resolved, created_at); retry > 5, live locks, malicious, priority 1-3: range scans over their own indexes.
+    Processed and the average resolution time need every resolved row: those stay the view's (slow tier).
+    """
+    pending = ev.c.resolved == false()
+
+    def count(*where: ColumnElement[bool]) -> Any:
+        return select(func.count()).select_from(ev).where(*where).scalar_subquery()
+
+    def pending_end(order: Any) -> Any:
+        return select(ev.c.created_at).where(pending).order_by(order).limit(1).scalar_subquery()
+
+    row = conn.execute(
+        select(
+            count(pending).label("pending"),
+            pending_end(ev.c.created_at.asc()).label("oldest"),
+            pending_end(ev.c.created_at.desc()).label("newest"),
+            count(ev.c.retry_count > schema.HIGH_RETRY_ABOVE).label("high_retry"),
+            count(_lock_held()).label("locked"),
+            count(ev.c.classification == schema.MALICIOUS).label("malicious"),
+            count(ev.c.priority <= schema.HIGH_PRIORITY_UP_TO).label("high_priority"),
+        )
+    ).one()
+    return FastFigures(
+        pending_events=int(row.pending),
+        oldest_pending_at=row.oldest,
+        newest_unresolved_event=row.newest,
+        high_retry_events=int(row.high_retry),
+        locked_events=int(row.locked),
+        malicious_events=int(row.malicious),
+        high_priority_events=int(row.high_priority),
+    )
+
+
+HOURS = 24
+DAYS = 30
+
+
+def _bucket_counts(conn: Connection, column: str, start: datetime, width: timedelta, n: int) -> list[int]:
+    """Rows whose `column` falls in each of n buckets of `width` from `start`: one range scan over its index."""
+    end = start + n * width
+    rows = conn.execute(
+        text(
+            f"SELECT floor(extract(epoch FROM {column} - :start) / :width)::int AS b, count(*) AS n "
+            f"FROM {ev.name} WHERE {column} >= :start AND {column} < :end GROUP BY 1"
+        ),
+        {"start": start, "end": end, "width": width.total_seconds()},
+    ).all()
+    counts = [0] * n
+    for bucket, number in rows:
+        if 0 <= bucket < n:
+            counts[bucket] = int(number)
+    return counts
+
+
+def _series(conn: Connection, bucket: Literal["hour", "day"], last_start: datetime, n: int) -> TrendSeries:
+    width = timedelta(hours=1) if bucket == "hour" else timedelta(days=1)
+    start = last_start - (n - 1) * width
+    return TrendSeries(
+        bucket=bucket,
+        starts=[start + i * width for i in range(n)],
+        arrived=_bucket_counts(conn, ev.c.created_at.name, start, width, n),
+        resolved=_bucket_counts(conn, ev.c.resolved_at.name, start, width, n),
+    )
+
+
+def fetch_trends(conn: Connection, now: datetime | None = None) -> Trends:
+    """Events arriving and resolved per hour over the last 24 h and per UTC day over the last 30 days.
+
+    Range scans over created_at and resolved_at (ix_dead_letter_events_created, ix_dlq_tui_resolved_at); an event
+    resolved without a resolved_at is not counted as resolved in any bucket. `now` (default the server's clock)
+    ends the last bucket.
+    """
+    at = (now or fetch_db_now(conn)).astimezone(UTC)
+    hour = at.replace(minute=0, second=0, microsecond=0)
+    return Trends(
+        hourly=_series(conn, "hour", hour, HOURS),
+        daily=_series(conn, "day", hour.replace(hour=0), DAYS),
     )
 
 
@@ -158,14 +248,33 @@ def fetch_db_now(conn: Connection) -> datetime:
     return conn.execute(select(func.now())).scalar_one()
 
 
-def fetch_health(conn: Connection, *, runs: int = 10, top: int = 10) -> HealthSnapshot:
-    """Everything the health screen and `dlq-tui health` show, read in one transaction (one clock)."""
+def fetch_health(conn: Connection, *, runs: int = 10, top: int = 10, trends: bool = False) -> HealthSnapshot:
+    """Everything `dlq-tui health` shows (the view's row as the reference), read in one transaction (one clock)."""
     return HealthSnapshot(
         figures=fetch_health_figures(conn),
         breakers=fetch_breakers(conn),
         recent_runs=fetch_recent_runs(conn, runs),
         analysis=fetch_analysis(conn, top),
         db_now=fetch_db_now(conn),
+        trends=fetch_trends(conn) if trends else None,
+    )
+
+
+def fetch_health_fast(conn: Connection, *, runs: int = 10, top: int = 10) -> FastSnapshot:
+    """The health screen's frequent refresh: every figure an index answers, breakers, runs, the breakdowns."""
+    return FastSnapshot(
+        figures=fetch_fast_figures(conn),
+        breakers=fetch_breakers(conn),
+        recent_runs=fetch_recent_runs(conn, runs),
+        analysis=fetch_analysis(conn, top),
+        db_now=fetch_db_now(conn),
+    )
+
+
+def fetch_view_reading(conn: Connection, trends_now: datetime | None = None) -> ViewReading:
+    """The health screen's slow tier: the dlq_health row (a pass over the table) and the trends."""
+    return ViewReading(
+        figures=fetch_health_figures(conn), trends=fetch_trends(conn, trends_now), db_now=fetch_db_now(conn)
     )
 
 

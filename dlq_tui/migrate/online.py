@@ -32,7 +32,7 @@ from sqlalchemy.exc import DBAPIError
 
 from dlq_tui.db import schema
 from dlq_tui.db.errors import UNIQUE_VIOLATION, sqlstate
-from dlq_tui.migrate import runner, sql, work
+from dlq_tui.migrate import paging, runner, sql, work
 from dlq_tui.migrate.catalog import Catalog, data_gaps
 from dlq_tui.migrate.sql import EVENTS, UNIQUE
 from dlq_tui.migrate.steps import (
@@ -60,7 +60,7 @@ DEFAULT_SHARE_LOCK_TIMEOUT_MS = 30_000
 PROGRESS_EVERY_S = 0.5
 CATCH_UP_PASSES = 3
 
-_OWN_INDEXES = (*schema.V7_EVENT_INDEXES, *schema.PAGING_INDEXES, UNIQUE)
+_OWN_INDEXES = (*schema.V7_EVENT_INDEXES, *schema.OWN_INDEXES, UNIQUE)
 
 
 @dataclass
@@ -256,14 +256,14 @@ def create_indexes(run: _Run, out: Outcome) -> None:
 
 
 def paging_indexes(run: _Run, out: Outcome) -> None:
-    """dlq-tui's own paging indexes (revision v7_1), concurrently like the spec's."""
+    """dlq-tui's own indexes (revisions v7_1 and v7_2), concurrently like the spec's."""
     cat = run.fresh()
-    missing = [i for i in schema.PAGING_INDEXES if i not in cat.indexes]
+    missing = paging.missing_indexes(cat)
     for index in missing:
         run.progress(f"building {index} concurrently")
         _build(run, index, sql.paging_index_sql(index, concurrently=True))
     if not missing:
-        out.skipped, out.detail = True, "both present (already done)"
+        out.skipped, out.detail = True, "all present (already done)"
         return
     out.detail = f"{len(missing)} built concurrently" + _rebuilt(run, missing)
 

@@ -75,8 +75,8 @@ def revisions() -> tuple[str, ...]:
     """This release's alembic revisions, base first, as its script directory (migrations/versions) chains them.
 
     The first creates the legacy objects (the baseline), the second is the spec's v7, later ones are
-    dlq-tui's own additions on top (v7_1: the paging indexes). Read once per process, and only where a
-    revision matters: importing alembic costs ~0.3 s.
+    dlq-tui's own additions on top (v7_1: the paging indexes, v7_2: the health indexes). Read once per
+    process, and only where a revision matters: importing alembic costs ~0.3 s.
     """
     from alembic.script import ScriptDirectory
 
@@ -211,7 +211,7 @@ def _decide(cat: Catalog) -> _Decision:
     marker = "missing" if cat.marker_raw is None else cat.marker_raw
     refuse_unknown_revision(cat)
     if rev is None:
-        if cat.postgres and cat.v7_complete():  # stamped v7: the revisions after it (v7_1) then run
+        if cat.postgres and cat.v7_complete():  # stamped v7: the revisions after it (v7_1, v7_2) then run
             v7 = revisions()[1]
             return _Decision(v7, f"adopted: every v7 object already present (marker {marker}); stamped {v7}")
         if not cat.missing_legacy():

@@ -238,9 +238,13 @@ def event_index_sql(name: str, *, concurrently: bool = False) -> str:
 
 
 def paging_index_sql(name: str, *, concurrently: bool = False) -> str:
-    """CREATE INDEX for one of schema.PAGING_INDEXES (CONCURRENTLY for the online path)."""
-    columns, where = schema.PAGING_INDEXES[name]
-    return _index_sql(name, columns, concurrently=concurrently) + (f" WHERE {where}" if where else "")
+    """CREATE INDEX for one of dlq-tui's own indexes, schema.OWN_INDEXES (CONCURRENTLY for the online path)."""
+    columns, include, where = schema.OWN_INDEXES[name]
+    return (
+        _index_sql(name, columns, concurrently=concurrently)
+        + (f" INCLUDE ({', '.join(include)})" if include else "")
+        + (f" WHERE {where}" if where else "")
+    )
 
 
 def unique_index_sql() -> str:

@@ -45,7 +45,7 @@ STEP_TITLES: dict[str, str] = {
     "create_function": "create the updated_at function",
     "create_triggers": "create the 2 updated_at triggers",
     "set_marker": "set schema_state to 7",
-    "paging_indexes": "create the paging indexes (v7_1)",
+    "paging_indexes": "create dlq-tui indexes (v7_1, v7_2)",
     "backfill_new_rows": "fill rows without checksum or key",
     "commit": "commit",
 }

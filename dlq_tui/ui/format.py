@@ -69,3 +69,23 @@ def short_source(source: str | None, width: int = 28) -> str:
     head_room = width - len(tail) - 2  # room for "…/"
     head = source[: max(0, head_room)]
     return f"{head}…/{tail}"
+
+
+BAR_LEVELS = "▁▂▃▄▅▆▇█"
+
+
+def bars(values: list[int], peak: int | None = None) -> str:
+    """One cell a value, heights from zero to the peak (not from the minimum, as Textual's Sparkline scales:
+    a flat 1,900/h with one 1,950 must look flat). Zero is a blank cell; any other value is at least one eighth
+    high, so a single event in an hour still shows."""
+    top = max(values, default=0) if peak is None else peak
+    if top <= 0:
+        return " " * len(values)
+    cells = []
+    for value in values:
+        if value <= 0:
+            cells.append(" ")
+        else:
+            level = max(1, min(len(BAR_LEVELS), round(value / top * len(BAR_LEVELS))))
+            cells.append(BAR_LEVELS[level - 1])
+    return "".join(cells)

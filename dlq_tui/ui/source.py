@@ -12,18 +12,28 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from dlq_tui.db.access import AccessProblem
 from dlq_tui.db.connect import make_engine
 from dlq_tui.db.dsn import is_sqlite
 from dlq_tui.db.errors import explain_connection_error
-from dlq_tui.db.models import ActionResult, EventDetail, EventFilter, EventPage, HealthSnapshot, PageCursor
+from dlq_tui.db.models import (
+    ActionResult,
+    EventDetail,
+    EventFilter,
+    EventPage,
+    FastSnapshot,
+    HealthSnapshot,
+    PageCursor,
+    ViewReading,
+)
 from dlq_tui.db.redrive import Destination, RedriveRefused, RedriveResult, RepairPreview
 from dlq_tui.db.sources import REINGEST_METHOD, SourceOverview, SourceSelection, SourceStat
 from dlq_tui.db.triage import (
@@ -74,11 +84,12 @@ __all__ = [
 
 # A backstop: a thread worker cannot cancel its query, so the server does it after this long.
 STATEMENT_TIMEOUT_MS = 30_000
-# A health refresh runs in the background while the screen keeps showing the last figures, so it may take longer
-# than the backstop above: at 10M events one refresh takes 16-20 s (bench/BENCHMARKS.md), and with the 30 s
-# backstop a larger queue would time out on every poll and never show figures at all.
+# A health read runs in the background while the screen keeps showing the last figures, so it may take longer
+# than the backstop above: the view's row (the slow tier) is a pass over the whole table, 12-20 s at 10M events
+# (bench/BENCHMARKS.md), and with the 30 s backstop a larger queue would time out on every read.
 HEALTH_TIMEOUT_MS = 300_000
 PAGE_SIZE = 200
+T = TypeVar("T")
 CANCEL_EVERY_S = 0.25  # while cancelling a migration: how often the statement it runs is cancelled again
 
 
@@ -143,15 +154,31 @@ class DataSource:
 
     # --- read side -------------------------------------------------------------------------------
     def health(self) -> HealthSnapshot:
+        """Everything in one read, the view's row as the reference (what `dlq-tui health` reads)."""
         from dlq_tui.db.queries import fetch_health
 
+        return self._health_read(fetch_health)
+
+    def health_fast(self) -> FastSnapshot:
+        """The health screen's frequent refresh: only figures that indexes answer."""
+        from dlq_tui.db.queries import fetch_health_fast
+
+        return self._health_read(fetch_health_fast)
+
+    def health_view(self, trends_now: datetime | None = None) -> ViewReading:
+        """The health screen's slow tier: the dlq_health row (a pass over the whole table) and the trends."""
+        from dlq_tui.db.queries import fetch_view_reading
+
+        return self._health_read(lambda conn: fetch_view_reading(conn, trends_now))
+
+    def _health_read(self, reader: Callable[[Connection], T]) -> T:
         with self.engine.connect() as conn:
             if not self.is_sqlite:
                 conn.exec_driver_sql(f"SET LOCAL statement_timeout = {HEALTH_TIMEOUT_MS}")
             raw = conn.connection.dbapi_connection
             self._health_in_flight.add(raw)
             try:
-                return fetch_health(conn)
+                return reader(conn)
             finally:
                 self._health_in_flight.discard(raw)
 

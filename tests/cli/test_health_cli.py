@@ -409,3 +409,30 @@ def test_rules_give_one_finding_per_checked_field_and_per_breaker(v7_engine: Eng
 
 def test_sqlite_has_no_health(tmp_path: object, capsys: pytest.CaptureFixture[str]) -> None:
     _assert_unknown(*health(capsys, f"sqlite:///{tmp_path}/x.db"), "PostgreSQL-only")
+
+
+# -------------------------------------------------------------------------------------------- trends
+
+
+def test_health_and_analyze_carry_the_trends(
+    v7_dsn: str, v7_engine: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The health screen's bars as numbers: arrived and resolved per hour (24) and per day (30), oldest first."""
+    with v7_engine.begin() as conn:
+        now = db_now(conn)
+        # Created now: in the current hour and day whatever the time of day.
+        insert_events(conn, [{"age": 0}] * 3 + [{"age": 2 * 86400, "resolved": True, "resolved_at": now}], now=now)
+    code, out, _ = health(capsys, v7_dsn, "--json")
+    trends = json.loads(out)["trends"]
+    hourly, daily = trends["hourly"], trends["daily"]
+    assert len(hourly["arrived"]) == len(hourly["starts"]) == 24 and len(daily["arrived"]) == 30
+    assert hourly["arrived"][-1] == 3 and sum(hourly["arrived"]) == 3 and hourly["arrived_max"] == 3
+    assert hourly["resolved"][-1] == 1 and daily["resolved"][-1] == 1
+    assert daily["arrived"][-1] == 3 and daily["arrived"][-3] == 1 and sum(daily["arrived"]) == 4
+    code, out, _ = health(capsys, v7_dsn)
+    assert code == 0
+    assert re.search(r"per hour, last 24 h .*\n +arrived +3 in all, max 3/h\n +resolved +1 in all, max 1/h", out)
+    code, out, _ = analyze(capsys, v7_dsn, "--json")
+    assert code == 0 and json.loads(out)["trends"] == trends
+    code, out, _ = analyze(capsys, v7_dsn)
+    assert code == 0 and "Events arriving and resolved" in out and "max 3/h" in out

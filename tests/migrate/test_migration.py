@@ -212,6 +212,22 @@ def test_alembic_at_v7_with_objects_dropped_is_completed(empty_engine: Engine) -
     assert_v7_end_state(empty_engine)
 
 
+@pytest.mark.parametrize("online", [False, True], ids=["atomic", "online"])
+def test_database_stamped_v7_1_gets_the_health_indexes_of_v7_2(empty_engine: Engine, online: bool) -> None:
+    """A database a previous release left at v7_1 lacks the health indexes: either path adds them and stamps v7_2."""
+    from dlq_tui.migrate.online import online_upgrade
+
+    run_upgrade(empty_engine)
+    with empty_engine.begin() as conn:
+        for name in schema.HEALTH_INDEXES:
+            conn.execute(text(f"DROP INDEX {name}"))
+        conn.execute(text("UPDATE alembic_version SET version_num = 'v7_1'"))
+    assert runner.check(empty_engine).alembic_revision == "v7_1"
+    events = [e for e in online_upgrade(empty_engine) if e.status != "running"] if online else run_upgrade(empty_engine)
+    assert finished(events)["paging_indexes"].status == "done"
+    assert_v7_end_state(empty_engine)
+
+
 def test_v8_database_keeps_its_marker(empty_engine: Engine) -> None:
     dbstates.make_v8(empty_engine, 50)
     events = run_upgrade(empty_engine)

@@ -64,7 +64,7 @@ def _trace() -> list[tuple[str, str, int]]:
     builds = {
         "duplicate_keys": [UNIQUE, UNIQUE],
         "create_indexes": list(schema.V7_EVENT_INDEXES),
-        "paging_indexes": list(schema.PAGING_INDEXES),
+        "paging_indexes": list(schema.OWN_INDEXES),
     }
     out: list[tuple[str, str, int]] = []
     for step in STEPS:

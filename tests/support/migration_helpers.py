@@ -109,6 +109,11 @@ def assert_v7_end_state(engine: Engine) -> None:
     indexes = dict(snap["indexes"])
     for name, columns in {**schema.V7_EVENT_INDEXES, **schema.LEGACY_EVENT_INDEXES}.items():
         assert indexes[name].endswith(f"ON public.dead_letter_events USING btree ({', '.join(columns)})"), name
+    for name, (columns, include, where) in schema.OWN_INDEXES.items():
+        definition = f"ON public.dead_letter_events USING btree ({', '.join(columns)})"
+        definition += f" INCLUDE ({', '.join(include)})" if include else ""
+        assert definition in indexes[name], (name, indexes[name])
+        assert ("WHERE" in indexes[name]) is (where is not None), name
     for table, idx in schema.V7_TABLE_INDEXES.items():
         for name, columns in idx.items():
             assert indexes[name].endswith(f"ON public.{table} USING btree ({', '.join(columns)})"), name
@@ -131,4 +136,4 @@ def assert_v7_end_state(engine: Engine) -> None:
         revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
     assert tuple(view_cols) == schema.HEALTH_VIEW_COLUMNS
     assert marker == "7"
-    assert revision == "v7_1"  # v7 plus dlq-tui's paging indexes
+    assert revision == "v7_2"  # v7 plus dlq-tui's paging (v7_1) and health (v7_2) indexes

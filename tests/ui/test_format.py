@@ -32,3 +32,14 @@ def test_lock_label_free_held_expired() -> None:
     assert fmt.lock_label(_row(None, None), NOW) == "free"
     assert fmt.lock_label(_row(uuid.uuid4(), NOW + timedelta(minutes=12)), NOW) == "held 12m"
     assert fmt.lock_label(_row(uuid.uuid4(), NOW - timedelta(minutes=1)), NOW) == "expired"
+
+
+def test_bars_start_from_zero_not_from_the_minimum() -> None:
+    """A flat 1,900/h with one 1,950 stays flat (Textual's Sparkline, scaled from the minimum, draws a spike);
+    zero is blank and a single event still shows."""
+    from dlq_tui.ui.format import bars
+
+    flat = bars([1900] * 23 + [1950])
+    assert set(flat) == {"█"}
+    assert bars([0, 1, 1000, 500]) == " ▁█▄"
+    assert bars([0, 0]) == "  " and bars([]) == ""

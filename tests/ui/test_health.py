@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import datetime
 
 from sqlalchemy import text
 
-from dlq_tui.db.models import HealthSnapshot
+from dlq_tui.db.models import FastSnapshot, ViewReading
 from dlq_tui.ui.source import DataSource
 from tests.ui.conftest import SIZE, DemoDb, demo_app, make_app, picture_lines, screen_text, settle
 
@@ -35,12 +36,17 @@ async def test_health_tiles_breakers_runs_and_analysis(demo_db: DemoDb) -> None:
 
 
 class SlowHealth(DataSource):
-    """The health query behind a 4 s pg_sleep on the real server (the ui itself never writes SQL)."""
+    """Both health tiers behind a 4 s pg_sleep on the real server (the ui itself never writes SQL)."""
 
-    def health(self) -> HealthSnapshot:
+    def health_fast(self) -> FastSnapshot:
         with self.engine.connect() as conn:
             conn.execute(text("SELECT pg_sleep(4)"))
-        return super().health()
+        return super().health_fast()
+
+    def health_view(self, trends_now: datetime | None = None) -> ViewReading:
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT pg_sleep(4)"))
+        return super().health_view(trends_now)
 
 
 async def test_keys_answer_while_a_slow_health_query_runs(demo_db: DemoDb) -> None:
@@ -63,6 +69,15 @@ async def test_keys_answer_while_a_slow_health_query_runs(demo_db: DemoDb) -> No
         assert app.current_mode == "migration"
         elapsed = time.monotonic() - started
         # Every key was handled while the 4 s query was still running: nothing waited for it.
+        print(
+            "DBG",
+            health._loading,
+            health._view_loading,
+            health._read_at,
+            health._view_read_at,
+            elapsed,
+            app.schema_ready,
+        )
         assert health.busy(), "the keys were only handled after the query finished"
         assert elapsed < 3.0, f"keys took {elapsed:.2f} s"
         await pilot.press("h")
@@ -74,11 +89,11 @@ async def test_refresh_never_overlaps(demo_db: DemoDb) -> None:
     calls: list[tuple[float, float]] = []
 
     class Counting(DataSource):
-        def health(self) -> HealthSnapshot:
+        def health_fast(self) -> FastSnapshot:
             start = time.monotonic()
             with self.engine.connect() as conn:
                 conn.execute(text("SELECT pg_sleep(0.3)"))
-            result = super().health()
+            result = super().health_fast()
             calls.append((start, time.monotonic()))
             return result
 

@@ -1,4 +1,9 @@
-"""Health: every dlq_health figure as a tile, breakers, last processing runs, and the failure analysis.
+"""Health: every dlq_health figure as a tile, trends, breakers, last processing runs, and the failure analysis.
+
+Two tiers: every `--refresh` seconds the figures that indexes answer (pending, oldest/newest, retry > 5, locked,
+malicious, priority 1-3, breakers, runs, the pending breakdowns), and every VIEW_EVERY_S seconds (and on `r`) the
+dlq_health view's row itself, a pass over the whole table, for processed and the average resolution time, with
+the trends. The tiles the view feeds say so, with its age. `space` pauses both.
 
 The refresh loop polls in a thread worker and re-arms its timer only after a poll finished (success
 or failure), so polls never overlap and a slow query never holds up a key. It pauses while the screen
@@ -24,7 +29,7 @@ from textual.timer import Timer
 from textual.widgets import Footer, Static
 from textual.worker import Worker, get_current_worker
 
-from dlq_tui.db.models import HealthSnapshot
+from dlq_tui.db.models import FastSnapshot, TrendSeries, ViewReading
 from dlq_tui.db.schema import priority_label
 from dlq_tui.health_rules import Finding
 from dlq_tui.ui import format as fmt
@@ -47,11 +52,23 @@ TILES: dict[str, str] = {
 }
 
 
+# Tiles the slow tier (the view's row) feeds; every other tile is the fast tier's.
+VIEW_TILES = ("processed_events", "avg_resolution_time_seconds")
+VIEW_EVERY_S = 60.0  # the view's row and the trends: a pass over the whole table, so not every refresh
+
+
 class HealthLoaded(Message):
-    def __init__(self, snapshot: HealthSnapshot, findings: list[Finding], read_at: datetime) -> None:
+    def __init__(self, snapshot: FastSnapshot, findings: list[Finding], read_at: datetime) -> None:
         super().__init__()
         self.snapshot = snapshot
         self.findings = findings
+        self.read_at = read_at
+
+
+class ViewLoaded(Message):
+    def __init__(self, reading: ViewReading, read_at: datetime) -> None:
+        super().__init__()
+        self.reading = reading
         self.read_at = read_at
 
 
@@ -94,6 +111,15 @@ class HealthScreen(DlqScreen):
     TITLE_TEXT = "health"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "refresh", "Refresh", id="health.refresh"),
+        # Not in the footer either (80 columns): help lists it, and the header says PAUSED while it holds.
+        Binding(
+            "space",
+            "toggle_pause",
+            "Pause",
+            tooltip="Freeze the figures, or refresh again",
+            id="health.pause",
+            show=False,
+        ),
         # Not in the footer (it must keep `q` visible at 80 columns): the status line says "+N more (f)".
         Binding(
             "f",
@@ -112,9 +138,14 @@ class HealthScreen(DlqScreen):
         self._active = False
         self._timer: Timer | None = None
         self._read_at: datetime | None = None
-        self._snapshot: HealthSnapshot | None = None
+        self._snapshot: FastSnapshot | None = None
         self._findings: list[Finding] | None = None
         self._all_findings = False  # `f`: every finding, not only the worst ones
+        self._paused = False  # `space`: no refresh of either tier until it is pressed again
+        self._view: ViewReading | None = None
+        self._view_read_at: datetime | None = None
+        self._view_loading = False
+        self._view_after_first = False
 
     def compose(self) -> ComposeResult:
         yield ConnectionBar("health")
@@ -124,6 +155,7 @@ class HealthScreen(DlqScreen):
                 for field, title in TILES.items():
                     yield Tile(title, id=field)
             yield Static(id="health-status")
+            yield Static(id="trends")
             with Horizontal(id="health-tables"):
                 with Vertical(classes="health-col"):
                     yield Static(id="breakers", classes="health-table")
@@ -139,10 +171,17 @@ class HealthScreen(DlqScreen):
         self._lay_out()
         self.watch(self.app, "schema_ready", self._schema_ready_changed)
         self.watch(self.app, "connection_state", self._connection_changed, init=False)
-        self.set_interval(1.0, self._show_staleness)
+        self.set_interval(1.0, self._tick)
 
     def on_resize(self) -> None:
         self._lay_out()
+        self._draw_trends()  # side by side or stacked
+
+    def _tick(self) -> None:
+        self._show_staleness()
+        if self._view is not None:
+            self._draw_view_tiles()  # the view's age beside its figures
+            self._lay_out()
 
     def _lay_out(self) -> None:
         """Tile columns and the tables' arrangement for this width: no count, title or name is ever cut."""
@@ -165,15 +204,21 @@ class HealthScreen(DlqScreen):
 
     def _connection_changed(self, state: str) -> None:
         self._show_staleness()
-        if state == "connected" and self._active and self.dlq.schema_ready and not self._loading:
+        if state == "connected" and self._active and self.dlq.schema_ready and not self._loading and not self._paused:
             self.refresh_now()  # back: fresh figures now, not at the next tick
 
     def busy(self) -> bool:
-        return self._loading or (self.dlq.schema_ready is True and self._read_at is None)
+        return (
+            self._loading
+            or self._view_loading
+            or (self.dlq.schema_ready is True and (self._read_at is None or self._view_read_at is None))
+        )
 
     # --- visibility and the refresh loop -------------------------------------------------------
     def on_screen_resume(self) -> None:
         self._active = True
+        if self._paused:
+            return
         if self.dlq.schema_ready and not self._loading and self._stale():
             self.refresh_now()
         elif self.dlq.schema_ready and self._timer is None and not self._loading:
@@ -192,15 +237,22 @@ class HealthScreen(DlqScreen):
             notice.show_status(self.dlq.schema_status)
             self._disarm()
             return
-        self.refresh_now()
+        self.refresh_now(view=True)
 
     def _stale(self) -> bool:
         if self._read_at is None:
             return True
         return (self.dlq.clock() - self._read_at).total_seconds() >= self.dlq.settings.refresh_seconds
 
+    def _view_stale(self) -> bool:
+        if self._view_read_at is None:
+            return True
+        return (self.dlq.clock() - self._view_read_at).total_seconds() >= VIEW_EVERY_S
+
     def _arm(self) -> None:
         self._disarm()
+        if self._paused:
+            return
         if self._active and self.dlq.schema_ready and self.dlq.connection_state != "disconnected":
             self._timer = self.set_timer(self.dlq.settings.refresh_seconds, self.refresh_now)
 
@@ -215,11 +267,24 @@ class HealthScreen(DlqScreen):
         elif self.dlq.schema_ready is False:
             self.dlq.check_schema()  # after a GRANT or a migration elsewhere
         else:
-            self.refresh_now()
+            self.refresh_now(view=True)  # `r` asks for everything, the view's row too (also while paused)
 
-    def refresh_now(self) -> None:
+    def action_toggle_pause(self) -> None:
+        self._paused = not self._paused
+        self.query_one(ConnectionBar).set_screen_title("health · PAUSED" if self._paused else "health")
+        if self._paused:
+            self._disarm()
+        elif self._stale():
+            self.refresh_now(view=self._view_stale())
+        else:
+            self._arm()
+        self._show_staleness()
+
+    def refresh_now(self, *, view: bool = False) -> None:
         if not self.dlq.schema_ready:
             return
+        if view or self._view_stale():
+            self._refresh_view()
         if self._loading:
             self._again = True  # one more poll right after this one, never two at once
             return
@@ -228,16 +293,40 @@ class HealthScreen(DlqScreen):
         self.query_one("#health-status", Static).add_class("-loading")
         self.run_worker(self._fetch, name="health refresh", group="health", thread=True, exit_on_error=False)
 
-    def _fetch(self) -> None:
-        from dlq_tui.health_rules import Thresholds, evaluate
+    def _refresh_view(self) -> None:
+        if self._view_loading:
+            return  # the view's row is on its way: one pass over the table at a time
+        if self._snapshot is None and self._loading:
+            # At launch the first fast figures come first: the view's pass over the table would compete with them.
+            self._view_after_first = True
+            return
+        self._view_loading = True
+        self.run_worker(self._fetch_view, name="health view", group="health-view", thread=True, exit_on_error=False)
 
-        snapshot = self.dlq.source.health()
+    def _fetch(self) -> None:
+        from dlq_tui.health_rules import evaluate
+
+        snapshot = self.dlq.source.health_fast()
         if self.dlq.frozen_clock:
             # Tests freeze the clock: judge ages (and the rules' messages) against it, not the server's.
             snapshot = replace(snapshot, db_now=self.dlq.clock())
-        findings = evaluate(snapshot, Thresholds())
+        findings = evaluate(snapshot, self.dlq.settings.thresholds)
         if not get_current_worker().is_cancelled:
             self.post_message(HealthLoaded(snapshot, findings, self.dlq.clock()))
+
+    def _fetch_view(self) -> None:
+        # A frozen test clock also ends the trends' last bucket, so that their axes do not move with the real date.
+        reading = self.dlq.source.health_view(self.dlq.clock() if self.dlq.frozen_clock else None)
+        if self.dlq.frozen_clock:
+            reading = replace(reading, db_now=self.dlq.clock())
+        if not get_current_worker().is_cancelled:
+            self.post_message(ViewLoaded(reading, self.dlq.clock()))
+
+    def on_view_loaded(self, message: ViewLoaded) -> None:
+        self._view_loading = False
+        self._view, self._view_read_at = message.reading, message.read_at
+        self._draw_view()
+        self._show_staleness()
 
     def on_health_loaded(self, message: HealthLoaded) -> None:
         self._loading = False
@@ -248,6 +337,9 @@ class HealthScreen(DlqScreen):
         self._after_poll()
 
     def worker_failed(self, worker: Worker[object]) -> None:
+        if worker.group == "health-view":
+            self._view_loading = False
+            self._show_staleness()
         if worker.group == "health":
             self._loading = False
             self._show_staleness()
@@ -255,6 +347,9 @@ class HealthScreen(DlqScreen):
 
     def _after_poll(self) -> None:
         self.query_one("#health-status", Static).remove_class("-loading")
+        if self._view_after_first:
+            self._view_after_first = False
+            self._refresh_view()
         if self._again:
             self._again = False
             self.refresh_now()
@@ -266,7 +361,7 @@ class HealthScreen(DlqScreen):
         self._show_staleness()
 
     # --- drawing -------------------------------------------------------------------------------
-    def _draw(self, snapshot: HealthSnapshot, findings: list[Finding]) -> None:
+    def _draw(self, snapshot: FastSnapshot, findings: list[Finding]) -> None:
         figures = snapshot.figures
         now = snapshot.db_now  # the server's clock: no client skew (or the frozen test clock)
 
@@ -274,8 +369,6 @@ class HealthScreen(DlqScreen):
             self.query_one(f"#{field}", Tile).show(value, detail, _level_for(field, findings))
 
         tile("pending_events", f"{figures.pending_events:,}", "unresolved")
-        tile("processed_events", f"{figures.processed_events:,}", "resolved")
-        tile("avg_resolution_time_seconds", fmt.duration(figures.avg_resolution_time_seconds), "to resolve")
         oldest = figures.oldest_pending_at
         tile("oldest_pending_at", fmt.age_between(oldest, now) + (" old" if oldest else ""), "pending")
         newest = figures.newest_unresolved_event
@@ -284,11 +377,68 @@ class HealthScreen(DlqScreen):
         tile("locked_events", f"{figures.locked_events:,}", "live locks")
         tile("malicious_events", f"{figures.malicious_events:,}", "all time")
         tile("high_priority_events", f"{figures.high_priority_events:,}", "all time")
+        self._draw_view_tiles()
         self._lay_out()  # a longer value may need wider tiles
         self._draw_findings(findings)
         self._draw_breakers(snapshot, now)
         self._draw_runs(snapshot, now)
         self._draw_analysis(snapshot)
+
+    def _view_age(self) -> float | None:
+        if self._view_read_at is None:
+            return None
+        return (self.dlq.clock() - self._view_read_at).total_seconds()
+
+    def _draw_view_tiles(self) -> None:
+        """Processed and the average: the view's row, its age beside them; "~" once it is older than the rest."""
+        if self._view is None:
+            return
+        figures = self._view.figures
+        seconds = self._view_age() or 0.0
+        approx = "~" if seconds >= 1 else ""
+        source = f"view {fmt.age(seconds)} ago"
+        values = {
+            "processed_events": f"{approx}{figures.processed_events:,}",
+            "avg_resolution_time_seconds": approx + fmt.duration(figures.avg_resolution_time_seconds),
+        }
+        for field in VIEW_TILES:
+            self.query_one(f"#{field}", Tile).show(values[field], source)
+
+    def _draw_view(self) -> None:
+        self._draw_view_tiles()
+        self._lay_out()
+        self._draw_trends()
+
+    def _draw_trends(self) -> None:
+        """Arrivals and resolutions per hour (24 h) and per day (30 days) as bars from zero, peak beside them."""
+        if self._view is None:
+            return
+        trends = self._view.trends
+        stacked = self.size.width < STACK_BELOW
+
+        def block(series: TrendSeries, title: str, unit: str, stamp: str) -> Table:
+            grid = Table.grid(padding=(0, 1))
+            grid.add_column(no_wrap=True, style="dim")
+            grid.add_column(no_wrap=True)
+            grid.add_column(no_wrap=True, style="dim")
+            grid.add_row("", Text(title, style="bold"), "")
+            for label, values, style in (("arrived", series.arrived, "cyan"), ("resolved", series.resolved, "green")):
+                peak = max(values, default=0)
+                bar = Text(fmt.bars(values), style=f"{style} on grey11")
+                grid.add_row(label, bar, f"max {peak:,}/{unit}")
+            first, last = f"{series.starts[0]:{stamp}}", f"{series.starts[-1]:{stamp}}"
+            axis = first + " " * max(1, len(series.starts) - len(first) - len(last)) + last
+            grid.add_row("", Text(axis, style="dim"), "UTC")
+            return grid
+
+        hourly = block(trends.hourly, "per hour, last 24 h", "h", "%H:%M")
+        daily = block(trends.daily, "per day, last 30 days", "d", "%m-%d")
+        if stacked:
+            body: Group | Table = Group(hourly, daily)
+        else:
+            body = Table.grid(padding=(0, 3))
+            body.add_row(hourly, daily)
+        self.query_one("#trends", Static).update(body)
 
     def _draw_findings(self, findings: list[Finding]) -> None:
         from dlq_tui.health_rules import worst_first
@@ -325,6 +475,11 @@ class HealthScreen(DlqScreen):
             head.append("every figure within its threshold", style="dim")
         seconds = (self.dlq.clock() - self._read_at).total_seconds()
         head.append(f"  · figures from {fmt.age(seconds)} ago", style="dim")
+        view_age = self._view_age()
+        if view_age is not None and fmt.age(view_age) != fmt.age(seconds):
+            head.append(f", view {fmt.age(view_age)} ago", style="dim")
+        if self._paused:
+            head.append("  · PAUSED (space resumes)", style="bold yellow")
         if self.dlq.connection_state == "disconnected":
             head.append(" (last good data)", style="bold red")
         lines = [head]
@@ -336,7 +491,7 @@ class HealthScreen(DlqScreen):
             lines.append(line)
         self.query_one("#health-status", Static).update(Group(*lines))
 
-    def _draw_breakers(self, snapshot: HealthSnapshot, now: datetime) -> None:
+    def _draw_breakers(self, snapshot: FastSnapshot, now: datetime) -> None:
         from dlq_tui.text import safe_text
 
         table = _small_table("Circuit breakers", "name", "state", "fails", "next attempt")
@@ -354,7 +509,7 @@ class HealthScreen(DlqScreen):
             table.add_row(Text("no breakers recorded", style="dim"), "", "", "")
         self.query_one("#breakers", Static).update(table)
 
-    def _draw_runs(self, snapshot: HealthSnapshot, now: datetime) -> None:
+    def _draw_runs(self, snapshot: FastSnapshot, now: datetime) -> None:
         from dlq_tui.text import safe_text
 
         table = _small_table("Last processing runs", "started", "method", "done", "failed", "took")
@@ -370,7 +525,7 @@ class HealthScreen(DlqScreen):
             table.add_row(Text("no runs recorded", style="dim"), "", "", "", "")
         self.query_one("#runs", Static).update(table)
 
-    def _draw_analysis(self, snapshot: HealthSnapshot) -> None:
+    def _draw_analysis(self, snapshot: FastSnapshot) -> None:
         from dlq_tui.text import safe_text
 
         analysis = snapshot.analysis

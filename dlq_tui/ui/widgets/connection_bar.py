@@ -61,6 +61,11 @@ class ConnectionBar(Horizontal):
         yield Static(id="bar-spacer")
         yield Static(id="bar-state")
 
+    def set_screen_title(self, title: str) -> None:
+        """A screen's own state in the header (health: "health · PAUSED")."""
+        self.screen_title = title
+        self._draw_state()
+
     def on_mount(self) -> None:
         self.watch(self.app, "schema_label", self._schema_changed)
         self.watch(self.app, "connection_state", self._state_changed)
