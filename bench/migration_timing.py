@@ -13,11 +13,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's tests/ package
 
 from sqlalchemy import text
+from tests.pg import start_test_server, stop_test_server
 
 from dlq_tui.db.connect import make_engine
 from dlq_tui.migrate import runner
 from tests import dbstates
-from tests.pg import start_test_server, stop_test_server
 
 
 def main(sizes: list[int], duplicates: bool) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's tests/ package
 
 from sqlalchemy import Engine, text
+from tests.pg import start_test_server, stop_test_server
 
 from bench.migration import Writer
 from dlq_tui.db.connect import make_engine
@@ -24,7 +25,6 @@ from dlq_tui.migrate import runner
 from dlq_tui.migrate.online import online_upgrade
 from dlq_tui.migrate.steps import StepEvent
 from tests import dbstates
-from tests.pg import start_test_server, stop_test_server
 
 
 def measure(
