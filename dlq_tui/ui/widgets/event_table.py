@@ -440,17 +440,17 @@ class EventTable(RowCursorView):
             self.scroll_to(y=self._cursor - visible + 1, animate=animate, force=True)
 
     def _set_cursor(self, index: int, *, scroll: bool = True, animate: bool = False) -> None:
+        """Move the cursor (clamped to the window); scroll=False: the caller scrolled already (page keys)."""
         if not self._rows:
             return
         index = max(0, min(index, len(self._rows) - 1))
-        if scroll:
-            previous = self._cursor
-            self._cursor = index
-            self._scroll_cursor_into_view(animate=animate)
-            self._cursor = previous
         if index == self._cursor:
+            if scroll:
+                self._scroll_cursor_into_view(animate=animate)
             return
         self._cursor = index
+        # Whatever scrolled before, the cursor ends on screen (as DataTable's cursor watcher ensures).
+        self._scroll_cursor_into_view(animate=animate and scroll)
         self.refresh()
         self._cursor_moved()
 
