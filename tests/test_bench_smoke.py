@@ -20,7 +20,18 @@ def test_runner_produces_every_measurement_at_1k(pg_server: pg.TestServer, tmp_p
     args = ["--dsn", pg_server.admin_dsn, "--db-prefix", prefix, "--out", str(out), "--quiet"]
     args += ["--sizes", "1k", "--migration-sizes", "1k", "--triage-size", "1k", "--app-size", "1k"]
     args += ["--redrive-size", "1k"]
-    args += ["--repeats", "3", "--triage-seconds", "1", "--app-pages", "3", "--startup-repeats", "1", "--table-keys", "5"]
+    args += [
+        "--repeats",
+        "3",
+        "--triage-seconds",
+        "1",
+        "--app-pages",
+        "3",
+        "--startup-repeats",
+        "1",
+        "--table-keys",
+        "5",
+    ]
     assert main(args) == 0
 
     results = json.loads(out.read_text())

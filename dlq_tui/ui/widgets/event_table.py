@@ -294,11 +294,14 @@ class EventTable(RowCursorView):
         """Take the window from self.pages: the cursor stays on focus_id (at the same screen line if keep_offset)."""
         offset = self._cursor - int(self.scroll_y) if keep_offset else 0
         rows = [row for page in self.pages for row in page]
+        before = self.rows_by_id
         self._rows = rows
         self.rows_by_id = {row.id: row for row in rows}
-        # Cells of rows that left the window go with them; the rest stay drawn.
-        self._cells = {key: cells for key, cells in self._cells.items() if key in self.rows_by_id}
-        self._lines = {key: lines for key, lines in self._lines.items() if key is None or key in self.rows_by_id}
+        # Rows still in the window as the same objects stay drawn; a reload brings new objects (a lock taken, a
+        # retry counted): those are drawn again, like the rows that just arrived.
+        kept = {key for key, row in self.rows_by_id.items() if before.get(key) is row}
+        self._cells = {key: cells for key, cells in self._cells.items() if key in kept}
+        self._lines = {key: lines for key, lines in self._lines.items() if key is None or key in kept}
         self._update_virtual_size()
         self.refresh()
         if not rows:
