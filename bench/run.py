@@ -48,6 +48,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--app-size", type=_sizes, default=[1_000_000], help="N for the app measurements")
     p.add_argument("--app-pages", type=int, default=1000, help="pages to scroll for the app memory measurement")
     p.add_argument("--startup-repeats", type=int, default=5, help="launches of the real app in tmux")
+    p.add_argument("--table-keys", type=int, default=200, help="timed pgdn (and down) presses in the events table")
     p.add_argument("--db-prefix", default="bench", help="prefix of the databases the runner creates")
     p.add_argument("--repeats", type=int, default=15, help="timed repetitions of each page/health measurement")
     p.add_argument("--only", default=",".join(ALL), help=f"comma-separated subset of {','.join(ALL)}")
@@ -229,10 +230,12 @@ class Run:
 
     def app(self, rows: int) -> None:
         from bench.app import measure_app
+        from bench.table_keys import measure_table_keys
 
         dsn, engine = self.v7_database(rows)
         try:
             res = measure_app(dsn, pages=self.args.app_pages, startups=self.args.startup_repeats, say=self.say)
+            res["table_keys"] = measure_table_keys(dsn, keys=self.args.table_keys, say=self.say)
             self.results["app"] = {"rows": rows, **res}
         finally:
             self.done_with(rows, engine)

@@ -20,7 +20,18 @@ def test_runner_produces_every_measurement_at_1k(pg_server: pg.TestServer, tmp_p
     args = ["--dsn", pg_server.admin_dsn, "--db-prefix", prefix, "--out", str(out), "--quiet"]
     args += ["--sizes", "1k", "--migration-sizes", "1k", "--triage-size", "1k", "--app-size", "1k"]
     args += ["--redrive-size", "1k"]
-    args += ["--repeats", "3", "--triage-seconds", "1", "--app-pages", "3", "--startup-repeats", "1"]
+    args += [
+        "--repeats",
+        "3",
+        "--triage-seconds",
+        "1",
+        "--app-pages",
+        "3",
+        "--startup-repeats",
+        "1",
+        "--table-keys",
+        "5",
+    ]
     assert main(args) == 0
 
     results = json.loads(out.read_text())
@@ -53,6 +64,9 @@ def test_runner_produces_every_measurement_at_1k(pg_server: pg.TestServer, tmp_p
     assert app["startup"]["failures"] == [] and app["startup"]["launch_to_events_ms"]["n"] == 1
     memory = app["memory"]
     assert memory["pages_fetched"] >= 4 and memory["rss_after_1_page_mib"] > 0 and memory["ratio"] > 0
+    keys = app["table_keys"]
+    for widget in ("line_api", "datatable"):
+        assert keys[widget]["pagedown"]["n"] == 5 and keys[widget]["down"]["median"] > 0, widget
 
     # Nothing left behind on the server.
     with pg_server.admin() as conn:

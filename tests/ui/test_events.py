@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-from tests.ui.conftest import SIZE, DemoDb, demo_app, open_events, screen_text, settle
+from tests.ui.conftest import SIZE, DemoDb, demo_app, open_events, press, screen_text, settle
 
 
 async def test_page_through_every_pending_event_and_back(demo_db: DemoDb) -> None:
@@ -196,3 +196,45 @@ async def test_a_dialog_dismissed_twice_closes_once(demo_db: DemoDb) -> None:
         await settle(pilot)
         assert answers == [1]
         assert app.screen is screen
+
+
+async def test_pgdn_steps_a_screenful_and_the_window_slides_under_the_cursor(demo_db: DemoDb) -> None:
+    app = demo_app(demo_db)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_events(pilot)
+        table = screen.table
+        first_top = table.window_rows[0].id
+        screenful = table.scrollable_content_region.height - 1  # rows under the header
+        ids_seen: list[int] = []
+        for _ in range(150):  # 13 rows a step: past the 600-row window and on to the end of the demo queue
+            before = table.highlighted.id
+            before_index = table.cursor_row
+            await press(pilot, "pagedown")
+            row = table.highlighted
+            assert row.id != before
+            ids_seen.append(row.id)
+            # The highlighted event is drawn on screen, on its own line (the cursor never leaves the view).
+            lines = [line.split() for line in screen_text(app).splitlines()]
+            assert any(str(row.id) in words for words in lines)
+            if table.window_rows[0].id == first_top:
+                assert table.cursor_row - before_index == screenful  # no slide yet: exactly one screenful down
+            if table.at_end and table.cursor_row == table.row_count - 1:
+                break
+        assert table.window_rows[0].id != first_top  # the window slid (top pages dropped) on the way down
+        assert table.row_count <= table.MAX_PAGES * 200
+        assert len(set(ids_seen)) == len(ids_seen)  # every step landed on a new event
+
+
+async def test_click_moves_the_cursor_and_a_second_click_opens_the_detail(demo_db: DemoDb) -> None:
+    app = demo_app(demo_db)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_events(pilot)
+        table = screen.table
+        await pilot.click("#events-table", offset=(10, 4))  # the header is line 0: this is the fourth row
+        await settle(pilot)
+        assert table.cursor_row == 3 and table.highlighted.id == table.window_rows[3].id
+        assert f"event {table.highlighted.id}" in screen_text(app)
+        assert table.has_focus
+        await pilot.click("#events-table", offset=(10, 4))
+        await settle(pilot)
+        assert screen.pane.has_focus

@@ -18,7 +18,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Container
 from textual.message import Message
 from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import Footer, Static
 from textual.worker import Worker
 
 from dlq_tui.db.models import SORT_ORDERS, EventDetail, EventFilter, EventPage, PageCursor, SortOrder
@@ -341,7 +341,7 @@ class EventsScreen(EventActions):
         self._set_status()
 
     # --- the detail pane ---------------------------------------------------------------------------
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+    def on_event_table_row_highlighted(self, event: EventTable.RowHighlighted) -> None:
         self._follow_cursor()
 
     def _follow_cursor(self) -> None:
@@ -383,7 +383,7 @@ class EventsScreen(EventActions):
         self._payload_target = None  # the pane starts again at the payload's first page
         self.pane.show(message.detail, now, live=not self.dlq.frozen_clock)
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+    def on_event_table_row_selected(self, event: EventTable.RowSelected) -> None:
         if self.pane.display:
             self.pane.focus()
 
