@@ -13,8 +13,10 @@ them: a necessary condition, so the narrowing never loses a match.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,6 +47,37 @@ _VERBATIM_RUN = re.compile(r"[ !#-.0-\[\]-~]+")
 
 class SearchCancelled(Exception):
     """The caller asked the scan to stop (between chunks)."""
+
+
+class SearchHandle:
+    """Stops one search from another thread: the scan ends before its next statement, and the statement running
+    now is cancelled on the server (a cancelled search leaves no query running)."""
+
+    def __init__(self) -> None:
+        self.cancelled = False
+        self._lock = threading.Lock()
+        self._connections: set[Any] = set()  # driver connections running this search's statements
+
+    def __call__(self) -> bool:
+        return self.cancelled
+
+    def attach(self, raw: Any) -> None:
+        with self._lock:
+            self._connections.add(raw)
+        if self.cancelled:  # cancelled before it started
+            raise SearchCancelled
+
+    def detach(self, raw: Any) -> None:
+        with self._lock:
+            self._connections.discard(raw)
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        with self._lock:
+            running = list(self._connections)
+        for raw in running:
+            with contextlib.suppress(Exception):
+                raw.cancel_safe(timeout=2.0)
 
 
 @dataclass(frozen=True)
@@ -203,6 +236,8 @@ def scan(
         started = time.perf_counter()
         lower = [walk.beyond(position)] if position is not None else []
         upper = _boundary(conn, [*base, *lower], walk, chunk)
+        if stop is not None and stop():
+            raise SearchCancelled
         within = [*base, *lower, *([walk.up_to(upper)] if upper is not None else [])]
         if limit is None and not query.fields:
             # Counting only: the server counts, nothing crosses the wire but the number.

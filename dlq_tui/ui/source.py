@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -28,7 +28,9 @@ if TYPE_CHECKING:
     from dlq_tui.config import Settings
     from dlq_tui.db.models import ActionResult
     from dlq_tui.db.redrive import RedriveResult, RepairPreview
+    from dlq_tui.db.search import ScanProgress, SearchHandle, SearchPage
     from dlq_tui.db.sources import SourceOverview, SourceSelection
+    from dlq_tui.search.query import SearchQuery
     from dlq_tui.db.triage import Operator
 
 # A backstop: a thread worker cannot cancel its query, so the server does it after this long.
@@ -83,6 +85,7 @@ class DataSource:
         self.last_migration: MigrationRun | None = None
         self._operator: Operator | None = None
         self._health_in_flight: set[Any] = set()
+        self._searches: set[SearchHandle] = set()  # searches running now (cancelled on close)
         self.claimed = False  # a claim of this session succeeded: quitting checks for claims still held
 
     @property
@@ -92,6 +95,8 @@ class DataSource:
     def close(self) -> None:
         # A thread worker's query outlives the app; cancel a running health refresh so that quitting does not
         # leave a long aggregate running on the server (a relaunch would queue behind it).
+        for handle in list(self._searches):
+            handle.cancel()
         for raw in list(self._health_in_flight):
             with contextlib.suppress(Exception):
                 raw.cancel_safe(timeout=1.0)
@@ -162,6 +167,77 @@ class DataSource:
 
         with self.engine.connect() as conn:
             return known_reasons(conn)
+
+    # --- forensic search (dlq_tui.db.search): a scan in chunks, stopped by its handle, on the server too ---------
+    def search(
+        self,
+        query: SearchQuery,
+        handle: SearchHandle,
+        *,
+        after: PageCursor | None = None,
+        before: PageCursor | None = None,
+        limit: int = PAGE_SIZE,
+        on_progress: Callable[[ScanProgress], None] | None = None,
+        scanned_before: int = 0,
+    ) -> SearchPage:
+        from dlq_tui.db.search import scan
+
+        with self._searching(handle) as conn:
+            return scan(
+                conn,
+                query,
+                after=after,
+                before=before,
+                limit=limit,
+                on_progress=on_progress,
+                stop=handle,
+                scanned_before=scanned_before,
+            )
+
+    def search_count(
+        self,
+        query: SearchQuery,
+        handle: SearchHandle,
+        *,
+        after: PageCursor | None,
+        scanned_before: int,
+        matches_before: int,
+        on_progress: Callable[[ScanProgress], None] | None = None,
+    ) -> ScanProgress:
+        """Walk on from `after` to the end counting matches (the header's "N matches, X% scanned")."""
+        from dlq_tui.db.search import count_matches
+
+        with self._searching(handle) as conn:
+            return count_matches(
+                conn,
+                query,
+                after=after,
+                on_progress=on_progress,
+                stop=handle,
+                scanned_before=scanned_before,
+                matches_before=matches_before,
+            )
+
+    @contextlib.contextmanager
+    def _searching(self, handle: SearchHandle) -> Iterator[Any]:
+        from sqlalchemy.exc import DBAPIError
+
+        from dlq_tui.db.errors import QUERY_CANCELED, sqlstate
+        from dlq_tui.db.search import SearchCancelled
+
+        with self.engine.connect() as conn:
+            raw = conn.connection.dbapi_connection
+            handle.attach(raw)
+            self._searches.add(handle)
+            try:
+                yield conn
+            except DBAPIError as exc:
+                if handle.cancelled and sqlstate(exc) == QUERY_CANCELED:
+                    raise SearchCancelled from None
+                raise
+            finally:
+                handle.detach(raw)
+                self._searches.discard(handle)
 
     # --- per source file (dlq_tui.db.sources) --------------------------------------------------------
     def sources(self) -> SourceOverview:
