@@ -30,8 +30,8 @@ if TYPE_CHECKING:
     from dlq_tui.db.redrive import RedriveResult, RepairPreview
     from dlq_tui.db.search import ScanProgress, SearchHandle, SearchPage
     from dlq_tui.db.sources import SourceOverview, SourceSelection
-    from dlq_tui.search.query import SearchQuery
     from dlq_tui.db.triage import Operator
+    from dlq_tui.search.query import SearchQuery
 
 # A backstop: a thread worker cannot cancel its query, so the server does it after this long.
 STATEMENT_TIMEOUT_MS = 30_000

@@ -76,9 +76,15 @@ def test_cancel_stops_the_statement_on_the_server(v7_dsn: str, v7_engine: Engine
 def test_closing_the_source_cancels_a_running_search(v7_dsn: str, v7_engine: Engine, slow_table: None) -> None:
     source = DataSource(Settings(dsn=v7_dsn, operator="tester"))
     handle = s.SearchHandle()
-    worker = threading.Thread(
-        target=lambda: pytest.raises(s.SearchCancelled, source.search, parse_query(SLOW_TERM), handle)
-    )
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            source.search(parse_query(SLOW_TERM), handle)
+        except Exception as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=run)
     worker.start()
     deadline = time.monotonic() + 10
     while not _running_searches(v7_engine):
@@ -87,3 +93,4 @@ def test_closing_the_source_cancels_a_running_search(v7_dsn: str, v7_engine: Eng
     source.close()  # quitting the app
     worker.join(timeout=5)
     assert not worker.is_alive() and _running_searches(v7_engine) == []
+    assert len(outcome) == 1 and isinstance(outcome[0], s.SearchCancelled)
