@@ -23,8 +23,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Select, Text, cast, func, literal, select, tuple_
+from sqlalchemy.exc import DBAPIError
 
 from dlq_tui.db import schema
+from dlq_tui.db.errors import QUERY_CANCELED, sqlstate
 from dlq_tui.db.models import EventFilter, EventPage, EventRow, PageCursor
 from dlq_tui.db.queries import _ROW_COLUMNS, ORDER_KEYS, _key_of, _to_row, escape_like, filter_conditions
 from dlq_tui.search.query import SearchQuery, field_snippet, text_snippet
@@ -46,7 +48,11 @@ _VERBATIM_RUN = re.compile(r"[ !#-.0-\[\]-~]+")
 
 
 class SearchCancelled(Exception):
-    """The caller asked the scan to stop (between chunks)."""
+    """The caller asked the scan to stop; `partial` holds what was found until then (None before any chunk)."""
+
+    def __init__(self, partial: SearchPage | None = None) -> None:
+        super().__init__("search cancelled")
+        self.partial = partial
 
 
 class SearchHandle:
@@ -121,12 +127,17 @@ def _longest_verbatim(value: str) -> str:
 
 
 def payload_conditions(query: SearchQuery) -> list[ColumnElement[bool]]:
-    """The server's part of the payload terms: exact for free text, a necessary condition for field terms."""
+    """The server's part of the query beyond the filter: free text and source/checksum exactly, a necessary
+    condition for field terms."""
 
     def contains(fragment: str) -> ColumnElement[bool]:
         return payload_text.ilike(f"%{escape_like(fragment)}%", escape="\\")
 
     conds = [contains(term) for term in query.terms]
+    if query.source is not None:
+        conds.append(ev.c.source == query.source)
+    if query.checksum is not None:
+        conds.append(ev.c.payload_checksum == query.checksum)
     for term in query.fields:
         for part in (*term.path, term.value):
             if fragment := _longest_verbatim(part):
@@ -203,6 +214,36 @@ def _snippet(query: SearchQuery, text: str) -> str | None:
     return text_snippet(text, "")
 
 
+def _chunk(
+    conn: Connection,
+    query: SearchQuery,
+    walk: _Walk,
+    base: list[ColumnElement[bool]],
+    lower: list[ColumnElement[bool]],
+    upper: PageCursor | None,
+    searched: list[ColumnElement[bool]],
+    limit: int | None,
+    matches: list[SearchMatch],
+    found: int,
+) -> int:
+    """One chunk's matches appended to `matches` (counted only, with limit None); returns the new match count."""
+    within = [*base, *lower, *([walk.up_to(upper)] if upper is not None else [])]
+    if limit is None and not query.fields:
+        # Counting only: the server counts, nothing crosses the wire but the number.
+        return found + conn.execute(select(func.count()).select_from(ev).where(*within, *searched)).scalar_one()
+    wanted = None if limit is None else limit - len(matches)
+    for r in conn.execute(_match_query(query, [*within, *searched], walk, wanted)):
+        snippet = _snippet(query, r.payload_text)
+        if snippet is None:
+            continue
+        found += 1
+        if limit is not None:
+            matches.append(SearchMatch(_to_row(r), snippet))
+            if len(matches) >= limit:
+                break
+    return found
+
+
 def scan(
     conn: Connection,
     query: SearchQuery,
@@ -230,29 +271,26 @@ def scan(
     chunk = CHUNK_START_ROWS
     scanned, found = scanned_before, matches_before
     matches: list[SearchMatch] = []
+    progress = ScanProgress(scanned=scanned, total=total, matches=found, done=False)
+
+    def cancelled() -> SearchCancelled:
+        shown = list(reversed(matches)) if before is not None else list(matches)
+        return SearchCancelled(SearchPage(shown, None, progress))
+
     while True:
         if stop is not None and stop():
-            raise SearchCancelled
+            raise cancelled()
         started = time.perf_counter()
         lower = [walk.beyond(position)] if position is not None else []
-        upper = _boundary(conn, [*base, *lower], walk, chunk)
-        if stop is not None and stop():
-            raise SearchCancelled
-        within = [*base, *lower, *([walk.up_to(upper)] if upper is not None else [])]
-        if limit is None and not query.fields:
-            # Counting only: the server counts, nothing crosses the wire but the number.
-            found += conn.execute(select(func.count()).select_from(ev).where(*within, *searched)).scalar_one()
-        else:
-            wanted = None if limit is None else limit - len(matches)
-            for r in conn.execute(_match_query(query, [*within, *searched], walk, wanted)):
-                snippet = _snippet(query, r.payload_text)
-                if snippet is None:
-                    continue
-                found += 1
-                if limit is not None:
-                    matches.append(SearchMatch(_to_row(r), snippet))
-                    if len(matches) >= limit:
-                        break
+        try:
+            upper = _boundary(conn, [*base, *lower], walk, chunk)
+            if stop is not None and stop():
+                raise cancelled()
+            found = _chunk(conn, query, walk, base, lower, upper, searched, limit, matches, found)
+        except DBAPIError as exc:
+            if stop is not None and stop() and sqlstate(exc) == QUERY_CANCELED:
+                raise cancelled() from None
+            raise
         scanned = scanned + chunk if upper is not None else max(scanned, total)
         done = upper is None and (limit is None or len(matches) < limit)
         progress = ScanProgress(scanned=scanned, total=max(total, scanned), matches=found, done=done)

@@ -6,6 +6,7 @@
                                malformed_content (when it parses or repairs), whose value contains that text
     nested.eventid:login       a key path: key eventid inside a key nested, at any depth
     session:                   the key is present, whatever its value
+    source:/var/log/x.json     the event's source file, exactly; checksum:HEX the stored payload checksum (duplicates)
     reason:json_parsing_failed the existing filters: reason (exact), class:malicious|corrupted|format_error|none,
     priority<=2  priority<3    at most that priority, locked / free (held or not), resolved (resolved events too)
 
@@ -37,6 +38,8 @@ _CLASS_NONE = ("none", "unclassified")
 _KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*(?:\.[A-Za-z_][A-Za-z0-9_\-]*)*")
 _PRIORITY_RE = re.compile(r"priority(<=|<)(.*)", re.IGNORECASE | re.DOTALL)
 _CONTENT_KEY = "malformed_content"
+_EXAMPLES = {"source": "/var/log/cowrie/cowrie.json", "checksum": "3f2a…"}
+_BARE_VALUE = re.compile(r'[^\s"\\]+')
 
 
 class QueryError(ValueError):
@@ -59,6 +62,8 @@ class SearchQuery:
     terms: tuple[str, ...] = ()
     fields: tuple[FieldTerm, ...] = ()
     filter: EventFilter = field(default_factory=EventFilter)
+    source: str | None = None  # source:FILE, the event's source column, exactly
+    checksum: str | None = None  # checksum:HEX, the stored payload checksum, exactly (duplicates)
 
     @property
     def searches_payload(self) -> bool:
@@ -75,6 +80,7 @@ def parse_query(source: str, *, base: EventFilter | None = None) -> SearchQuery:
     terms: list[str] = []
     fields: list[FieldTerm] = []
     seen: set[str] = set()
+    columns: dict[str, str] = {}
     for word, quoted in _words(source):
         if quoted:
             if word:
@@ -105,6 +111,11 @@ def parse_query(source: str, *, base: EventFilter | None = None) -> SearchQuery:
             if not value:
                 raise QueryError("reason: needs a reason code, for example reason:json_parsing_failed")
             flt = replace(flt, reason=value)
+        elif lowered_key in ("source", "checksum"):
+            _once(seen, lowered_key, word)
+            if not value:
+                raise QueryError(f"{lowered_key}: needs a value, for example {lowered_key}:{_EXAMPLES[lowered_key]}")
+            columns[lowered_key] = value
         elif lowered_key in ("class", "classification"):
             _once(seen, "class", word)
             flt = replace(flt, classification=_classification(value))
@@ -116,9 +127,16 @@ def parse_query(source: str, *, base: EventFilter | None = None) -> SearchQuery:
                 f"{shown!r} is not a field name (letters, digits, _ and -, dots between keys); "
                 'quote it to search it as text: "' + (word if len(word) <= 40 else word[:40] + "…") + '"'
             )
-    if not terms and not fields and flt == (EventFilter(order=flt.order)):
+    if not terms and not fields and not columns and flt == (EventFilter(order=flt.order)):
         raise QueryError("type something to search for: text, key:value or a filter (see ? for the language)")
-    return SearchQuery(text=source.strip(), terms=tuple(terms), fields=tuple(fields), filter=flt)
+    return SearchQuery(
+        text=source.strip(),
+        terms=tuple(terms),
+        fields=tuple(fields),
+        filter=flt,
+        source=columns.get("source"),
+        checksum=columns.get("checksum"),
+    )
 
 
 def _once(seen: set[str], what: str, word: str) -> None:
@@ -272,7 +290,43 @@ def text_snippet(payload_text: str, term: str, width: int = SNIPPET_CHARS) -> st
     return ("…" if start else "") + payload_text[start:end] + ("…" if end < len(payload_text) else "")
 
 
+def quote_value(value: str) -> str:
+    """value written so that parse_query reads it back unchanged (quoted when it holds spaces or quotes)."""
+    if _BARE_VALUE.fullmatch(value) and not value.startswith("//"):
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def field_value(payload_text: str, key: str) -> str | None:
+    """The text of the first `key` at any depth of the payload (or of the event in malformed_content), or None."""
+    term = FieldTerm((key,), "")
+    return next((hit for doc in _documents(payload_text) if (hit := _find(doc, term)) is not None), None)
+
+
+RELATED = {
+    "session": "same session",
+    "source": "same source file",
+    "src_ip": "same source IP",
+    "checksum": "same payload checksum (duplicates)",
+}
+
+
+def related_query(kind: str, *, payload_text: str, source: str | None, checksum: str | None) -> str | None:
+    """The search that finds the events related to one event (None: it has no such value), e.g. session:abcd1234."""
+    if kind in ("session", "src_ip"):
+        value = field_value(payload_text, kind)
+    else:
+        value = source if kind == "source" else checksum
+    if not value or unstorable(value) is not None or len(value) > QUERY_MAX_CHARS // 2:
+        return None
+    return f"{kind}:{quote_value(value)}"
+
+
 __all__ = [
+    "RELATED",
+    "field_value",
+    "quote_value",
+    "related_query",
     "QUERY_MAX_CHARS",
     "FieldTerm",
     "QueryError",
