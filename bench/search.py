@@ -21,13 +21,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import Engine, text  # noqa: E402
+from sqlalchemy import Engine, text
 
-from bench import seed  # noqa: E402
-from bench.server import open_server  # noqa: E402
-from dlq_tui.db.connect import make_engine  # noqa: E402
-from dlq_tui.db.search import count_matches, scan  # noqa: E402
-from dlq_tui.search.query import parse_query  # noqa: E402
+from bench import seed
+from bench.server import open_server
+from dlq_tui.db.connect import make_engine
+from dlq_tui.db.search import count_matches, scan
+from dlq_tui.search.query import parse_query
 
 # From the seed's generator (bench/seed.py): a quarter of the rows hold "wget http://198.51.100.<g % 255>/x.sh",
 # another quarter "url": "http://203.0.113.9/<g>". "198.51.100.3" matches g % 255 in {3, 30..39}: ~1.1 % of rows;
@@ -88,7 +88,7 @@ def measure(engine: Engine, rows: int, repeats: int) -> dict[str, Any]:
 
         first_match: list[float] = []
 
-        def first_page(q: Any = query) -> int:
+        def first_page(q: Any = query, first_match: list[float] = first_match) -> int:
             started = time.perf_counter()
             first_match.clear()
 

@@ -323,15 +323,15 @@ def related_query(kind: str, *, payload_text: str, source: str | None, checksum:
 
 
 __all__ = [
-    "RELATED",
-    "field_value",
-    "quote_value",
-    "related_query",
     "QUERY_MAX_CHARS",
+    "RELATED",
     "FieldTerm",
     "QueryError",
     "SearchQuery",
     "field_snippet",
+    "field_value",
     "parse_query",
+    "quote_value",
+    "related_query",
     "text_snippet",
 ]
