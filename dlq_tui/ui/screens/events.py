@@ -28,6 +28,7 @@ from textual.worker import Worker
 from dlq_tui.db.models import SORT_ORDERS, ActionResult, EventDetail, EventFilter, EventPage, SortOrder
 from dlq_tui.db.schema import CLASSIFICATIONS, priority_label
 from dlq_tui.text import plain
+from dlq_tui.ui.screens import search
 from dlq_tui.ui.screens.base import DlqScreen
 from dlq_tui.ui.screens.choice import Choice, ChoiceModal
 from dlq_tui.ui.screens.confirm import ConfirmModal
@@ -35,6 +36,7 @@ from dlq_tui.ui.screens.export import ExportModal, default_export_path
 from dlq_tui.ui.screens.filter import FilterModal, describe_filter
 from dlq_tui.ui.screens.jump import JumpModal
 from dlq_tui.ui.screens.resolve import Resolution, ResolveModal
+from dlq_tui.ui.screens.search import SearchModal, SearchProgressed, SearchState, page_call
 from dlq_tui.ui.widgets.connection_bar import ConnectionBar
 from dlq_tui.ui.widgets.event_detail import PAYLOAD_PAGE_CHARS, EventDetailPane
 from dlq_tui.ui.widgets.event_table import EventTable
@@ -169,7 +171,8 @@ class EventsScreen(DlqScreen):
             show=False,
         ),
         Binding("r", "refresh", "Reload", id="events.reload", show=False),
-        Binding("slash", "filter", "Filter", key_display="/", id="events.filter"),
+        Binding("slash", "search", "Search", key_display="/", id="events.search"),
+        Binding("backslash", "filter", "Filter", key_display="\\", id="events.filter", show=False),
         Binding("backspace", "clear_filter", "Clear filter", show=False, id="events.clear_filter"),
         Binding("g", "jump", "Jump", tooltip="Jump to id", id="events.jump", show=False),
         Binding("v", "toggle_resolved", "Resolved", id="events.resolved", show=False),
@@ -198,7 +201,12 @@ class EventsScreen(DlqScreen):
             id="events.payload_prev",
             show=False,
         ),
-        Binding("escape", "back_to_table", "Back to table", show=False, id="events.back"),
+        Binding("escape", "back_to_table", "Back to table / cancel search", show=False, id="events.back"),
+        # Related events of the one in the detail pane: each is a search, shown with its query.
+        Binding("n", "related('session')", "Same session", id="events.same_session", show=False),
+        Binding("l", "related('source')", "Same source file", id="events.same_source", show=False),
+        Binding("i", "related('src_ip')", "Same source IP", id="events.same_ip", show=False),
+        Binding("D", "related('checksum')", "Same checksum", key_display="D", id="events.same_checksum", show=False),
     ]
 
     def __init__(self) -> None:
@@ -216,6 +224,7 @@ class EventsScreen(DlqScreen):
         self._follow_generations: set[int] = set()  # reloads that jump to their focus_id if it is further down
         self._payload_target: tuple[int, int] | None = None  # (event id, payload page) asked for last
         self._payload_loading = False
+        self.search = SearchState()
 
     def compose(self) -> ComposeResult:
         yield ConnectionBar("events")
@@ -281,7 +290,7 @@ class EventsScreen(DlqScreen):
         self._set_status(loading=True)
         flt, generation = self.filter, self.generation
         self.run_worker(
-            lambda: self._fetch(generation, "reset", lambda: self.dlq.source.page(flt), focus_id),
+            lambda: self._fetch(generation, "reset", page_call(self, flt), focus_id),
             name="events page",
             group="page",
             thread=True,
@@ -298,9 +307,9 @@ class EventsScreen(DlqScreen):
     def on_event_table_need_page(self, message: EventTable.NeedPage) -> None:
         flt, generation, cursor = self.filter, self.generation, message.cursor
         if message.direction == "next":
-            call = lambda: self.dlq.source.page(flt, after=cursor)  # noqa: E731
+            call = page_call(self, flt, after=cursor)
         else:
-            call = lambda: self.dlq.source.page(flt, before=cursor)  # noqa: E731
+            call = page_call(self, flt, before=cursor)
         self.run_worker(
             lambda: self._fetch(generation, message.direction, call),
             name="events page",
@@ -388,6 +397,7 @@ class EventsScreen(DlqScreen):
         if described:
             text.append(" · filter: ", style="dim")
             text.append(described, style="bold cyan")
+        text.append_text(search.status(self.search))
         self.query_one("#events-status", Static).update(text)
 
     def on_event_table_marks_changed(self, message: EventTable.MarksChanged) -> None:
@@ -447,7 +457,24 @@ class EventsScreen(DlqScreen):
             self.pane.focus()
 
     def action_back_to_table(self) -> None:
-        self.table.focus()
+        if not search.cancel(self):
+            self.table.focus()
+
+    # --- search (dlq_tui.ui.screens.search) ----------------------------------------------------------
+    def action_search(self) -> None:
+        def done(text: str | None) -> None:
+            if text:
+                search.start(self, text)
+
+        current = self.search.query.text if self.search.query is not None else ""
+        self.app.push_screen(SearchModal(current, list(self.search.history)), done)
+
+    def action_related(self, kind: str) -> None:
+        search.related(self, kind)
+
+    def on_search_progressed(self, message: SearchProgressed) -> None:
+        search.progressed(self, message)
+        self._set_status()
 
     def action_toggle_detail(self) -> None:
         self.pane.display = not self.pane.display
@@ -509,9 +536,9 @@ class EventsScreen(DlqScreen):
             row = self.table.highlighted
             self.reload(focus_id=row.id if row else None)
 
-    def apply_filter(self, flt: EventFilter) -> None:
-        if flt != self.filter:
-            if not flt.same_events(self.filter):
+    def apply_filter(self, flt: EventFilter, *, force: bool = False) -> None:
+        if flt != self.filter or force:
+            if not flt.same_events(self.filter) or force:
                 self._drop_marks_of_another_view()
             self.filter = flt
             self._detail_id = None
@@ -526,7 +553,11 @@ class EventsScreen(DlqScreen):
         self.app.push_screen(FilterModal(self.filter, self.reasons), done)
 
     def action_clear_filter(self) -> None:
-        self.apply_filter(EventFilter(include_resolved=self.filter.include_resolved, order=self.filter.order))
+        had_search = self.search.query is not None
+        search.clear(self)
+        self.apply_filter(
+            force=had_search, flt=EventFilter(include_resolved=self.filter.include_resolved, order=self.filter.order)
+        )
 
     def action_cycle_order(self) -> None:
         """`s`: the same events by priority, newest first, most retries first (each keyset paged)."""
@@ -899,7 +930,7 @@ class EventsScreen(DlqScreen):
 
         def load() -> None:
             try:
-                ids = self.dlq.source.matching_ids(flt)
+                ids = search.matching_ids(self, flt) if self.search.query else self.dlq.source.matching_ids(flt)
             except Exception:
                 self.app.call_from_thread(self._one_action_done)
                 raise
@@ -918,7 +949,8 @@ class EventsScreen(DlqScreen):
             self.notify(f"nothing to export: no {view} event matches", title="export", markup=False)
             return
         plural = "s" if n != 1 else ""
-        subject = f"the {n:,} event{plural} matching this filter as of {clock_time(message.as_of)} UTC"
+        what = search.export_subject(self.search) or " matching this filter"
+        subject = f"the {n:,} event{plural}{what} as of {clock_time(message.as_of)} UTC"
         body = Text()
         body.append(f"Export {subject}", style="bold")
         body.append(f"\nview: {view}" + (f", filter: {described}" if described else ", no filter"), style="dim")
