@@ -33,6 +33,16 @@ if TYPE_CHECKING:
 
 QUERY = "the query"
 HISTORY_MAX = 50
+# The language in help (`?`): (example, what it matches), the same as the README's Search table.
+SEARCH_LANGUAGE: tuple[tuple[str, str], ...] = (
+    ('wget  "chmod +x"', "text anywhere in the payload as stored, any case; quotes make a phrase"),
+    ("src_ip:1.2.3.4", "a key at any depth (also inside malformed_content) whose value contains the text"),
+    ("session:  a.b:x", "the key is present / a key path"),
+    ("source:F  checksum:H", "the event's source file / stored payload checksum, exactly"),
+    ("reason:C  class:malicious", "the filters: exact reason, classification (corrupted, format_error, none)"),
+    ("priority<=2  locked  free", "at most that priority, held or free locks only"),
+    ("resolved", 'resolved events too; terms combine with AND; quote a word to search it as text ("a:b")'),
+)
 HELP_LINES = (
     'wget  "chmod +x"  text anywhere in the payload (any case)',
     "src_ip:1.2.3.4  session:abcd  input:wget  a key at any depth, also inside malformed_content",
