@@ -204,3 +204,15 @@ async def test_progress_then_esc_cancels_the_search_on_the_server(
         assert "cancelled at" in status_line(app)
         assert _running(v7_engine) == []
         assert len(screen.table.window_rows) == 1  # what was found stays listed
+
+
+async def test_a_jump_ends_the_search_and_lists_the_event(v7_dsn: str, v7_engine: Engine) -> None:
+    ids = _fill(v7_engine)
+    app = make_app(v7_dsn)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_events(pilot)
+        await _search(pilot, "wget")
+        assert [row.id for row in screen.table.window_rows] == [ids[0]]
+        await press(pilot, "g", *str(ids[3]), "enter")
+        assert screen.table.highlighted is not None and screen.table.highlighted.id == ids[3]
+        assert "search:" not in status_line(app)

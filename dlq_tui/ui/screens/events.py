@@ -570,6 +570,7 @@ class EventsScreen(DlqScreen):
     def action_jump(self) -> None:
         def done(event_id: int | None) -> None:
             if event_id is not None:
+                search.clear(self)  # a jump lists the event in its view, whatever the search
                 self.find_event(event_id)
 
         self.app.push_screen(JumpModal(), done)
@@ -794,7 +795,7 @@ class EventsScreen(DlqScreen):
         page (it was further down, or a new priority moved it), open the page that starts at it instead."""
         self._detail_id = None
         self.reload(focus_id=focus_id)
-        if focus_id is not None:
+        if focus_id is not None and self.search.query is None:  # a page that starts at an id ignores the search
             self._follow_generations.add(self.generation)
 
     def action_claim(self) -> None:
