@@ -263,6 +263,12 @@ def scan(
     if after is not None and before is not None:
         raise ValueError("give after or before, not both")
     flt = query.filter
+    # The driver prepares a statement run five times on one connection, and the server's generic plan for a key
+    # range with unknown bounds walks the whole priority group of the spec's (priority, resolved) index on every
+    # chunk (measured: a 1M-row scan went quadratic, minutes instead of seconds). Each chunk is planned with its
+    # bounds instead.
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
     walk = _Walk(flt, backwards=before is not None)
     base = filter_conditions(flt)
     searched = payload_conditions(query)
