@@ -195,28 +195,13 @@ class DataSource:
             )
 
     def search_count(
-        self,
-        query: SearchQuery,
-        handle: SearchHandle,
-        *,
-        after: PageCursor | None,
-        scanned_before: int,
-        matches_before: int,
-        on_progress: Callable[[ScanProgress], None] | None = None,
+        self, query: SearchQuery, handle: SearchHandle, *, on_progress: Callable[[ScanProgress], None] | None = None
     ) -> ScanProgress:
-        """Walk on from `after` to the end counting matches (the header's "N matches, X% scanned")."""
-        from dlq_tui.db.search import count_matches
+        """Count every match of the view in table order (the header's "N matches, X% of table scanned")."""
+        from dlq_tui.db.search import count_in_table_order
 
         with self._searching(handle) as conn:
-            return count_matches(
-                conn,
-                query,
-                after=after,
-                on_progress=on_progress,
-                stop=handle,
-                scanned_before=scanned_before,
-                matches_before=matches_before,
-            )
+            return count_in_table_order(conn, query, on_progress=on_progress, stop=handle)
 
     @contextlib.contextmanager
     def _searching(self, handle: SearchHandle) -> Iterator[Any]:

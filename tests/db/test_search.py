@@ -166,6 +166,11 @@ def test_a_scan_walks_in_chunks_reporting_progress_and_stops_when_asked(
         assert all(p.percent < 100 for p in seen[:-1])
         counted = s.count_matches(conn, parse_query("x:no"))
         assert counted.matches == 99 and counted.done
+        blocks: list[s.ScanProgress] = []
+        in_table_order = s.count_in_table_order(conn, parse_query("x:no"), blocks=1, on_progress=blocks.append)
+        assert in_table_order.matches == 99 and in_table_order.done and in_table_order.percent == 100
+        assert len(blocks) > 1 and all(p.percent < 100 for p in blocks[:-1])
+        assert s.count_in_table_order(conn, parse_query('"rare"')).matches == 1
         calls: list[int] = []
         with pytest.raises(s.SearchCancelled):
             s.scan(conn, parse_query("rare"), stop=lambda: len(calls) > 2 or bool(calls.append(1)))

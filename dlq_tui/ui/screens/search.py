@@ -1,8 +1,8 @@
 """`/` on the events screen: a search box, and the search it starts (pages of matches, the counter, esc to cancel).
 
 The events screen keeps paging exactly as for a filter: while a search is on, its page calls go to
-DataSource.search (a chunked keyset scan, see dlq_tui.db.search) instead of DataSource.page. After the first
-page a counter walks on to the end of the view so the status line can say "searching… N matches, X% of table
+DataSource.search (a chunked keyset scan, see dlq_tui.db.search) instead of DataSource.page. Beside the page
+scan a counter reads the whole view in table order so the status line can say "searching… N matches, X% of table
 scanned"; esc cancels both, on the server too. Related-event keys (same session, source file, source IP,
 checksum) are just searches: the query is put in the box's history and shown like a typed one.
 """
@@ -148,6 +148,7 @@ class SearchState:
     progress: ScanProgress | None = None
     running: bool = False
     cancelled: bool = False
+    counted: bool = False  # the counter has reported: its figures are the ones shown
 
     def remember(self, text: str) -> None:
         if text in self.history:
@@ -208,6 +209,8 @@ def page_call(
         state.stop()
         state.handle = SearchHandle()
         state.running = True
+        state.counted = False
+        state.progress = None
     handle = state.handle
     assert handle is not None
     first = after is None and before is None
@@ -218,29 +221,19 @@ def page_call(
         def progressed(progress: ScanProgress) -> None:
             screen.post_message(SearchProgressed(generation, progress, counting=False))
 
+        if first:
+            count(screen, query, handle, generation)
         try:
             found = source.search(query, handle, after=after, before=before, on_progress=progressed if first else None)
         except SearchCancelled as exc:
             return exc.partial.page if exc.partial is not None and first else EventPage([], None)
-        if first and found.next_cursor is not None:
-            count(screen, query, handle, generation, found.next_cursor, found.progress, len(found.matches))
-        elif first:
-            screen.post_message(SearchProgressed(generation, found.progress, counting=True))
         return found.page
 
     return call
 
 
-def count(
-    screen: EventsScreen,
-    query: SearchQuery,
-    handle: SearchHandle,
-    generation: int,
-    after: PageCursor,
-    progress: ScanProgress,
-    found: int,
-) -> None:
-    """After the first page: walk on to the end counting matches, in a worker of its own (esc stops it)."""
+def count(screen: EventsScreen, query: SearchQuery, handle: SearchHandle, generation: int) -> None:
+    """Beside the page scan: count every match in table order, in a worker of its own (esc stops it too)."""
     source = screen.dlq.source
 
     def walk() -> None:
@@ -250,14 +243,7 @@ def count(
             screen.post_message(SearchProgressed(generation, now, counting=True))
 
         with contextlib.suppress(SearchCancelled):
-            source.search_count(
-                query,
-                handle,
-                after=after,
-                scanned_before=progress.scanned,
-                matches_before=found,
-                on_progress=progressed,
-            )
+            source.search_count(query, handle, on_progress=progressed)
 
     screen.app.call_from_thread(
         lambda: screen.run_worker(walk, name="search count", group="search", thread=True, exit_on_error=False)
@@ -268,6 +254,10 @@ def progressed(screen: EventsScreen, message: SearchProgressed) -> None:
     state = screen.search
     if message.generation != screen.generation or state.query is None or state.cancelled:
         return
+    if message.counting:
+        state.counted = True
+    elif state.counted:
+        return  # the counter's figures cover the whole view: the page scan's would go backwards
     state.progress = message.progress
     if message.counting and message.progress.done:
         state.running = False
