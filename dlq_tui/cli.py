@@ -135,6 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
     from dlq_tui.commands.purge import add_purge_options
 
     add_purge_options(purge)
+    from dlq_tui.commands.search import add_search_options
+
+    search = sub.add_parser("search", help="events whose payload matches QUERY (0 matches, 1 none, 2 bad query)")
+    _common_options(search, suppress=True)
+    add_search_options(search)
     return parser
 
 
@@ -192,6 +197,12 @@ def run(argv: Sequence[str] | None = None) -> int:
         # Before the database is resolved: a bad DAYS must not start the embedded server first.
         if (problem := usage_problem(args)) is not None:
             return fail(problem)
+    if args.command == "search":
+        from dlq_tui.commands.search import query_problem
+
+        # Before the database is resolved: a bad query must not start the embedded server first.
+        if (problem := query_problem(args)) is not None:
+            return fail(problem)
     if args.demo and args.read_only:
         # Before the database is even resolved: the embedded default would create its database first.
         return fail(
@@ -244,6 +255,10 @@ def run(argv: Sequence[str] | None = None) -> int:
             from dlq_tui.commands.analyze import run_analyze
 
             return run_analyze(dsn, as_json=args.json, deadline=deadline)
+        if args.command == "search":
+            from dlq_tui.commands.search import run_search
+
+            return run_search(dsn, args, deadline=deadline)
         if args.command == "redrive":
             from dlq_tui.commands.redrive import run_redrive
 

@@ -14,6 +14,7 @@ from dlq_tui.ui.widgets.event_table import EventTable
 README = Path(__file__).resolve().parents[1] / "README.md"
 SHOWN_AS = {
     "slash": "/",
+    "backslash": "\\",
     "asterisk": "*",
     "minus": "-",
     "right_square_bracket": "]",

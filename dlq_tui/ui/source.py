@@ -35,6 +35,7 @@ from dlq_tui.db.models import (
     ViewReading,
 )
 from dlq_tui.db.redrive import Destination, RedriveRefused, RedriveResult, RepairPreview
+from dlq_tui.db.search import ScanProgress, SearchCancelled, SearchHandle, SearchPage, count_in_table_order, scan
 from dlq_tui.db.sources import REINGEST_METHOD, SourceOverview, SourceSelection, SourceStat
 from dlq_tui.db.triage import (
     HELD_BY_YOU,
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from dlq_tui.config import Settings
+    from dlq_tui.search.query import SearchQuery
 
 # What screens and widgets use from the data layers (they import it from here, never from db/ or migrate/).
 __all__ = [
@@ -71,7 +73,11 @@ __all__ = [
     "RedriveRefused",
     "RedriveResult",
     "RepairPreview",
+    "ScanProgress",
     "SchemaStatus",
+    "SearchCancelled",
+    "SearchHandle",
+    "SearchPage",
     "SourceOverview",
     "SourceSelection",
     "SourceStat",
@@ -136,6 +142,7 @@ class DataSource:
         self.last_migration: MigrationRun | None = None
         self._operator: Operator | None = None
         self._health_in_flight: set[Any] = set()
+        self._searches: set[SearchHandle] = set()  # searches running now (cancelled on close)
         self.claimed = False  # a claim of this session succeeded: quitting checks for claims still held
 
     @property
@@ -145,6 +152,8 @@ class DataSource:
     def close(self) -> None:
         # A thread worker's query outlives the app; cancel a running health refresh so that quitting does not
         # leave a long aggregate running on the server (a relaunch would queue behind it).
+        for handle in list(self._searches):
+            handle.cancel()
         for raw in list(self._health_in_flight):
             with contextlib.suppress(Exception):
                 raw.cancel_safe(timeout=1.0)
@@ -231,6 +240,57 @@ class DataSource:
 
         with self.engine.connect() as conn:
             return known_reasons(conn)
+
+    # --- forensic search (dlq_tui.db.search): a scan in chunks, stopped by its handle, on the server too ---------
+    def search(
+        self,
+        query: SearchQuery,
+        handle: SearchHandle,
+        *,
+        after: PageCursor | None = None,
+        before: PageCursor | None = None,
+        limit: int = PAGE_SIZE,
+        on_progress: Callable[[ScanProgress], None] | None = None,
+        scanned_before: int = 0,
+    ) -> SearchPage:
+        with self._searching(handle) as conn:
+            return scan(
+                conn,
+                query,
+                after=after,
+                before=before,
+                limit=limit,
+                on_progress=on_progress,
+                stop=handle,
+                scanned_before=scanned_before,
+            )
+
+    def search_count(
+        self, query: SearchQuery, handle: SearchHandle, *, on_progress: Callable[[ScanProgress], None] | None = None
+    ) -> ScanProgress:
+        """Count every match of the view in table order (the header's "N matches, X% of table scanned")."""
+        with self._searching(handle) as conn:
+            return count_in_table_order(conn, query, on_progress=on_progress, stop=handle)
+
+    @contextlib.contextmanager
+    def _searching(self, handle: SearchHandle) -> Iterator[Any]:
+        from sqlalchemy.exc import DBAPIError
+
+        from dlq_tui.db.errors import QUERY_CANCELED, sqlstate
+
+        with self.engine.connect() as conn:
+            raw = conn.connection.dbapi_connection
+            handle.attach(raw)
+            self._searches.add(handle)
+            try:
+                yield conn
+            except DBAPIError as exc:
+                if handle.cancelled and sqlstate(exc) == QUERY_CANCELED:
+                    raise SearchCancelled from None
+                raise
+            finally:
+                handle.detach(raw)
+                self._searches.discard(handle)
 
     # --- per source file (dlq_tui.db.sources) --------------------------------------------------------
     def sources(self) -> SourceOverview:

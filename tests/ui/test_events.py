@@ -46,7 +46,7 @@ async def test_filter_by_text_and_priority(demo_db: DemoDb) -> None:
     app = demo_app(demo_db)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_events(pilot)
-        await pilot.press("slash")
+        await pilot.press("backslash")
         await settle(pilot)
         await pilot.press(*"2024-03-07")  # free text over source and reason
         await pilot.press("enter")

@@ -60,7 +60,7 @@ async def test_the_reason_hint_names_the_key_that_completes(demo_db: DemoDb) -> 
     app = demo_app(demo_db, refresh_seconds=600)
     async with app.run_test(size=SIZE) as pilot:
         await open_events(pilot)
-        await pilot.press("slash")
+        await pilot.press("backslash")
         await settle(pilot)
         field = app.screen.query_one("#f-reason")
         match = re.search(r"\((.+) completes\)", str(field.placeholder))

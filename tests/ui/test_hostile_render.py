@@ -109,7 +109,7 @@ async def open_reason_filter(pilot) -> None:  # type: ignore[no-untyped-def]
     await settle(pilot)
     await pilot.press("e")
     await settle(pilot)
-    await pilot.press("slash")
+    await pilot.press("backslash")
     await settle(pilot)
     pilot.app.screen.query_one("#f-reason").focus()
 

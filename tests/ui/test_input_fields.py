@@ -310,7 +310,7 @@ async def test_filter_field_refuses_or_filters_by_the_value(
         extra = {"a reason on the list": (screen.table.window_rows[0].reason, ACCEPT)}
         for case in cases(expected, extra):
             current = screen.filter
-            await pilot.press("slash", *keys)
+            await pilot.press("backslash", *keys)
             await pilot.pause()
             assert isinstance(app.screen, FilterModal)
             assert app.focused is app.screen.query_one(f"#{field_id}")

@@ -22,12 +22,14 @@ from textual.notifications import SeverityLevel
 from dlq_tui.db.models import ActionResult, EventFilter
 from dlq_tui.db.schema import CLASSIFICATIONS, priority_label
 from dlq_tui.text import plain
+from dlq_tui.ui.screens import search
 from dlq_tui.ui.screens.base import READ_ONLY_REFUSAL, DlqScreen
 from dlq_tui.ui.screens.choice import Choice, ChoiceModal
 from dlq_tui.ui.screens.confirm import ConfirmModal
 from dlq_tui.ui.screens.export import ExportModal, default_export_path
 from dlq_tui.ui.screens.filter import describe_filter
 from dlq_tui.ui.screens.resolve import Resolution, ResolveModal
+from dlq_tui.ui.screens.search import SearchState
 from dlq_tui.ui.source import HELD_BY_YOU, RESOLUTION_METHODS, ActionRefused, describe
 
 if TYPE_CHECKING:
@@ -83,6 +85,7 @@ class EventActions(DlqScreen):
 
     filter: EventFilter
     actions_running: int
+    search: SearchState  # the search on screen, if any: ctrl+e exports its matches
 
     if TYPE_CHECKING:  # provided by EventsScreen
 
@@ -356,12 +359,16 @@ class EventActions(DlqScreen):
             self.notify(reason, severity="warning", markup=False)
             return
         self.actions_running += 1
-        self._load_matching_ids(self.filter)
+        self._load_matching_ids(self.filter, self.search.query is not None)
 
     @work(thread=True, exit_on_error=False, name="export matching", group="triage")
-    def _load_matching_ids(self, flt: EventFilter) -> None:
+    def _load_matching_ids(self, flt: EventFilter, searching: bool) -> None:
         try:
-            ids = self.dlq.source.matching_ids(flt)
+            ids = (
+                search.matching_ids(self.dlq.source, self.search, flt)
+                if searching
+                else self.dlq.source.matching_ids(flt)
+            )
         except Exception:
             # The worker fails and the screen's one worker-error handler shows the error.
             self.app.call_from_thread(self._one_action_done)
@@ -379,7 +386,8 @@ class EventActions(DlqScreen):
             self.notify(f"nothing to export: no {view} event matches", title="export", markup=False)
             return
         plural = "s" if n != 1 else ""
-        subject = f"the {n:,} event{plural} matching this filter as of {clock_time(message.as_of)} UTC"
+        what = search.export_subject(self.search) or " matching this filter"
+        subject = f"the {n:,} event{plural}{what} as of {clock_time(message.as_of)} UTC"
         body = Text()
         body.append(f"Export {subject}", style="bold")
         body.append(f"\nview: {view}" + (f", filter: {described}" if described else ", no filter"), style="dim")

@@ -8,6 +8,7 @@ this screen inherits; the keys for both halves are in EventsScreen.BINDINGS.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import ClassVar, Literal
 
@@ -21,7 +22,8 @@ from textual.timer import Timer
 from textual.widgets import Footer, Static
 from textual.worker import Worker
 
-from dlq_tui.db.models import SORT_ORDERS, EventDetail, EventFilter, EventPage, PageCursor, SortOrder
+from dlq_tui.db.models import SORT_ORDERS, EventDetail, EventFilter, EventPage, SortOrder
+from dlq_tui.ui.screens import search
 from dlq_tui.ui.screens.event_actions import (  # noqa: F401  (re-exported: they were defined here)
     CLASSIFY_CHOICES,
     PRIORITY_CHOICES,
@@ -36,6 +38,7 @@ from dlq_tui.ui.screens.event_actions import (  # noqa: F401  (re-exported: they
 )
 from dlq_tui.ui.screens.filter import FilterModal, describe_filter
 from dlq_tui.ui.screens.jump import JumpModal
+from dlq_tui.ui.screens.search import SearchModal, SearchProgressed, SearchState, page_call
 from dlq_tui.ui.widgets.connection_bar import ConnectionBar
 from dlq_tui.ui.widgets.event_detail import PAYLOAD_PAGE_CHARS, EventDetailPane
 from dlq_tui.ui.widgets.event_table import Direction, EventTable
@@ -126,7 +129,8 @@ class EventsScreen(EventActions):
             show=False,
         ),
         Binding("r", "refresh", "Reload", id="events.reload", show=False),
-        Binding("slash", "filter", "Filter", key_display="/", id="events.filter"),
+        Binding("slash", "search", "Search", key_display="/", id="events.search"),
+        Binding("backslash", "filter", "Filter", key_display="\\", id="events.filter", show=False),
         Binding("backspace", "clear_filter", "Clear filter", show=False, id="events.clear_filter"),
         Binding("g", "jump", "Jump", tooltip="Jump to id", id="events.jump", show=False),
         Binding("v", "toggle_resolved", "Resolved", id="events.resolved", show=False),
@@ -155,7 +159,12 @@ class EventsScreen(EventActions):
             id="events.payload_prev",
             show=False,
         ),
-        Binding("escape", "back_to_table", "Back to table", show=False, id="events.back"),
+        Binding("escape", "back_to_table", "Back to table / cancel search", show=False, id="events.back"),
+        # Related events of the one in the detail pane: each is a search, shown with its query.
+        Binding("n", "related('session')", "Same session", id="events.same_session", show=False),
+        Binding("l", "related('source')", "Same source file", id="events.same_source", show=False),
+        Binding("i", "related('src_ip')", "Same source IP", id="events.same_ip", show=False),
+        Binding("D", "related('checksum')", "Same checksum", key_display="D", id="events.same_checksum", show=False),
     ]
 
     def __init__(self) -> None:
@@ -173,6 +182,7 @@ class EventsScreen(EventActions):
         self._follow_generations: set[int] = set()  # reloads that jump to their focus_id if it is further down
         self._payload_target: tuple[int, int] | None = None  # (event id, payload page) asked for last
         self._payload_loading = False
+        self.search = SearchState()
 
     def compose(self) -> ComposeResult:
         yield ConnectionBar("events")
@@ -237,24 +247,25 @@ class EventsScreen(EventActions):
         self.generation += 1
         self.loading_generation = self.generation
         self._set_status(loading=True)
-        self._load_first_page(self.generation, self.filter, focus_id)
+        self._load_first_page(self.generation, page_call(self, self.filter), focus_id)
 
     # A new first page (or jump) replaces whatever page load is in flight (exclusive); the next/previous page
     # of the list on screen does not cancel anything (the table asks for one at a time).
     @work(thread=True, exit_on_error=False, name="events page", group="page", exclusive=True)
-    def _load_first_page(self, generation: int, flt: EventFilter, focus_id: int | None) -> None:
-        self.post_message(PageLoaded(generation, "reset", self.dlq.source.page(flt), focus_id))
+    def _load_first_page(self, generation: int, call: Callable[[], EventPage], focus_id: int | None) -> None:
+        self.post_message(PageLoaded(generation, "reset", call(), focus_id))
 
     def on_event_table_need_page(self, message: EventTable.NeedPage) -> None:
-        self._load_adjacent_page(self.generation, self.filter, message.direction, message.cursor)
+        # page_call runs here, on the UI thread: a search's scan state changes only there.
+        if message.direction == "next":
+            call = page_call(self, self.filter, after=message.cursor)
+        else:
+            call = page_call(self, self.filter, before=message.cursor)
+        self._load_adjacent_page(self.generation, message.direction, call)
 
     @work(thread=True, exit_on_error=False, name="events page", group="page")
-    def _load_adjacent_page(self, generation: int, flt: EventFilter, direction: Direction, cursor: PageCursor) -> None:
-        if direction == "next":
-            page = self.dlq.source.page(flt, after=cursor)
-        else:
-            page = self.dlq.source.page(flt, before=cursor)
-        self.post_message(PageLoaded(generation, direction, page))
+    def _load_adjacent_page(self, generation: int, direction: Direction, call: Callable[[], EventPage]) -> None:
+        self.post_message(PageLoaded(generation, direction, call()))
 
     def on_page_loaded(self, message: PageLoaded) -> None:
         table = self.table
@@ -335,6 +346,7 @@ class EventsScreen(EventActions):
         if described:
             text.append(" · filter: ", style="dim")
             text.append(described, style="bold cyan")
+        text.append_text(search.status(self.search))
         self.query_one("#events-status", Static).update(text)
 
     def on_event_table_marks_changed(self, message: EventTable.MarksChanged) -> None:
@@ -388,7 +400,24 @@ class EventsScreen(EventActions):
             self.pane.focus()
 
     def action_back_to_table(self) -> None:
-        self.table.focus()
+        if not search.cancel(self):
+            self.table.focus()
+
+    # --- search (dlq_tui.ui.screens.search) ----------------------------------------------------------
+    def action_search(self) -> None:
+        def done(text: str | None) -> None:
+            if text:
+                search.start(self, text)
+
+        current = self.search.query.text if self.search.query is not None else ""
+        self.app.push_screen(SearchModal(current, list(self.search.history)), done)
+
+    def action_related(self, kind: str) -> None:
+        search.related(self, kind)
+
+    def on_search_progressed(self, message: SearchProgressed) -> None:
+        search.progressed(self, message)
+        self._set_status()
 
     def action_toggle_detail(self) -> None:
         self.pane.display = not self.pane.display
@@ -443,9 +472,9 @@ class EventsScreen(EventActions):
             row = self.table.highlighted
             self.reload(focus_id=row.id if row else None)
 
-    def apply_filter(self, flt: EventFilter) -> None:
-        if flt != self.filter:
-            if not flt.same_events(self.filter):
+    def apply_filter(self, flt: EventFilter, *, force: bool = False) -> None:
+        if flt != self.filter or force:
+            if not flt.same_events(self.filter) or force:
                 self._drop_marks_of_another_view()
             self.filter = flt
             self._detail_id = None
@@ -460,7 +489,11 @@ class EventsScreen(EventActions):
         self.app.push_screen(FilterModal(self.filter, self.reasons), done)
 
     def action_clear_filter(self) -> None:
-        self.apply_filter(EventFilter(include_resolved=self.filter.include_resolved, order=self.filter.order))
+        had_search = self.search.query is not None
+        search.clear(self)
+        self.apply_filter(
+            force=had_search, flt=EventFilter(include_resolved=self.filter.include_resolved, order=self.filter.order)
+        )
 
     def action_cycle_order(self) -> None:
         """`s`: the same events by priority, newest first, most retries first (each keyset paged)."""
@@ -473,6 +506,7 @@ class EventsScreen(EventActions):
     def action_jump(self) -> None:
         def done(event_id: int | None) -> None:
             if event_id is not None:
+                search.clear(self)  # a jump lists the event in its view, whatever the search
                 self.find_event(event_id)
 
         self.app.push_screen(JumpModal(), done)
@@ -546,5 +580,5 @@ class EventsScreen(EventActions):
         page (it was further down, or a new priority moved it), open the page that starts at it instead."""
         self._detail_id = None
         self.reload(focus_id=focus_id)
-        if focus_id is not None:
+        if focus_id is not None and self.search.query is None:  # a page that starts at an id ignores the search
             self._follow_generations.add(self.generation)

@@ -62,6 +62,7 @@ def help_sections(
     from dlq_tui.ui.screens.events import EventsScreen
     from dlq_tui.ui.screens.health import HealthScreen
     from dlq_tui.ui.screens.migration import MigrationScreen
+    from dlq_tui.ui.screens.search import SEARCH_LANGUAGE
     from dlq_tui.ui.screens.sources import SourcesScreen
     from dlq_tui.ui.widgets.event_table import EventTable
 
@@ -69,6 +70,7 @@ def help_sections(
         ("Everywhere", [*_bindings(everywhere), ("ctrl+p", "command palette")]),
         ("Health", _bindings(HealthScreen.BINDINGS)),
         ("Events", _bindings(EventsScreen.BINDINGS) + _bindings(EventTable.BINDINGS) + EXTRA_KEYS["Events"]),
+        ("Search (/ on events)", list(SEARCH_LANGUAGE)),
         ("Migration", _bindings(MigrationScreen.BINDINGS)),
         ("Sources", _bindings(SourcesScreen.BINDINGS)),
         ("Dialogs", EXTRA_KEYS["Dialogs"]),
