@@ -16,7 +16,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -111,7 +111,8 @@ def thresholds_from_args(args: argparse.Namespace) -> Thresholds:
             changes[f.name] = None
         else:
             changes[f.name] = value if f.name.startswith("oldest") else int(value)
-    return Thresholds(**changes)
+    # Under the flags: the profile's thresholds (the config file), else the built-in ones.
+    return replace(getattr(args, "base_thresholds", None) or Thresholds(), **changes)
 
 
 # ---------------------------------------------------------------------------------- reading, faults

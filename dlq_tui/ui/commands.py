@@ -107,6 +107,9 @@ PALETTE: tuple[PaletteCommand, ...] = (
         "sources",
         "reingest",
     ),
+    PaletteCommand(
+        "Switch profile", "Connect to another profile of the config file, without a restart (P)", None, "switch_profile"
+    ),
     PaletteCommand("Help", "Every key on every screen (?)", None, "help"),
     PaletteCommand("Quit", "Leave dlq-tui (q)", None, "quit"),
 )

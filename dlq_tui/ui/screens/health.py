@@ -229,13 +229,13 @@ class HealthScreen(DlqScreen):
         self.run_worker(self._fetch, name="health refresh", group="health", thread=True, exit_on_error=False)
 
     def _fetch(self) -> None:
-        from dlq_tui.health_rules import Thresholds, evaluate
+        from dlq_tui.health_rules import evaluate
 
         snapshot = self.dlq.source.health()
         if self.dlq.frozen_clock:
             # Tests freeze the clock: judge ages (and the rules' messages) against it, not the server's.
             snapshot = replace(snapshot, db_now=self.dlq.clock())
-        findings = evaluate(snapshot, Thresholds())
+        findings = evaluate(snapshot, self.dlq.settings.thresholds)
         if not get_current_worker().is_cancelled:
             self.post_message(HealthLoaded(snapshot, findings, self.dlq.clock()))
 
