@@ -25,8 +25,8 @@ class SensorsFault(ValueError):
 
 
 def find(cwd: Path | None = None) -> Path | None:
-    """The processor's lookup, relative to the working directory."""
-    base = cwd or Path.cwd()
+    """The processor's lookup, relative to the working directory (and named so in messages)."""
+    base = cwd or Path()
     return next((base / candidate for candidate in LOOKUP if (base / candidate).is_file()), None)
 
 
