@@ -31,7 +31,7 @@ class ConnectionBar(Horizontal):
     ConnectionBar.-tight > #bar-spacer { display: none; }
     ConnectionBar > #bar-readonly { background: $warning; color: $background; text-style: bold; }
     ConnectionBar > #bar-profile { background: $accent; color: $text; text-style: bold; }
-    ConnectionBar > #bar-profile.-production { background: $error; color: $text; text-style: bold reverse; }
+    ConnectionBar > #bar-profile.-production { background: $error; color: $text; text-style: bold; }
     ConnectionBar > #bar-state.-connected { color: $success; }
     ConnectionBar > #bar-state.-connecting { color: $warning; }
     ConnectionBar > #bar-state.-disconnected { background: $error; color: $text; text-style: bold; }
