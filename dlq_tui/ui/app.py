@@ -167,7 +167,15 @@ class DlqApp(ProfileSwitching, App[int]):
             id="go.sources",
             show=False,
         ),
-        Binding("P", "switch_profile", "Profile", key_display="P", id="profile.switch", show=False),
+        Binding(
+            "P",
+            "switch_profile",
+            "Profile",
+            key_display="P",
+            tooltip="Switch profile: another database of the config file",
+            id="profile.switch",
+            show=False,
+        ),
         Binding("question_mark", "help", "Help", key_display="?", id="help"),
         Binding("q", "quit", "Quit", id="quit"),
     ]
