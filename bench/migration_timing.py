@@ -16,8 +16,8 @@ from sqlalchemy import text
 
 from dlq_tui.db.connect import make_engine
 from dlq_tui.migrate import runner
-from tests import dbstates
-from tests.pg import start_test_server, stop_test_server
+from tests.support import dbstates
+from tests.support.pg import start_test_server, stop_test_server
 
 
 def main(sizes: list[int], duplicates: bool) -> None:

@@ -23,8 +23,8 @@ from dlq_tui.db.connect import make_engine
 from dlq_tui.migrate import runner
 from dlq_tui.migrate.online import online_upgrade
 from dlq_tui.migrate.steps import StepEvent
-from tests import dbstates
-from tests.pg import start_test_server, stop_test_server
+from tests.support import dbstates
+from tests.support.pg import start_test_server, stop_test_server
 
 
 def measure(

@@ -18,8 +18,8 @@ sys.path.insert(0, str(ROOT))
 from dlq_tui.db.connect import make_engine  # noqa: E402
 from dlq_tui.demo import fill_demo, redrive_ids  # noqa: E402
 from dlq_tui.migrate.runner import upgrade  # noqa: E402
-from tests.dbstates import make_legacy_v6  # noqa: E402
-from tests.pg import start_test_server, stop_test_server  # noqa: E402
+from tests.support.dbstates import make_legacy_v6  # noqa: E402
+from tests.support.pg import start_test_server, stop_test_server  # noqa: E402
 from tests.ui.conftest import make_app, settle  # noqa: E402
 
 OUT = ROOT / "screenshots"
