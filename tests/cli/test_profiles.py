@@ -322,3 +322,14 @@ def test_config_errors_never_show_a_password(tmp_path: Path, capsys: pytest.Capt
     out = capsys.readouterr().out
     assert "invalid port" in out and SECRET not in out
     assert os.stat(path).st_mode & 0o777 == 0o600
+
+
+def test_profile_thresholds_judge_health_under_the_flags(
+    v7_dsn: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An empty queue is OK by the built-in levels; a profile that warns from 0 pending says WARNING."""
+    path = write(tmp_path / "c.toml", f'[profiles.p]\ndsn = "{v7_dsn}"\n\n[profiles.p.thresholds]\npending_warn = 0\n')
+    assert run(["--dsn", v7_dsn, "health"]) == 0
+    assert run(["--config", str(path), "--profile", "p", "health"]) == 1
+    assert run(["--config", str(path), "--profile", "p", "health", "--warn-pending", "off"]) == 0
+    capsys.readouterr()
