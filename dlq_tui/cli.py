@@ -18,16 +18,17 @@ from dlq_tui.config import (
     DEFAULT_MIGRATE_TIMEOUT_S,
     DEFAULT_TIMEOUT_S,
     DsnChoice,
+    Overrides,
     SettingFault,
-    Settings,
-    default_operator,
     parse_seconds,
-    resolve_dsn,
+    resolve_start,
     resolve_timeout,
+    settings_for,
 )
 from dlq_tui.db.deadline import Deadline
 from dlq_tui.db.dsn import describe_target, mask_dsn, scrub
 from dlq_tui.db.errors import ConnectionFault, classify_connection_error, connection_errors, first_line
+from dlq_tui.profiles import ConfigFault
 
 EXIT_OK = 0
 EXIT_PROBLEM = 1
@@ -40,9 +41,16 @@ def _common_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     parser.add_argument(
         "--dsn",
         default=default,
-        help="PostgreSQL connection string (URI or key=value). Default: DLQ_TUI_DSN, DATABASE_URL, "
-        "PG* variables, else the embedded server.",
+        help="PostgreSQL connection string (URI or key=value). Default: see README, Connections.",
     )
+    parser.add_argument(
+        "--config", default=default, metavar="PATH", help="config file (default: $XDG_CONFIG_HOME/dlq-tui/config.toml)"
+    )
+    parser.add_argument("--profile", default=default, metavar="NAME", help="the config file's profile to use")
+    parser.add_argument(
+        "--sensors", default=default, metavar="PATH", help="the processor's sensors.toml (default: its own lookup)"
+    )
+    parser.add_argument("--sensor", default=default, metavar="NAME", help="a [[sensor]] of sensors.toml: its own db")
     parser.add_argument(
         "--timeout",
         type=_seconds,
@@ -85,12 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     app.add_argument("--read-only", action="store_true", help="open a read-only database session; no actions")
     app.add_argument("--operator", default=None, help="name written in the audit trail (default: login name)")
     app.add_argument(
-        "--refresh", type=float, default=5.0, metavar="SECONDS", help="health refresh interval (default 5)"
+        "--refresh", type=float, default=None, metavar="SECONDS", help="health refresh interval (default 5)"
     )
     app.add_argument(
         "--lock-ttl",
         type=_lock_ttl,
-        default=30,
+        default=None,
         metavar="MINUTES",
         help="claim lock lifetime, at most a week (default 30)",
     )
@@ -140,7 +148,18 @@ def build_parser() -> argparse.ArgumentParser:
     search = sub.add_parser("search", help="events whose payload matches QUERY (0 matches, 1 none, 2 bad query)")
     _common_options(search, suppress=True)
     add_search_options(search)
+    config = sub.add_parser("config", help="the config file: `config check` validates it")
+    config_sub = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    _common_options(
+        config_sub.add_parser("check", help="list every problem of the config file, with its line"), suppress=True
+    )
     return parser
+
+
+def _binding_ids() -> frozenset[str]:
+    from dlq_tui.ui.keymap import binding_ids
+
+    return binding_ids()
 
 
 def resolve_database(choice: DsnChoice, *, demo: bool = False) -> tuple[str, bool]:
@@ -210,8 +229,15 @@ def run(argv: Sequence[str] | None = None) -> int:
             "every write: use one or the other; nothing was changed"
         )
 
+    if args.command == "config":
+        from dlq_tui.commands.config_check import run_config_check
+
+        return run_config_check(args.config)
+
     try:
-        choice = resolve_dsn(args.dsn)
+        app = args.command is None and not args.migrate
+        # Only the app has keys to remap: the one-shot commands do not import the UI to check their ids.
+        config, profile, choice = resolve_start(args, binding_ids=_binding_ids if app else None)
         if args.migrate:
             limit = resolve_timeout(args.migrate_timeout, "DLQ_TUI_MIGRATE_TIMEOUT", DEFAULT_MIGRATE_TIMEOUT_S)
         elif args.command in WRITE_COMMANDS:
@@ -220,7 +246,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         else:
             limit = resolve_timeout(args.timeout, "DLQ_TUI_TIMEOUT", DEFAULT_TIMEOUT_S)
         dsn, embedded = resolve_database(choice, demo=args.demo)
-    except (ConnectionFault, SettingFault) as exc:
+    except (ConnectionFault, SettingFault, ConfigFault) as exc:
         # `health` speaks the monitoring-plugin convention: a database it cannot read is UNKNOWN (3).
         if args.command != "health":
             return fail(str(exc), EXIT_FAULT)
@@ -250,6 +276,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         if args.command == "health":
             from dlq_tui.commands.health import run_health
 
+            if profile is not None:
+                args.base_thresholds = profile.thresholds
             return run_health(dsn, args, deadline=deadline)
         if args.command == "analyze":
             from dlq_tui.commands.analyze import run_analyze
@@ -267,20 +295,15 @@ def run(argv: Sequence[str] | None = None) -> int:
             from dlq_tui.commands.purge import run_purge
 
             return run_purge(dsn, args)
-        from dlq_tui.commands.health import thresholds_from_args
+        from dlq_tui.commands.health import threshold_flags
 
-        settings = Settings(
-            dsn=dsn,
-            embedded=embedded,
-            read_only=args.read_only,
-            operator=args.operator or default_operator(),
-            refresh_seconds=max(0.5, args.refresh),
-            lock_ttl_minutes=args.lock_ttl,
-            thresholds=thresholds_from_args(args),
-        )
+        overrides = Overrides(args.read_only, args.operator, args.refresh, args.lock_ttl, threshold_flags(args))
+        settings = settings_for(dsn, embedded=embedded, profile=profile, overrides=overrides, config=config)
+        if args.demo and settings.read_only:
+            return fail(f"--demo writes to the database and profile {profile.name if profile else ''} is read_only")
         from dlq_tui.commands.app import run_app
 
-        return run_app(settings, demo=args.demo, deadline=deadline)
+        return run_app(settings, demo=args.demo, deadline=deadline, config=config, overrides=overrides)
     except ConnectionFault as exc:
         return fail(str(exc))
     except connection_errors() as exc:

@@ -11,6 +11,15 @@ from dlq_tui.db.connect import make_engine
 from tests.support.pg import TestServer, start_test_server, stop_test_server
 
 
+@pytest.fixture(autouse=True)
+def no_config_of_the_user(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Whoever runs the suite may have a dlq-tui config file with a default profile: it must not choose the database
+    of any test (the child processes of the pty tests inherit this too)."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.getbasetemp() / "no-user-config"))
+    for name in ("COWRIEPROC_DB_URL", "COWRIEPROC_DB_PATH"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[TestServer]:
     server = start_test_server()

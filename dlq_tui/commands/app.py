@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
-from dlq_tui.config import Settings
+from dlq_tui.config import Overrides, Settings
 from dlq_tui.db.deadline import Deadline
+
+if TYPE_CHECKING:
+    from dlq_tui.profiles import ConfigFile
 
 EXIT_FAULT = 2
 
@@ -43,7 +47,13 @@ def prepare_demo(dsn: str, deadline: Deadline | None = None) -> bool:
         engine.dispose()
 
 
-def run_app(settings: Settings, demo: bool = False, deadline: Deadline | None = None) -> int:
+def run_app(
+    settings: Settings,
+    demo: bool = False,
+    deadline: Deadline | None = None,
+    config: ConfigFile | None = None,
+    overrides: Overrides | None = None,
+) -> int:
     from dlq_tui.db.errors import connection_errors, explain_connection_error
     from dlq_tui.ui.source import DataSource
 
@@ -76,7 +86,7 @@ def run_app(settings: Settings, demo: bool = False, deadline: Deadline | None = 
         deadline.stop()
     from dlq_tui.ui.app import DlqApp
 
-    app = DlqApp(settings, source=source)
+    app = DlqApp(settings, source=source, config=config, overrides=overrides)
     app.run()
     # App.run() returns even after a crash: the return code is what tells the shell.
     return app.return_code or 0

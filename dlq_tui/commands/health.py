@@ -16,7 +16,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -105,6 +105,12 @@ def add_threshold_options(
 
 
 def thresholds_from_args(args: argparse.Namespace) -> Thresholds:
+    # Under the flags: the profile's thresholds (the config file), else the built-in ones.
+    return replace(getattr(args, "base_thresholds", None) or Thresholds(), **threshold_flags(args))
+
+
+def threshold_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The thresholds the command line set (None: a level turned off), by Thresholds field name."""
     changes: dict[str, Any] = {}
     for f in fields(Thresholds):
         value = getattr(args, f"threshold_{f.name}", None)
@@ -114,7 +120,7 @@ def thresholds_from_args(args: argparse.Namespace) -> Thresholds:
             changes[f.name] = None
         else:
             changes[f.name] = value if f.name.startswith("oldest") else int(value)
-    return Thresholds(**changes)
+    return changes
 
 
 # ---------------------------------------------------------------------------------- reading, faults

@@ -10,7 +10,7 @@ import signal
 from collections.abc import Callable
 from contextlib import suppress
 from datetime import UTC, datetime
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.console import RenderableType
 from rich.text import Text
@@ -24,11 +24,12 @@ from textual.timer import Timer
 from textual.widgets import Static
 from textual.worker import get_current_worker
 
-from dlq_tui.config import Settings
+from dlq_tui.config import Overrides, Settings
 from dlq_tui.db.dsn import describe_target
 from dlq_tui.ui.faults import describe_fault
 from dlq_tui.ui.messages import SchemaChecked
 from dlq_tui.ui.palette import DlqCommands
+from dlq_tui.ui.profile_switch import ProfileSwitching
 from dlq_tui.ui.reconnect import Backoff
 from dlq_tui.ui.screens.choice import Choice, ChoiceModal
 from dlq_tui.ui.screens.confirm import ConfirmModal
@@ -38,6 +39,9 @@ from dlq_tui.ui.screens.help import HelpScreen
 from dlq_tui.ui.screens.migration import MigrationScreen
 from dlq_tui.ui.screens.sources import SourcesScreen
 from dlq_tui.ui.source import AccessProblem, DataSource, MigrationRun, SchemaStatus
+
+if TYPE_CHECKING:
+    from dlq_tui.profiles import ConfigFile
 
 Clock = Callable[[], datetime]
 
@@ -136,7 +140,7 @@ def migration_ending(run: MigrationRun | None) -> str:
     return f"{kind} failed: {run.error or 'see the step log'}"
 
 
-class DlqApp(App[int]):
+class DlqApp(ProfileSwitching, App[int]):
     CSS_PATH = "dlq_tui.tcss"
     TITLE = "dlq-tui"
     MODES: ClassVar[dict[str, str | Callable[[], Screen[None]]]] = {
@@ -164,6 +168,15 @@ class DlqApp(App[int]):
             id="go.sources",
             show=False,
         ),
+        Binding(
+            "P",
+            "switch_profile",
+            "Profile",
+            key_display="P",
+            tooltip="Switch profile: another database of the config file",
+            id="profile.switch",
+            show=False,
+        ),
         Binding("question_mark", "help", "Help", key_display="?", id="help"),
         Binding("q", "quit", "Quit", id="quit"),
     ]
@@ -185,9 +198,15 @@ class DlqApp(App[int]):
         source: DataSource | None = None,
         clock: Clock | None = None,
         target_label: str | None = None,
+        config: ConfigFile | None = None,
+        overrides: Overrides | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings
+        self.config = config  # the config file's profiles, for switching (None: no config file)
+        self.overrides = overrides  # the command line's app flags: they hold for every profile switched to
+        if settings.keys:
+            self.set_keymap(dict(settings.keys))
         self.source = source or DataSource(settings)
         # A frozen clock makes ages and "updated … ago" stable in snapshot tests.
         self.frozen_clock = clock is not None

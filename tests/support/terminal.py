@@ -16,7 +16,18 @@ import time
 ANSI = re.compile(r"\x1b\[[0-9;?<>=]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[()][A-Za-z0-9]|\x1b[=>78]")
 
 # A DSN in the caller's environment must not decide which database a terminal test opens.
-DSN_VARIABLES = ("DLQ_TUI_DSN", "DATABASE_URL", "PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD", "PGSERVICE")
+DSN_VARIABLES = (
+    "DLQ_TUI_DSN",
+    "COWRIEPROC_DB_URL",
+    "COWRIEPROC_DB_PATH",
+    "DATABASE_URL",
+    "PGHOST",
+    "PGPORT",
+    "PGDATABASE",
+    "PGUSER",
+    "PGPASSWORD",
+    "PGSERVICE",
+)
 
 
 class Terminal:

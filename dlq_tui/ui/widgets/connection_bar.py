@@ -33,6 +33,8 @@ class ConnectionBar(Horizontal):
     ConnectionBar.-tight > #bar-target { width: 1fr; text-wrap: nowrap; text-overflow: ellipsis; }
     ConnectionBar.-tight > #bar-spacer { display: none; }
     ConnectionBar > #bar-readonly { background: $warning; color: $background; text-style: bold; }
+    ConnectionBar > #bar-profile { background: $accent; color: $text; text-style: bold; }
+    ConnectionBar > #bar-profile.-production { background: $error; color: $text; text-style: bold; }
     ConnectionBar > #bar-state.-connected { color: $success; }
     ConnectionBar > #bar-state.-connecting { color: $warning; }
     ConnectionBar > #bar-state.-disconnected { background: $error; color: $text; text-style: bold; }
@@ -50,9 +52,22 @@ class ConnectionBar(Horizontal):
     def title_text(self) -> str:
         return f"dlq-tui · {self.screen_title}"
 
+    @property
+    def profile_text(self) -> str | None:
+        from dlq_tui.text import plain
+
+        app = self.dlq
+        name = app.settings.profile
+        if name is None:
+            return None
+        return plain(name, limit=30) + (" · PRODUCTION" if app.settings.production else "")
+
     def compose(self) -> ComposeResult:
         app = self.dlq
         yield Static(Text(self.title_text), id="bar-title")
+        if (profile := self.profile_text) is not None:
+            # The config file's profile: red when it says production = true, so nobody mistakes prod for staging.
+            yield Static(Text(profile), id="bar-profile", classes="-production" if app.settings.production else "")
         # Target.label() never carries the password; Text() keeps a database name from parsing as markup.
         yield Static(Text(app.target_label), id="bar-target")
         yield Static(Text(app.schema_label), id="bar-schema")
@@ -108,6 +123,7 @@ class ConnectionBar(Horizontal):
         candidates = self.state_texts(str(app.connection_state))
         # What must stay whole: the screen title (its "dlq-tui ·" prefix may go), the schema, READ-ONLY, the state.
         badges = [str(app.schema_label)] + (["READ-ONLY"] if app.settings.read_only else [])
+        badges += [self.profile_text] if self.profile_text is not None else []
         fixed = sum(cell_len(part) + PADDING for part in badges)
         target = cell_len(str(app.target_label)) + PADDING
         titles = [self.title_text, self.screen_title]
