@@ -146,7 +146,7 @@ def measure_insert_cost(engine: Engine, *, batches: int, batch: int = 1000) -> d
     """The pipeline's INSERT of `batch` new (pending) rows with and without dlq-tui's health indexes (v7_2),
     alternating so both see the same load; every batch is rolled back, so the table does not grow."""
     from dlq_tui.db.schema import HEALTH_INDEXES
-    from dlq_tui.migrate.paging import index_sql
+    from dlq_tui.migrate.sql import paging_index_sql
 
     copy = (
         "INSERT INTO dead_letter_events (source, source_offset, reason, payload, created_at, payload_checksum, "
@@ -169,5 +169,5 @@ def measure_insert_cost(engine: Engine, *, batches: int, batch: int = 1000) -> d
             samples["with_health_indexes" if present else "without_health_indexes"].append(elapsed)
     with engine.connect() as conn:
         missing = [n for n in HEALTH_INDEXES if conn.execute(text("SELECT to_regclass(:n)"), {"n": n}).scalar() is None]
-    assert not missing, f"{missing} should be back after the rollbacks ({index_sql(missing[0])})"
+    assert not missing, f"{missing} should be back after the rollbacks ({paging_index_sql(missing[0])})"
     return {name: Spread("ms", tuple(values)) for name, values in samples.items()}
