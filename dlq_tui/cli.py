@@ -25,6 +25,7 @@ from dlq_tui.config import (
     resolve_dsn,
     resolve_timeout,
 )
+from dlq_tui.db.connect import is_hot_standby, standby_refusal
 from dlq_tui.db.deadline import Deadline
 from dlq_tui.db.dsn import describe_target, mask_dsn, scrub
 from dlq_tui.db.errors import ConnectionFault, classify_connection_error, connection_errors, first_line
@@ -216,6 +217,15 @@ def run(argv: Sequence[str] | None = None) -> int:
 
         return report_unknown(str(exc), args, args.dsn, plugin_line=False)
 
+    # A hot standby refuses every write with its own raw error: the one-shot writers say so first, in one
+    # line; the app opens read-only. Other commands only read.
+    writer = "--migrate" if args.migrate else "--demo" if args.demo else args.command
+    if writer not in WRITE_COMMANDS | {"--migrate", "--demo"}:
+        writer = None
+    standby = is_hot_standby(dsn) if writer or args.command is None else False
+    if standby and writer:
+        return fail(standby_refusal(writer, dsn))
+
     deadline = Deadline(limit, "--migrate-timeout" if args.migrate else "--timeout")
     deadline.on_stuck = lambda: _give_up(deadline, dsn, args)
     deadline.start()
@@ -254,7 +264,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         settings = Settings(
             dsn=dsn,
             embedded=embedded,
-            read_only=args.read_only,
+            read_only=args.read_only or standby,
+            standby=standby,
             operator=args.operator or default_operator(),
             refresh_seconds=max(0.5, args.refresh),
             lock_ttl_minutes=args.lock_ttl,

@@ -54,6 +54,7 @@ class Settings:
     dsn: str
     embedded: bool = False
     read_only: bool = False
+    standby: bool = False  # the server is a hot standby: read_only too, and the header says why
     operator: str = field(default_factory=default_operator)
     refresh_seconds: float = 5.0
     lock_ttl_minutes: int = 30

@@ -284,3 +284,16 @@ def with_pgcrypto(server: TestServer) -> TestServer:
                 tpl.execute("CREATE EXTENSION pgcrypto")
     # handle/scratch stay with the plain server: it owns (and stops) the process
     return TestServer(server.admin_dsn, label=f"{server.label}-pgcrypto", database_template=PGCRYPTO_TEMPLATE)
+
+
+def start_standby(primary: LocalServer, *, port: int = 5433) -> LocalServer:
+    """A streaming replica of `primary` (pg_basebackup -R), as a hot standby on its own socket and port."""
+    scratch = Path(tempfile.mkdtemp(prefix="dlq-tui-standby-"))
+    try:
+        standby = LocalServer(primary.bin_dir, scratch, port=port)
+        standby.run("pg_basebackup", "-D", str(standby.pgdata), "-R", "-X", "stream", "-c", "fast", "-d", primary.dsn())
+        standby.start()
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    return standby
