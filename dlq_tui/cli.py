@@ -25,6 +25,7 @@ from dlq_tui.config import (
     resolve_timeout,
     settings_for,
 )
+from dlq_tui.db.connect import is_hot_standby, standby_refusal
 from dlq_tui.db.deadline import Deadline
 from dlq_tui.db.dsn import describe_target, mask_dsn, scrub
 from dlq_tui.db.errors import ConnectionFault, classify_connection_error, connection_errors, first_line
@@ -254,6 +255,15 @@ def run(argv: Sequence[str] | None = None) -> int:
 
         return report_unknown(str(exc), args, args.dsn, plugin_line=False)
 
+    # A hot standby refuses every write with its own raw error: the one-shot writers say so first, in one
+    # line; the app opens read-only. Other commands only read.
+    writer = "--migrate" if args.migrate else "--demo" if args.demo else args.command
+    if writer not in WRITE_COMMANDS | {"--migrate", "--demo"}:
+        writer = None
+    standby = is_hot_standby(dsn) if writer or args.command is None else False
+    if standby and writer:
+        return fail(standby_refusal(writer, dsn))
+
     deadline = Deadline(limit, "--migrate-timeout" if args.migrate else "--timeout")
     deadline.on_stuck = lambda: _give_up(deadline, dsn, args)
     deadline.start()
@@ -298,7 +308,9 @@ def run(argv: Sequence[str] | None = None) -> int:
         from dlq_tui.commands.health import threshold_flags
 
         overrides = Overrides(args.read_only, args.operator, args.refresh, args.lock_ttl, threshold_flags(args))
-        settings = settings_for(dsn, embedded=embedded, profile=profile, overrides=overrides, config=config)
+        settings = settings_for(
+            dsn, embedded=embedded, profile=profile, overrides=overrides, config=config, standby=standby
+        )
         if args.demo and settings.read_only:
             return fail(f"--demo writes to the database and profile {profile.name if profile else ''} is read_only")
         from dlq_tui.commands.app import run_app

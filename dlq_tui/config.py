@@ -131,6 +131,7 @@ class Settings:
     dsn: str
     embedded: bool = False
     read_only: bool = False
+    standby: bool = False  # the server is a hot standby: read_only too, and the header says why
     operator: str = field(default_factory=default_operator)
     refresh_seconds: float = 5.0
     lock_ttl_minutes: int = 30
@@ -162,6 +163,7 @@ def settings_for(
     profile: Profile | None = None,
     overrides: Overrides | None = None,
     config: ConfigFile | None = None,
+    standby: bool = False,
 ) -> Settings:
     """Flags over the profile over the defaults (a flag can make a profile read-only, never the reverse)."""
     o = overrides or Overrides()
@@ -170,7 +172,8 @@ def settings_for(
     return Settings(
         dsn=dsn,
         embedded=embedded,
-        read_only=o.read_only or bool(profile and profile.read_only),
+        read_only=o.read_only or standby or bool(profile and profile.read_only),
+        standby=standby,
         operator=o.operator or (profile.operator if profile else None) or default_operator(),
         refresh_seconds=max(0.5, refresh if refresh is not None else DEFAULT_REFRESH_S),
         lock_ttl_minutes=lock_ttl if lock_ttl is not None else DEFAULT_LOCK_TTL_MIN,

@@ -17,11 +17,11 @@ from psycopg import pq
 from psycopg.abc import Buffer
 from psycopg.adapt import Dumper, Loader
 from psycopg.types.json import set_json_loads
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from dlq_tui.db.deadline import Deadline
-from dlq_tui.db.dsn import DEFAULT_CONNECT_TIMEOUT_S, Dsn, is_sqlite, parse_dsn
+from dlq_tui.db.dsn import DEFAULT_CONNECT_TIMEOUT_S, Dsn, describe_target, is_sqlite, parse_dsn
 from dlq_tui.db.errors import ConnectionFault, explain_connection_error, validate_dsn
 
 APPLICATION_NAME = "dlq-tui"
@@ -203,3 +203,32 @@ def open_checked(dsn: str, **engine_kwargs: Any) -> Engine:
         engine.dispose()
         raise ConnectionFault(explain_connection_error(exc, dsn)) from None
     return engine
+
+
+def is_hot_standby(dsn: str) -> bool:
+    """Is the server a hot standby (in recovery: it serves reads and refuses every write)?
+
+    False for SQLite and when the question cannot be asked (the server is down...): whoever opens the database
+    next gives that fault its own clear line.
+    """
+    if is_sqlite(dsn):
+        return False
+    try:
+        engine = make_engine(dsn, read_only=True)
+    except (SQLAlchemyError, psycopg.Error, OSError, ValueError, ConnectionFault):
+        return False
+    try:
+        with engine.connect() as conn:
+            return bool(conn.execute(text("SELECT pg_catalog.pg_is_in_recovery()")).scalar_one())
+    except (SQLAlchemyError, psycopg.Error, OSError):
+        return False
+    finally:
+        engine.dispose()
+
+
+def standby_refusal(what: str, dsn: str) -> str:
+    """The one line a write command gives on a hot standby."""
+    return (
+        f"{what} writes to the database, and {describe_target(dsn).label()} is a hot standby (read-only while "
+        "in recovery): run it against the primary; nothing was changed"
+    )

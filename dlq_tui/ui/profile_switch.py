@@ -7,6 +7,7 @@ for the new database (nothing of the old one's figures or marks survives the swi
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
@@ -122,11 +123,13 @@ class ProfileSwitching:
 
     def _connect(self, settings: Settings) -> None:
         from dlq_tui.ui.faults import describe_fault
-        from dlq_tui.ui.source import DataSource
+        from dlq_tui.ui.source import DataSource, is_hot_standby
 
         app = self._app
         source: DataSource | None = None
         try:
+            if is_hot_standby(settings.dsn):  # as at launch: read-only, with the STANDBY badge
+                settings = replace(settings, read_only=True, standby=True)
             source = DataSource(settings)
             source.ping()
         except Exception as exc:

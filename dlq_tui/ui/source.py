@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from sqlalchemy import Connection, Engine
 
 from dlq_tui.db.access import AccessProblem
-from dlq_tui.db.connect import make_engine
+from dlq_tui.db.connect import is_hot_standby, make_engine
 from dlq_tui.db.dsn import is_sqlite
 from dlq_tui.db.errors import explain_connection_error
 from dlq_tui.db.models import (
@@ -85,6 +85,7 @@ __all__ = [
     "describe",
     "explain_connection_error",
     "export_target_problem",
+    "is_hot_standby",
     "unstorable",
 ]
 

@@ -24,6 +24,9 @@ EVENTS = 200
 ROUNDS = 3
 CHUNK = 20  # each thread claims every event, in shuffled chunks, so the statements really interleave
 
+# Row locks and SKIP LOCKED on every supported major (tests/conftest.py).
+pytestmark = pytest.mark.pg_versions
+
 
 def run_together(workers: list[Callable[[], Any]]) -> list[Any]:
     """Start all workers at the same instant; re-raise the first failure."""

@@ -25,6 +25,9 @@ from tests.support.migration_helpers import (
 
 LEGACY_ROWS = 3000
 
+# The migration, atomic, on every supported major, with and without pgcrypto in the database (tests/conftest.py).
+pytestmark = pytest.mark.pg_versions(pgcrypto=True)
+
 
 def _rows(engine: Engine, *, legacy: bool = False) -> list[tuple]:
     v7 = "NULL, NULL" if legacy else "payload_checksum, idempotency_key"
@@ -406,3 +409,14 @@ def test_check_reports_a_legacy_database(empty_engine: Engine) -> None:
     assert status.catalog_version == 6 and status.marker == 6 and status.alembic_revision is None
     assert "column dead_letter_events.payload_checksum" in status.missing
     assert "marker reads 6: not migrated to v7 (run dlq-tui --migrate)" in status.problems
+
+
+def test_each_version_run_is_on_the_server_its_id_names(request: pytest.FixtureRequest, empty_engine: Engine) -> None:
+    """The version matrix is real: pg16 runs on a 16, pg15-pgcrypto on a 15 whose databases have pgcrypto."""
+    label = request.node.callspec.params["pg_server"]
+    major, _, variant = label.partition("-")
+    with empty_engine.connect() as conn:
+        version_num = conn.execute(text("SHOW server_version_num")).scalar_one()
+        extensions = set(conn.execute(text("SELECT extname FROM pg_extension")).scalars())
+    assert int(version_num) // 10000 == int(major)
+    assert ("pgcrypto" in extensions) == (variant == "pgcrypto")

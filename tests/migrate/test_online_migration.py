@@ -36,6 +36,9 @@ from tests.support.migration_helpers import (
 
 ROWS = 6000
 
+# The online migration on every supported major, with and without pgcrypto in the database (tests/conftest.py).
+pytestmark = pytest.mark.pg_versions(pgcrypto=True)
+
 
 def run_online(engine: Engine, **kwargs: Any) -> list[StepEvent]:
     return [e for e in online_upgrade(engine, **kwargs) if e.status not in ("pending", "running")]

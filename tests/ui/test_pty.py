@@ -15,6 +15,7 @@ from tests.ui.conftest import DemoDb
 
 
 @pytest.mark.slow
+@pytest.mark.pg_versions  # the smoke test of every supported major (tests/conftest.py)
 def test_dlq_tui_in_a_pseudo_terminal(demo_db: DemoDb) -> None:
     started = time.monotonic()
     with Terminal([console_script(), "--dsn", demo_db.dsn, "--refresh", "2"], rows=30, cols=100) as term:

@@ -35,6 +35,7 @@ class ConnectionBar(Horizontal):
     ConnectionBar > #bar-readonly { background: $warning; color: $background; text-style: bold; }
     ConnectionBar > #bar-profile { background: $accent; color: $text; text-style: bold; }
     ConnectionBar > #bar-profile.-production { background: $error; color: $text; text-style: bold; }
+    ConnectionBar > #bar-standby { background: $error; color: $background; text-style: bold; }
     ConnectionBar > #bar-state.-connected { color: $success; }
     ConnectionBar > #bar-state.-connecting { color: $warning; }
     ConnectionBar > #bar-state.-disconnected { background: $error; color: $text; text-style: bold; }
@@ -73,6 +74,8 @@ class ConnectionBar(Horizontal):
         yield Static(Text(app.schema_label), id="bar-schema")
         if app.settings.read_only:
             yield Static(Text("READ-ONLY"), id="bar-readonly")
+        if app.settings.standby:
+            yield Static(Text("STANDBY"), id="bar-standby")
         yield Static(id="bar-spacer")
         yield Static(id="bar-state")
 
@@ -124,6 +127,7 @@ class ConnectionBar(Horizontal):
         # What must stay whole: the screen title (its "dlq-tui ·" prefix may go), the schema, READ-ONLY, the state.
         badges = [str(app.schema_label)] + (["READ-ONLY"] if app.settings.read_only else [])
         badges += [self.profile_text] if self.profile_text is not None else []
+        badges += ["STANDBY"] if app.settings.standby else []
         fixed = sum(cell_len(part) + PADDING for part in badges)
         target = cell_len(str(app.target_label)) + PADDING
         titles = [self.title_text, self.screen_title]
