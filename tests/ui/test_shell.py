@@ -34,7 +34,7 @@ async def test_opens_on_health_and_switches_screens(demo_db: DemoDb) -> None:
 
 async def test_help_lists_every_key(demo_db: DemoDb) -> None:
     app = demo_app(demo_db)
-    async with app.run_test(size=(100, 80)) as pilot:  # tall enough for the whole list
+    async with app.run_test(size=(100, 140)) as pilot:  # tall enough for the whole list (search language too)
         await settle(pilot)
         await pilot.press("question_mark")
         await pilot.pause()
