@@ -239,6 +239,12 @@ def run(argv: Sequence[str] | None = None) -> int:
         app = args.command is None and not args.migrate
         # Only the app has keys to remap: the one-shot commands do not import the UI to check their ids.
         config, profile, choice = resolve_start(args, binding_ids=_binding_ids if app else None)
+        if args.command == "search":
+            from dlq_tui.commands.search import expand_query
+
+            # Before the database is resolved, as a bad query is: `@name` is known from the config file alone.
+            if (problem := expand_query(args, config.searches if config else {})) is not None:
+                return fail(problem)
         if args.migrate:
             limit = resolve_timeout(args.migrate_timeout, "DLQ_TUI_MIGRATE_TIMEOUT", DEFAULT_MIGRATE_TIMEOUT_S)
         elif args.command in WRITE_COMMANDS:

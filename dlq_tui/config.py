@@ -139,6 +139,7 @@ class Settings:
     production: bool = False  # the profile says production = true: the header badge is red
     thresholds: Thresholds = field(default_factory=Thresholds)
     keys: Mapping[str, str] = field(default_factory=dict)  # binding id -> key, from the config file's [keys]
+    searches: Mapping[str, str] = field(default_factory=dict)  # the config file's [searches]: `@name` in /
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,7 @@ def settings_for(
         production=bool(profile and profile.production),
         thresholds=replace(profile.thresholds if profile else Thresholds(), **o.thresholds),
         keys=dict(config.keys) if config else {},
+        searches=dict(config.searches) if config else {},
     )
 
 

@@ -25,7 +25,7 @@ APP_DIR = "dlq-tui"
 FILE_NAME = "config.toml"
 OFF = "off"
 
-TOP_KEYS = ("default_profile", "profiles", "keys")
+TOP_KEYS = ("default_profile", "profiles", "keys", "searches")
 PROFILE_KEYS = (
     "dsn",
     "password",
@@ -77,6 +77,7 @@ class ConfigFile:
     profiles: Mapping[str, Profile] = field(default_factory=dict)
     default_profile: str | None = None
     keys: Mapping[str, str] = field(default_factory=dict)
+    searches: Mapping[str, str] = field(default_factory=dict)  # [searches]: name -> query, `@name` in / and search
 
     def profile(self, name: str | None) -> Profile | None:
         """The named profile, else the default one (None when neither is set); ConfigFault for an unknown name."""
@@ -195,8 +196,9 @@ def load(path: Path, *, binding_ids: Collection[str] | None = None) -> tuple[Con
         check.add(("default_profile",), f"default_profile names no profile: {_shown(default)} (profiles: {known})")
         default = None
     keys = _keys(check, data.get("keys", {}), binding_ids)
+    searches = _searches(check, data.get("searches", {}))
     problems = sorted(check.problems, key=lambda p: p.line or 0)
-    return ConfigFile(path, profiles, default, keys), problems
+    return ConfigFile(path, profiles, default, keys, searches), problems
 
 
 def load_checked(path: Path, *, binding_ids: Collection[str] | None = None) -> ConfigFile:
@@ -370,3 +372,32 @@ def _keys(check: _Checker, table: object, binding_ids: Collection[str] | None) -
         else:
             keys[binding] = value.strip()
     return keys
+
+
+def _searches(check: _Checker, table: object) -> dict[str, str]:
+    """[searches]: each a name and a query that parses (a bad one is reported here, not when it is used)."""
+    from dlq_tui.search.query import SAVED_NAME_RE, SAVED_PREFIX, QueryError, parse_query
+    from dlq_tui.text import plain
+
+    if not isinstance(table, dict):
+        check.add(("searches",), '[searches] must be a table with lines like ssh-brute = "eventid:cowrie.login.failed"')
+        return {}
+    searches: dict[str, str] = {}
+    for name, value in table.items():
+        if not SAVED_NAME_RE.fullmatch(name):
+            check.add(
+                ("searches", name),
+                f"[searches]: {_shown(name)} is not a search name (letters, digits, _ . -, at most 40)",
+            )
+        elif not isinstance(value, str) or not value.strip():
+            check.add(("searches", name), f"[searches]: {name} must be a query (a non-empty string)")
+        elif value.strip().startswith(SAVED_PREFIX):
+            check.add(("searches", name), f"[searches]: {name} names another saved search: write its query out")
+        else:
+            try:
+                parse_query(value)
+            except QueryError as exc:
+                check.add(("searches", name), f"[searches]: {name}: {plain(str(exc), limit=200)}")
+            else:
+                searches[name] = value.strip()
+    return searches

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from dlq_tui.db.deadline import Deadline
@@ -63,14 +64,27 @@ def match_line(match: Any) -> str:
 
 def query_problem(args: argparse.Namespace) -> str | None:
     """The one line a bad query gets (no database is needed to know), else None."""
-    from dlq_tui.search.query import QueryError, parse_query
+    from dlq_tui.search.query import SAVED_PREFIX, QueryError, parse_query
     from dlq_tui.text import plain
 
+    if args.query.strip().startswith(SAVED_PREFIX):
+        return None  # a saved search: expanded (and judged) once the config file is read
     try:
         parse_query(args.query)
     except QueryError as exc:
         return plain(str(exc), limit=300)
     return None
+
+
+def expand_query(args: argparse.Namespace, saved: Mapping[str, str]) -> str | None:
+    """Turn `@name` into its saved query in args.query; the one line of a fault, else None."""
+    from dlq_tui.search.query import QueryError, expand_saved
+
+    try:
+        args.query = expand_saved(args.query, saved)
+    except QueryError as exc:
+        return str(exc)
+    return query_problem(args)
 
 
 def run_search(dsn: str, args: argparse.Namespace, *, deadline: Deadline | None = None) -> int:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -40,6 +40,24 @@ _PRIORITY_RE = re.compile(r"priority(<=|<)(.*)", re.IGNORECASE | re.DOTALL)
 _CONTENT_KEY = "malformed_content"
 _EXAMPLES = {"source": "/var/log/cowrie/cowrie.json", "checksum": "3f2a…"}
 _BARE_VALUE = re.compile(r'[^\s"\\]+')
+
+
+SAVED_PREFIX = "@"  # `@name`: a saved search of the config file's [searches], as the whole query
+SAVED_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,39}")
+
+
+def expand_saved(text: str, saved: Mapping[str, str]) -> str:
+    """The query `text` stands for: a saved search's own query for `@name`, else `text` itself."""
+    stripped = text.strip()
+    if not stripped.startswith(SAVED_PREFIX):
+        return text
+    name = stripped[len(SAVED_PREFIX) :]
+    if name in saved:
+        return saved[name]
+    from dlq_tui.text import plain
+
+    known = ", ".join(SAVED_PREFIX + n for n in sorted(saved)) or "none: add them under [searches] in the config file"
+    raise QueryError(f"no saved search {plain(stripped, limit=45)!r} (saved: {known})")
 
 
 class QueryError(ValueError):

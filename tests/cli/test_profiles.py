@@ -170,6 +170,12 @@ oprator = "me"
 [profiles.prod.thresholds]
 pending_crit = 1.5
 bogus = 1
+
+[searches]
+"bad name!" = "wget"
+unparsable = "priority<=banana"
+chained = "@attacker"
+attacker = "src_ip:198.51.100.7"
 """
 
 
@@ -178,7 +184,9 @@ def test_config_check_lists_every_problem_with_its_line(tmp_path: Path, capsys: 
     assert run(["config", "check", "--config", str(path)]) == 1
     out, err = capsys.readouterr()
     lines = out.splitlines()
-    assert [line.split(": ", 1)[0] for line in lines] == [f"{path}:{n}" for n in (1, 2, 5, 9, 10, 13, 14, 17, 18)]
+    assert [line.split(": ", 1)[0] for line in lines] == [
+        f"{path}:{n}" for n in (1, 2, 5, 9, 10, 13, 14, 17, 18, 21, 22, 23)
+    ]
     assert "default_profile names no profile: 'stagin' (profiles: prod, staging)" in lines[0]
     assert "unknown key 'colour'" in lines[1]
     assert "no binding has the id 'go.nowhere' (ids: " in lines[2] and "go.events" in lines[2]
@@ -188,7 +196,10 @@ def test_config_check_lists_every_problem_with_its_line(tmp_path: Path, capsys: 
     assert "unknown key 'oprator'" in lines[6]
     assert "pending_crit must be a whole number" in lines[7]
     assert "unknown threshold 'bogus'" in lines[8]
-    assert err == f"dlq-tui: 9 problems in {path}\n"
+    assert "[searches]: 'bad name!' is not a search name" in lines[9]
+    assert "[searches]: unparsable: " in lines[10] and "priority" in lines[10]
+    assert "[searches]: chained names another saved search" in lines[11]
+    assert err == f"dlq-tui: 12 problems in {path}\n"
 
 
 def test_config_check_ok_and_syntax_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -208,7 +219,7 @@ def test_a_broken_config_stops_every_command_with_its_first_problem(
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert err.startswith(f"dlq-tui: {path}:1: default_profile names no profile")
-    assert err.endswith("(7 more: dlq-tui config check)\n")  # [keys] ids are checked for the app only
+    assert err.endswith("(10 more: dlq-tui config check)\n")  # [keys] ids are checked for the app only
 
 
 # --------------------------------------------------------------------------------------------- passwords

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
@@ -93,3 +94,17 @@ def test_a_bad_limit_is_refused(v7_dsn: str, capsys: pytest.CaptureFixture[str])
         run(["search", "--dsn", v7_dsn, "wget", "--limit", "0"])
     assert exit_info.value.code == 2
     assert "expected a whole number" in capsys.readouterr().err
+
+
+def test_a_saved_search_of_the_config_file_runs_by_its_name(
+    v7_dsn: str, events: list[int], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[searches]\nattacker = "src_ip:198.51.100.7"\n')
+    code, out, err = search(capsys, v7_dsn, "--config", str(config), "--include-resolved", "@attacker")
+    assert code == 0
+    assert [int(line.split()[0]) for line in out.splitlines()] == [events[0], events[2]]
+    # An unknown name: one line, exit 2, naming what is saved.
+    code, out, err = search(capsys, v7_dsn, "--config", str(config), "@nope")
+    assert (code, out) == (2, "")
+    assert err == "dlq-tui: no saved search '@nope' (saved: @attacker)\n"

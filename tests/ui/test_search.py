@@ -216,3 +216,24 @@ async def test_a_jump_ends_the_search_and_lists_the_event(v7_dsn: str, v7_engine
         await press(pilot, "g", *str(ids[3]), "enter")
         assert screen.table.highlighted is not None and screen.table.highlighted.id == ids[3]
         assert "search:" not in status_line(app)
+
+
+async def test_a_saved_search_runs_by_its_name_and_the_box_lists_the_names(v7_dsn: str, v7_engine: Engine) -> None:
+    ids = _fill(v7_engine)
+    app = make_app(v7_dsn, searches={"attacker": "src_ip:198.51.100.7", "hostile": "\x1b[31m"})
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_events(pilot)
+        await pilot.press("slash")
+        await settle(pilot)
+        saved = str(pilot.app.screen.query_one("#search-saved").render())
+        assert "@attacker" in saved and "@hostile" in saved
+        await pilot.press("escape")
+        await settle(pilot)
+        await _search(pilot, "@attacker")
+        assert [row.id for row in screen.table.window_rows] == ids[:2]
+        assert "search: src_ip:198.51.100.7 · 2 matches" in status_line(app)
+        # An unknown name keeps the box open with one line naming the saved ones.
+        await _search(pilot, "@nope")
+        assert isinstance(pilot.app.screen, SearchModal)
+        error = str(pilot.app.screen.query_one("#search-error").render())
+        assert "no saved search '@nope' (saved: @attacker, @hostile)" in error

@@ -410,7 +410,7 @@ class EventsScreen(EventActions):
                 search.start(self, text)
 
         current = self.search.query.text if self.search.query is not None else ""
-        self.app.push_screen(SearchModal(current, list(self.search.history)), done)
+        self.app.push_screen(SearchModal(current, list(self.search.history), self.dlq.settings.searches), done)
 
     def action_related(self, kind: str) -> None:
         search.related(self, kind)

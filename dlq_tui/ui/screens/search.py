@@ -10,7 +10,7 @@ checksum) are just searches: the query is put in the box's history and shown lik
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, ClassVar
 
@@ -22,7 +22,16 @@ from textual.message import Message
 from textual.widgets import Input, Label, Static
 
 from dlq_tui.db.models import EventFilter, EventPage, PageCursor
-from dlq_tui.search.query import QUERY_MAX_CHARS, RELATED, QueryError, SearchQuery, parse_query, related_query
+from dlq_tui.search.query import (
+    QUERY_MAX_CHARS,
+    RELATED,
+    SAVED_PREFIX,
+    QueryError,
+    SearchQuery,
+    expand_saved,
+    parse_query,
+    related_query,
+)
 from dlq_tui.text import plain
 from dlq_tui.ui.screens.fields import AGAIN, FieldError, FieldInput, Typeable, at_most, first_failure
 from dlq_tui.ui.screens.modal import DlqModal
@@ -65,10 +74,11 @@ class SearchModal(DlqModal[str | None]):
     SearchModal .search-help { color: $text-muted; }
     """
 
-    def __init__(self, current: str, history: list[str]) -> None:
+    def __init__(self, current: str, history: list[str], saved: Mapping[str, str] | None = None) -> None:
         super().__init__()
         self.current = current
         self.history = history
+        self.saved = dict(saved or {})  # the config file's [searches]: typed as @name
         self._at = len(history)  # past the newest: the line being typed
 
     def compose(self) -> ComposeResult:
@@ -85,6 +95,9 @@ class SearchModal(DlqModal[str | None]):
             yield FieldError(id="search-error")
             for line in HELP_LINES:
                 yield Static(Text(line), classes="search-help")
+            if self.saved:
+                names = "  ".join(SAVED_PREFIX + name for name in sorted(self.saved))
+                yield Static(Text(plain(f"saved: {names}", limit=400)), classes="search-help", id="search-saved")
 
     def on_mount(self) -> None:
         self.query_one("#search-query", Input).focus()
@@ -94,7 +107,7 @@ class SearchModal(DlqModal[str | None]):
         if (problem := first_failure(field.validate(value))) is not None:
             return problem
         try:
-            parse_query(value)
+            parse_query(expand_saved(value, self.saved))
         except QueryError as exc:
             return plain(str(exc), limit=300)
         return None
@@ -172,7 +185,7 @@ def with_view(query: SearchQuery, flt: EventFilter) -> SearchQuery:
 def start(screen: EventsScreen, text: str) -> None:
     """Run a query typed in the box (or built for a related-event key) from the top of the list."""
     try:
-        query = parse_query(text, base=screen.filter)
+        query = parse_query(expand_saved(text, screen.dlq.settings.searches), base=screen.filter)
     except QueryError as exc:
         screen.notify(plain(str(exc), limit=300), title="search", severity="error", markup=False)
         return
