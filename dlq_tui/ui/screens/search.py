@@ -51,6 +51,7 @@ SEARCH_LANGUAGE: tuple[tuple[str, str], ...] = (
     ("reason:C  class:malicious", "the filters: exact reason, classification (corrupted, format_error, none)"),
     ("priority<=2  locked  free", "at most that priority, held or free locks only"),
     ("resolved", 'resolved events too; terms combine with AND; quote a word to search it as text ("a:b")'),
+    ("@name", "a saved search: the config file's [searches]"),
 )
 HELP_LINES = (
     'wget  "chmod +x"  text anywhere in the payload (any case)',
