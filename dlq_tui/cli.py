@@ -266,14 +266,14 @@ def run(argv: Sequence[str] | None = None) -> int:
     writer = "--migrate" if args.migrate else "--demo" if args.demo else args.command
     if writer not in WRITE_COMMANDS | {"--migrate", "--demo"}:
         writer = None
-    standby = is_hot_standby(dsn) if writer or args.command is None else False
-    if standby and writer:
-        return fail(standby_refusal(writer, dsn))
-
     deadline = Deadline(limit, "--migrate-timeout" if args.migrate else "--timeout")
     deadline.on_stuck = lambda: _give_up(deadline, dsn, args)
     deadline.start()
     try:
+        # Inside the deadline: a server that accepts and never answers must not hang the question.
+        standby = is_hot_standby(dsn) if writer or args.command is None else False
+        if standby and writer:
+            return fail(standby_refusal(writer, dsn))
         if args.migrate:
             from dlq_tui.commands.migrate import run_migrate
 
