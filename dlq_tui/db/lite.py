@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     Column,
@@ -63,11 +63,15 @@ from sqlalchemy.types import NullType
 from dlq_tui.db import schema
 from dlq_tui.db.models import (
     ActionResult,
+    Analysis,
     EventDetail,
     EventFilter,
     EventPage,
     EventRow,
+    HealthFigures,
+    HealthSnapshot,
     PageCursor,
+    ReasonStat,
 )
 from dlq_tui.db.queries import escape_like
 from dlq_tui.db.triage import (
@@ -80,6 +84,8 @@ from dlq_tui.db.triage import (
     unique_ids,
     write_jsonl,
 )
+
+T = TypeVar("T")
 
 # The one reason every v7-only feature gives on SQLite.
 V7_ONLY = "v7 is PostgreSQL-only"
@@ -283,6 +289,51 @@ def _from_julian(value: float | None) -> datetime | None:
     # Rounded to the millisecond: julianday() has about that precision, and the figure is shown, never compared.
     seconds = round((float(value) - _JULIAN_EPOCH) * 86400.0, 3)
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds)
+
+
+def as_snapshot(health: LiteHealth) -> HealthSnapshot:
+    """The figures in the shape PostgreSQL's health has, for the shared rules and screens.
+
+    The v7-only figures read 0 here (no priority, lock or classification exists to count); whoever shows them
+    says V7_ONLY instead (V7_ONLY_FIGURES), and no breaker or processing run is recorded on SQLite.
+    """
+    pending = health.pending_events
+    return HealthSnapshot(
+        figures=HealthFigures(
+            pending_events=pending,
+            processed_events=health.processed_events,
+            avg_resolution_time_seconds=health.avg_resolution_time_seconds,
+            newest_unresolved_event=health.newest_pending_at,
+            oldest_pending_at=health.oldest_pending_at,
+            high_retry_events=0,
+            locked_events=0,
+            malicious_events=0,
+            high_priority_events=0,
+        ),
+        breakers=[],
+        recent_runs=[],
+        analysis=Analysis(
+            top_reasons=[ReasonStat(reason, n, 0.0) for reason, n in health.pending_by_reason],
+            pending_by_priority=[(LEGACY_PRIORITY, pending)] if pending else [],
+            pending_by_classification=[(None, pending)] if pending else [],
+        ),
+        db_now=health.db_now,
+    )
+
+
+def read_consistent(engine: Engine, reader: Callable[[Connection], T]) -> T:
+    """reader in one read transaction (every figure from one state of the file), retried while locked."""
+
+    def run() -> T:
+        with engine.connect() as conn:
+            # The driver opens no transaction for a SELECT: without BEGIN each statement would see its own state.
+            conn.exec_driver_sql("BEGIN")
+            try:
+                return reader(conn)
+            finally:
+                conn.rollback()
+
+    return retry_read(run)
 
 
 # ------------------------------------------------------------------------------------------------- pages
@@ -674,7 +725,7 @@ def export_jsonl(engine: Engine, ids: Iterable[int], path: Path, *, overwrite: b
 # ------------------------------------------------------------------------------------------- busy reads
 
 
-def retry_read(call: Callable[[], Any], on_busy: Callable[[str], None] | None = None) -> Any:
+def retry_read(call: Callable[[], T], on_busy: Callable[[str], None] | None = None) -> T:
     """A read that met a write lock (SQLite's busy timeout ran out) is retried like a write, then re-raised."""
     for attempt in range(1, BUSY_ATTEMPTS + 1):
         try:
