@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import sqlite3
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -74,9 +73,20 @@ def sqlite_document(health: lite.LiteHealth, findings: list[Finding], thresholds
     doc["database"] = "sqlite"
     doc["unavailable"] = {"fields": [*lite.V7_ONLY_FIGURES, *_V7_ONLY_PARTS], "reason": lite.V7_ONLY}
     doc["pending_by_reason"] = [{"reason": r, "count": n} for r, n in health.pending_by_reason]
-    doc["inflow_by_hour"] = [{"hour": _iso(t), "count": n} for t, n in health.inflow_by_hour]
-    doc["inflow_by_day"] = [{"day": t.date().isoformat(), "count": n} for t, n in health.inflow_by_day]
+    doc["trends"] = {"hourly": _series_document(health.hourly), "daily": _series_document(health.daily)}
     return doc
+
+
+def _series_document(s: lite.LiteSeries) -> dict[str, Any]:
+    """The shape of the PostgreSQL health's `trends` series."""
+    return {
+        "bucket": s.bucket,
+        "starts": [_iso(x) for x in s.starts],
+        "arrived": s.arrived,
+        "resolved": s.resolved,
+        "arrived_max": max(s.arrived, default=0),
+        "resolved_max": max(s.resolved, default=0),
+    }
 
 
 def _perfdata(health: lite.LiteHealth, t: Thresholds) -> str:
@@ -103,12 +113,12 @@ def _perfdata(health: lite.LiteHealth, t: Thresholds) -> str:
     )
 
 
-def _bars(counts: list[tuple[datetime, int]]) -> str:
-    """Counts as a one-line chart, oldest left (8 levels; blank for none)."""
-    top = max((n for _, n in counts), default=0)
+def _bars(counts: list[int]) -> str:
+    """Counts as a one-line chart, oldest left (8 levels from zero; blank for none)."""
+    top = max(counts, default=0)
     if top == 0:
         return " " * len(counts)
-    return "".join(" " if n == 0 else "▁▂▃▄▅▆▇█"[min(7, (n * 8 - 1) // top)] for _, n in counts)
+    return "".join(" " if n == 0 else "▁▂▃▄▅▆▇█"[min(7, (n * 8 - 1) // top)] for n in counts)
 
 
 def sqlite_report(dsn: str, health: lite.LiteHealth, findings: list[Finding], thresholds: Thresholds) -> str:
@@ -152,16 +162,13 @@ def sqlite_report(dsn: str, health: lite.LiteHealth, findings: list[Finding], th
         lines.append("  (none)")
     for reason, n in health.pending_by_reason:
         lines.append(f"  {plain(reason, limit=40):<40}{n:>10,}")
-    day_total = sum(n for _, n in health.inflow_by_hour)
-    lines += [
-        "",
-        "Inflow (events created)",
-        f"  last {lite.HOURLY_BUCKETS} hours {day_total:>8,}  |{_bars(health.inflow_by_hour)}|  (per hour)",
-        f"  last {lite.DAILY_BUCKETS} days  {sum(n for _, n in health.inflow_by_day):>8,}  "
-        f"|{_bars(health.inflow_by_day)}|  (per day)",
-        "",
-        "Findings",
-    ]
+    lines += ["", "Trends"]
+    for name, s in ((f"per hour, last {lite.HOURLY_BUCKETS} h", health.hourly),
+                    (f"per day, last {lite.DAILY_BUCKETS} days", health.daily)):  # fmt: skip
+        lines.append(f"  {name}")
+        for label, values in (("arrived", s.arrived), ("resolved", s.resolved)):
+            lines.append(f"    {label:<10}{sum(values):>10,} in all  |{_bars(values)}|")
+    lines += ["", "Findings"]
     for x in worst_first(findings):
         lines.append(f"  {names[x.level]:<9} {plain(x.message, limit=300)}")
     return "\n".join(lines)

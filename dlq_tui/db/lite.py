@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import (
     Column,
@@ -97,8 +97,8 @@ AUDIT_KEY = "operator_audit"
 UNDATED = datetime(1970, 1, 1, tzinfo=UTC)
 # The v7 defaults a legacy row reads as (what the migration would give it): Normal priority, no retries, no lock.
 LEGACY_PRIORITY = 5
-HOURLY_BUCKETS = 24
-DAILY_BUCKETS = 14
+HOURLY_BUCKETS = 24  # trends: the last 24 hours, the current one last
+DAILY_BUCKETS = 30  # and the last 30 UTC days, today last (the PostgreSQL health's trends)
 
 
 class Unavailable(Exception):
@@ -201,6 +201,19 @@ def fetch_db_now(conn: Connection) -> datetime:
 
 
 @dataclass(frozen=True)
+class LiteSeries:
+    """Events arriving (created_at) and resolved (resolved_at) per bucket, oldest bucket first.
+
+    The fields of the PostgreSQL health's trend series, so either can be drawn and documented the same way.
+    """
+
+    bucket: Literal["hour", "day"]
+    starts: list[datetime]  # each bucket's start (UTC); a bucket covers [start, start + one bucket)
+    arrived: list[int]
+    resolved: list[int]
+
+
+@dataclass(frozen=True)
 class LiteHealth:
     """The figures the legacy columns can answer (v7's are unavailable: V7_ONLY)."""
 
@@ -211,8 +224,8 @@ class LiteHealth:
     newest_pending_at: datetime | None
     undated_pending: int  # pending events whose created_at is not a timestamp (not in oldest/newest)
     pending_by_reason: list[tuple[str, int]]  # most first
-    inflow_by_hour: list[tuple[datetime, int]]  # events created per hour, the last HOURLY_BUCKETS hours, oldest first
-    inflow_by_day: list[tuple[datetime, int]]  # per UTC day, the last DAILY_BUCKETS days, oldest first
+    hourly: LiteSeries  # events arriving / resolved per hour, the last HOURLY_BUCKETS hours
+    daily: LiteSeries  # per UTC day, the last DAILY_BUCKETS days
     db_now: datetime
 
 
@@ -220,19 +233,28 @@ class LiteHealth:
 V7_ONLY_FIGURES: tuple[str, ...] = ("high_retry_events", "locked_events", "malicious_events", "high_priority_events")
 
 
-def _buckets(conn: Connection, fmt: str, start: datetime, step: timedelta, count: int) -> list[tuple[datetime, int]]:
-    bucket = func.strftime(fmt, ev.c.created_at).label("bucket")
+def _counts(conn: Connection, column: Any, fmt: str, starts: list[datetime]) -> list[int]:
+    """Rows per bucket of a timestamp column (a value that is not a timestamp is in none)."""
+    bucket = func.strftime(fmt, column).label("bucket")
     rows = conn.execute(
         select(bucket, func.count().label("n"))
-        .where(_julian(ev.c.created_at) >= func.julianday(format_time(start)))
+        .where(_julian(column) >= func.julianday(format_time(starts[0])))
         .group_by(bucket)
     ).all()
     counts = {parse_time(r.bucket): int(r.n) for r in rows}
-    return [(start + i * step, counts.get(start + i * step, 0)) for i in range(count)]
+    return [counts.get(start, 0) for start in starts]
+
+
+def _series(conn: Connection, bucket: Literal["hour", "day"], last_start: datetime, count: int) -> LiteSeries:
+    width, fmt = (timedelta(hours=1), "%Y-%m-%d %H:00:00") if bucket == "hour" else (timedelta(days=1), "%Y-%m-%d")
+    starts = [last_start - (count - 1 - i) * width for i in range(count)]
+    return LiteSeries(
+        bucket, starts, _counts(conn, ev.c.created_at, fmt, starts), _counts(conn, ev.c.resolved_at, fmt, starts)
+    )
 
 
 def fetch_lite_health(conn: Connection, *, top: int = 10) -> LiteHealth:
-    """Every figure in one read transaction: counts, ages, pending by reason, inflow per hour and per day."""
+    """Every figure (call it in one read transaction): counts, ages, pending by reason, the trends."""
     pending = ev.c.resolved == false()
     created = _julian(ev.c.created_at)
     row = conn.execute(
@@ -257,7 +279,6 @@ def fetch_lite_health(conn: Connection, *, top: int = 10) -> LiteHealth:
     ).all()
     now = fetch_db_now(conn)
     hour = now.replace(minute=0, second=0, microsecond=0)
-    day = hour.replace(hour=0)
     return LiteHealth(
         pending_events=int(row.pending or 0),
         processed_events=int(row.processed or 0),
@@ -266,16 +287,8 @@ def fetch_lite_health(conn: Connection, *, top: int = 10) -> LiteHealth:
         newest_pending_at=_from_julian(row.newest),
         undated_pending=int(row.undated or 0),
         pending_by_reason=[(str(r.reason), int(r.n)) for r in reasons],
-        inflow_by_hour=_buckets(
-            conn,
-            "%Y-%m-%d %H:00:00",
-            hour - (HOURLY_BUCKETS - 1) * timedelta(hours=1),
-            timedelta(hours=1),
-            HOURLY_BUCKETS,
-        ),
-        inflow_by_day=_buckets(
-            conn, "%Y-%m-%d 00:00:00", day - (DAILY_BUCKETS - 1) * timedelta(days=1), timedelta(days=1), DAILY_BUCKETS
-        ),
+        hourly=_series(conn, "hour", hour, HOURLY_BUCKETS),
+        daily=_series(conn, "day", hour.replace(hour=0), DAILY_BUCKETS),
         db_now=now,
     )
 

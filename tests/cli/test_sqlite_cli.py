@@ -64,8 +64,10 @@ def test_health_json_has_the_usual_keys_with_v7_only_ones_null(db: Path, capsys:
     assert {"locked_events", "breakers"} <= set(doc["unavailable"]["fields"])
     assert {f["field"] for f in doc["findings"]} == {"pending_events", "oldest_pending_at"}
     assert doc["pending_by_reason"][0] == {"reason": "json_parsing_failed", "count": 4}
-    assert sum(b["count"] for b in doc["inflow_by_hour"]) == 3
-    assert sum(b["count"] for b in doc["inflow_by_day"]) == 5
+    hourly, daily = doc["trends"]["hourly"], doc["trends"]["daily"]
+    assert (len(hourly["starts"]), len(daily["starts"])) == (24, 30)
+    assert (sum(hourly["arrived"]), sum(hourly["resolved"])) == (3, 0)  # created 1, 2 and 3 hours ago
+    assert (sum(daily["arrived"]), sum(daily["resolved"])) == (5, 1)  # the garbage created_at is in no bucket
 
 
 def test_health_of_a_file_without_the_dlq_table_is_unknown(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

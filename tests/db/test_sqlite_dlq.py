@@ -73,19 +73,23 @@ def test_health_figures_match_the_rows_counted_by_hand(db: Path, engine: Engine)
     assert abs(h.oldest_pending_at - (NOW - timedelta(hours=30))) < timedelta(milliseconds=5)
     assert abs(h.newest_pending_at - (NOW - timedelta(hours=1))) < timedelta(milliseconds=5)
     assert h.pending_by_reason == [("json_parsing_failed", 3), ("unknown", 2), ("file_type_mismatch", 1)]
-    # Inflow counts every event created (resolved ones too), bucketed by hour / by UTC day.
+    # Trends: every event created (resolved ones too) and every resolve, by hour and by UTC day.
     created = [*times, NOW - timedelta(hours=30), day3, day3]
-    hours = dict(h.inflow_by_hour)
-    assert len(h.inflow_by_hour) == lite.HOURLY_BUCKETS and sum(hours.values()) == 3
-    for t in times:
-        hour = t.replace(minute=0, second=0, microsecond=0)
-        assert hours[hour] == sum(1 for x in times if x.replace(minute=0, second=0, microsecond=0) == hour)
-    days = dict(h.inflow_by_day)
-    assert len(days) == lite.DAILY_BUCKETS
-    for t in created:
-        day = t.replace(hour=0, minute=0, second=0, microsecond=0)
-        assert days[day] == sum(1 for x in created if x.replace(hour=0, minute=0, second=0, microsecond=0) == day)
-    assert sum(days.values()) == len(created)
+    resolved = [day3 + timedelta(seconds=60), day3 + timedelta(seconds=180)]
+
+    def hour_of(t: datetime) -> datetime:
+        return t.replace(minute=0, second=0, microsecond=0)
+
+    def day_of(t: datetime) -> datetime:
+        return t.replace(hour=0, minute=0, second=0, microsecond=0)
+
+    assert (h.hourly.bucket, len(h.hourly.starts), h.daily.bucket, len(h.daily.starts)) == ("hour", 24, "day", 30)
+    assert h.hourly.starts[-1] == hour_of(h.db_now) and h.daily.starts[-1] == day_of(h.db_now)
+    assert h.hourly.arrived == [sum(1 for t in created if hour_of(t) == s) for s in h.hourly.starts]
+    assert sum(h.hourly.arrived) == 3 and sum(h.hourly.resolved) == 0
+    assert h.daily.arrived == [sum(1 for t in created if day_of(t) == s) for s in h.daily.starts]
+    assert h.daily.resolved == [sum(1 for t in resolved if day_of(t) == s) for s in h.daily.starts]
+    assert (sum(h.daily.arrived), sum(h.daily.resolved)) == (len(created), 2)
 
 
 def test_health_of_an_empty_dlq(engine: Engine) -> None:
@@ -97,7 +101,7 @@ def test_health_of_an_empty_dlq(engine: Engine) -> None:
         None,
         None,
     )
-    assert sum(n for _, n in h.inflow_by_hour) == 0
+    assert sum(h.hourly.arrived) == sum(h.daily.resolved) == 0
 
 
 # ------------------------------------------------------------------------------------------------- pages
