@@ -48,6 +48,8 @@ async def test_health_shows_the_legacy_figures_and_v7_ones_as_unavailable(db: Pa
         assert "452" in shown  # every pending event, the undated one too
         assert "n/a" in shown and "v7 only" in shown  # retries, locks, classes, priority: no such column
         assert "sqlite legacy, marker 7" in shown
+        await press(pilot, "S")  # the per-source view needs v7: it says so instead of loading
+        assert f"the per-source view unavailable: {V7_ONLY}" in screen_text(app)
         assert not any("Traceback" in n for n in notes(app))
 
 
