@@ -98,6 +98,15 @@ class QuickBusy(DataSource):
     sqlite_busy_timeout_s = 0.3
 
 
+async def test_hostile_payload_shows_as_text_in_the_detail_pane(db: Path) -> None:
+    app = make_app(dsn_of(db))
+    async with app.run_test(size=(160, 60)) as pilot:
+        await open_events(pilot)
+        shown = screen_text(app)
+        assert hostile.MARKUP_CLICK in shown  # the oldest event's payload: literally, never as markup
+        assert "\x1b" not in shown and "\x07" not in shown
+
+
 async def test_a_locked_database_makes_resolve_say_so_in_one_line(db: Path) -> None:
     app = make_app(dsn_of(db), source_class=QuickBusy)
     async with app.run_test(size=SIZE) as pilot:
