@@ -201,7 +201,7 @@ def _current_user(engine: Any) -> str:
 def read_database(dsn: str, reader: Callable[[Connection], T], deadline: Deadline | None = None) -> T:
     """Run reader on a fresh connection; any fault an operator can fix becomes ReadFault(one line)."""
     if is_sqlite(dsn):
-        raise ReadFault("schema v7 is PostgreSQL-only: a SQLite database has no DLQ health to read")
+        raise ReadFault("this command needs PostgreSQL: v7 is PostgreSQL-only")
     timeout_ms = (deadline.statement_timeout_ms() if deadline else None) or STATEMENT_TIMEOUT_MS
     try:
         engine = make_engine(dsn, statement_timeout_ms=timeout_ms, pool_size=1, deadline=deadline)
@@ -433,6 +433,10 @@ def health_report(snapshot: HealthSnapshot, findings: list[Finding], thresholds:
 def run_health(dsn: str, args: argparse.Namespace, *, deadline: Deadline | None = None) -> int:
     from dlq_tui.db.queries import fetch_health
 
+    if is_sqlite(dsn):  # the legacy table's own figures: v7 (and its dlq_health view) is PostgreSQL-only
+        from dlq_tui.commands.sqlite_health import run_sqlite_health
+
+        return run_sqlite_health(dsn, args)
     thresholds = thresholds_from_args(args)
     try:
         snapshot = read_database(dsn, lambda conn: fetch_health(conn, trends=True), deadline)

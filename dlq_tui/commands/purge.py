@@ -138,7 +138,9 @@ def run_purge(dsn: str, args: argparse.Namespace) -> int:
         return EXIT_FAULT
     days, batch_size = _options(args)
     if is_sqlite(dsn):
-        _say("purge works on PostgreSQL only (schema v7)")
+        from dlq_tui.db.lite import Unavailable
+
+        _say(str(Unavailable("purge")))
         return EXIT_FAULT
     try:
         engine = open_checked(dsn)

@@ -155,7 +155,9 @@ def _progress(stream: TextIO) -> Callable[[int, int], None] | None:
 def run_redrive(dsn: str, args: argparse.Namespace) -> int:
     dry_run = bool(args.redrive_dry_run)
     if is_sqlite(dsn):
-        print("dlq-tui: redrive unavailable: it needs PostgreSQL (the pipeline's raw_events table)", file=sys.stderr)
+        from dlq_tui.db.lite import Unavailable
+
+        print(f"dlq-tui: {Unavailable('redrive')}", file=sys.stderr)
         return EXIT_PROBLEM
     engine = open_checked(dsn, read_only=bool(args.read_only))  # ConnectionFault: the CLI's one line, exit 2
     op = Operator((args.operator or "").strip() or default_operator())

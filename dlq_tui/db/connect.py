@@ -150,7 +150,9 @@ def make_engine(
     every one is cut when it passes (see dlq_tui/db/deadline.py).
     """
     if is_sqlite(dsn):
-        return create_engine(dsn, **kwargs)
+        from dlq_tui.db.lite import lite_engine
+
+        return lite_engine(dsn, read_only=read_only, **kwargs)
     validate_dsn(dsn)
     parsed = parse_dsn(dsn)
     conninfo = parsed.conninfo

@@ -36,7 +36,7 @@ import os
 import re
 import tempfile
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -275,8 +275,8 @@ def set_priority(engine: Engine, op: Operator, ids: Iterable[int], priority: int
     return _run(engine, op, ids, action, {"priority": priority})
 
 
-def resolve(engine: Engine, op: Operator, ids: Iterable[int], method: str, note: str | None = None) -> ActionResult:
-    """Mark resolved with one of RESOLUTION_METHODS (and an optional note in the audit entry); frees your lock."""
+def checked_resolution(method: str, note: str | None) -> str | None:
+    """The note as stored (stripped, None when empty); ValueError for a method or note no resolve may store."""
     if method not in RESOLUTION_METHODS:
         raise ValueError(f"resolution method must be one of {', '.join(RESOLUTION_METHODS)}")
     note = (note or "").strip() or None
@@ -284,6 +284,12 @@ def resolve(engine: Engine, op: Operator, ids: Iterable[int], method: str, note:
         raise ValueError(f"note is longer than {NOTE_MAX_CHARS} characters")
     if note is not None and (problem := unstorable(note)) is not None:
         raise ValueError(f"note cannot hold {problem}")
+    return note
+
+
+def resolve(engine: Engine, op: Operator, ids: Iterable[int], method: str, note: str | None = None) -> ActionResult:
+    """Mark resolved with one of RESOLUTION_METHODS (and an optional note in the audit entry); frees your lock."""
+    note = checked_resolution(method, note)
     action = Action(
         "resolve",
         {
@@ -616,7 +622,7 @@ def _ascii_escape(match: re.Match[str]) -> str:
     return f"\\u{cp:04x}"
 
 
-def _export_line(row: RowMapping) -> str:
+def _export_line(row: Mapping[str, Any]) -> str:
     """One JSON Lines record, pure ASCII, in json.dumps's layout; stored JSON text is copied, never parsed.
 
     PostgreSQL writes jsonb as valid JSON with control characters already escaped; non-ASCII characters (only
@@ -639,6 +645,22 @@ def export_jsonl(engine: Engine, ids: Iterable[int], path: Path, *, overwrite: b
     pure ASCII (non-ASCII and control characters are JSON escapes), so `cat` cannot be tricked by payloads.
     Written to a temp file in the same directory, then renamed; an existing file is kept unless overwrite.
     """
+
+    def rows_of(batch: list[int]) -> dict[int, RowMapping]:
+        with write_transaction(engine, None, export=True) as conn:
+            return {r["id"]: r for r in conn.execute(_EXPORT_SQL, {"ids": batch}).mappings()}
+
+    return write_jsonl(path, ids, rows_of, overwrite=overwrite)
+
+
+def write_jsonl(
+    path: Path,
+    ids: Iterable[int],
+    rows_of: Callable[[list[int]], Mapping[int, Any]],  # id -> a row mapping (column -> value)
+    *,
+    overwrite: bool = False,
+) -> int:
+    """The export file: rows_of(batch) reads one batch of ids (id -> columns); lines in the order of `ids`."""
     wanted = unique_ids(ids)
     path = Path(path)
     if (problem := export_target_problem(path)) is not None:
@@ -656,8 +678,7 @@ def export_jsonl(engine: Engine, ids: Iterable[int], path: Path, *, overwrite: b
         with os.fdopen(fd, "w", encoding="ascii", newline="\n") as out:
             for start in range(0, len(wanted), BATCH_SIZE):
                 batch = wanted[start : start + BATCH_SIZE]
-                with write_transaction(engine, None, export=True) as conn:
-                    rows = {r["id"]: r for r in conn.execute(_EXPORT_SQL, {"ids": batch}).mappings()}
+                rows = rows_of(batch)
                 for event_id in batch:
                     if (row := rows.get(event_id)) is not None:
                         out.write(_export_line(row) + "\n")

@@ -125,11 +125,13 @@ class SchemaStatus:
 
     @property
     def usable(self) -> bool:
-        """Can health and events work? Every v7 object present on PostgreSQL.
+        """Can health and events work? Every v7 object present on PostgreSQL; the events table on SQLite.
 
         Not `current`: that also wants the marker and the alembic stamp to agree, which the migration panel
         reports but which must not hide the queue from an operator.
         """
+        if self.dialect == "sqlite":  # the legacy table is all a SQLite DLQ ever has (v7 is PostgreSQL-only)
+            return f"table {schema.dead_letter_events.name}" not in self.missing and self.catalog_version > 0
         return self.dialect == "postgresql" and self.catalog_version == 7 and not self.missing
 
 

@@ -235,6 +235,7 @@ class DlqApp(ProfileSwitching, App[int]):
         super().exit(result, return_code, message)
 
     def on_mount(self) -> None:
+        self.source.busy_listener = self._database_busy
         self.check_schema()
         # The events screen does not poll: without this an outage would show only at the next key press.
         self.set_interval(max(2.0, self.settings.refresh_seconds), self._heartbeat)
@@ -245,6 +246,11 @@ class DlqApp(ProfileSwitching, App[int]):
             for sig in (signal.SIGHUP, signal.SIGTERM):
                 with suppress(NotImplementedError, RuntimeError, ValueError):
                     loop.add_signal_handler(sig, self._hang_up, sig)
+
+    def _database_busy(self, line: str) -> None:
+        """From a worker thread: a SQLite write waits for another connection's lock and retries."""
+        if not self.exiting:
+            self.call_from_thread(self.notify, line, title="database", severity="warning", timeout=10, markup=False)
 
     def on_unmount(self) -> None:
         self.source.close()
@@ -281,7 +287,9 @@ class DlqApp(ProfileSwitching, App[int]):
         usable = status.usable
         marker, catalog = status.marker, status.catalog_version
         version = catalog if usable else (marker if marker is not None else catalog)
-        if usable:
+        if usable and status.dialect == "sqlite":
+            self.schema_label = f"sqlite legacy, marker {marker if marker is not None else 0}"
+        elif usable:
             self.schema_label = f"schema v{version}"
         elif not version:
             self.schema_label = "no dlq schema"

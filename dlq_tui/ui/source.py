@@ -24,6 +24,7 @@ from dlq_tui.db.access import AccessProblem
 from dlq_tui.db.connect import is_hot_standby, make_engine
 from dlq_tui.db.dsn import is_sqlite
 from dlq_tui.db.errors import explain_connection_error
+from dlq_tui.db.lite import V7_ONLY, Unavailable
 from dlq_tui.db.models import (
     ActionResult,
     EventDetail,
@@ -64,6 +65,7 @@ __all__ = [
     "REINGEST_METHOD",
     "RESOLUTION_METHODS",
     "STEP_TITLES",
+    "V7_ONLY",
     "AccessProblem",
     "ActionRefused",
     "DataSource",
@@ -82,6 +84,7 @@ __all__ = [
     "SourceSelection",
     "SourceStat",
     "StepEvent",
+    "Unavailable",
     "describe",
     "explain_connection_error",
     "export_target_problem",
@@ -129,12 +132,15 @@ class DataSource:
     upgrade_lock_timeout_ms: int = 5_000
     # At most this many sources in the per-source view (None: dlq_tui.db.sources.SOURCE_LIMIT); tests lower it.
     source_limit: int | None = None
+    # How long a SQLite statement waits for another connection's lock, per attempt (dlq_tui.db.lite); tests lower it.
+    sqlite_busy_timeout_s: float = 5.0
 
     def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
         self.settings = settings
         self.dsn = settings.dsn
+        sqlite: dict[str, Any] = {"busy_timeout_s": self.sqlite_busy_timeout_s} if is_sqlite(settings.dsn) else {}
         self.engine = engine or make_engine(
-            settings.dsn, read_only=settings.read_only, statement_timeout_ms=STATEMENT_TIMEOUT_MS
+            settings.dsn, read_only=settings.read_only, statement_timeout_ms=STATEMENT_TIMEOUT_MS, **sqlite
         )
         self._migration_engine: Engine | None = None
         # Raw psycopg connections, here and below (Any: SQLAlchemy's DBAPI type has no cancel_safe, called on them).
@@ -145,10 +151,32 @@ class DataSource:
         self._health_in_flight: set[Any] = set()
         self._searches: set[SearchHandle] = set()  # searches running now (cancelled on close)
         self.claimed = False  # a claim of this session succeeded: quitting checks for claims still held
+        self.busy_listener: Callable[[str], None] | None = None  # hears "database is locked, retrying" (SQLite)
 
     @property
     def is_sqlite(self) -> bool:
         return is_sqlite(self.dsn)
+
+    # --- SQLite: the legacy table through dlq_tui.db.lite (v7 is PostgreSQL-only) ----------------------
+    @property
+    def unavailable_figures(self) -> tuple[str, ...]:
+        """Health figures this database cannot have (HealthFigures names); shown as unavailable, for V7_ONLY."""
+        from dlq_tui.db.lite import V7_ONLY_FIGURES
+
+        return V7_ONLY_FIGURES if self.is_sqlite else ()
+
+    def v7_only(self, what: str) -> str | None:
+        """On SQLite the one-line refusal of a v7-only feature ("claim unavailable: v7 is PostgreSQL-only")."""
+        return str(Unavailable(what)) if self.is_sqlite else None
+
+    def _refuse_on_sqlite(self, what: str) -> None:
+        if self.is_sqlite:
+            raise ActionRefused(str(Unavailable(what)))
+
+    def _on_busy(self, line: str) -> None:
+        """A SQLite write found the database locked and retries: tell whoever listens (the app shows the line)."""
+        if self.busy_listener is not None:
+            self.busy_listener(line)
 
     def close(self) -> None:
         # A thread worker's query outlives the app; cancel a running health refresh so that quitting does not
@@ -167,18 +195,30 @@ class DataSource:
         """Everything in one read, the view's row as the reference (what `dlq-tui health` reads)."""
         from dlq_tui.db.queries import fetch_health
 
+        if self.is_sqlite:
+            from dlq_tui.db import lite
+
+            return lite.as_snapshot(lite.read_consistent(self.engine, lite.fetch_lite_health))
         return self._health_read(fetch_health)
 
     def health_fast(self) -> FastSnapshot:
         """The health screen's frequent refresh: only figures that indexes answer."""
         from dlq_tui.db.queries import fetch_health_fast
 
+        if self.is_sqlite:
+            from dlq_tui.db import lite
+
+            return lite.as_fast_snapshot(lite.read_consistent(self.engine, lite.fetch_lite_health))
         return self._health_read(fetch_health_fast)
 
     def health_view(self, trends_now: datetime | None = None) -> ViewReading:
         """The health screen's slow tier: the dlq_health row (a pass over the whole table) and the trends."""
         from dlq_tui.db.queries import fetch_view_reading
 
+        if self.is_sqlite:
+            from dlq_tui.db import lite
+
+            return lite.as_view_reading(lite.read_consistent(self.engine, lite.fetch_lite_health))
         return self._health_read(lambda conn: fetch_view_reading(conn, trends_now))
 
     def _health_read(self, reader: Callable[[Connection], T]) -> T:
@@ -200,44 +240,44 @@ class DataSource:
         before: PageCursor | None = None,
         limit: int = PAGE_SIZE,
     ) -> EventPage:
-        from dlq_tui.db.queries import fetch_page
+        fetch_page = self._reader().fetch_page
 
         with self.engine.connect() as conn:
             return fetch_page(conn, flt, after=after, before=before, limit=limit)
 
     def page_at(self, flt: EventFilter, event_id: int, limit: int = PAGE_SIZE) -> EventPage | None:
-        from dlq_tui.db.queries import page_starting_at
+        page_starting_at = self._reader().page_starting_at
 
         with self.engine.connect() as conn:
             return page_starting_at(conn, flt, event_id, limit=limit)
 
     def locate(self, flt: EventFilter, event_id: int, limit: int = PAGE_SIZE) -> tuple[EventFilter, EventPage] | None:
         """Any event by id: (the view that lists it, its page); None when no event has that id."""
-        from dlq_tui.db.queries import locate_event
+        locate_event = self._reader().locate_event
 
         with self.engine.connect() as conn:
             return locate_event(conn, flt, event_id, limit=limit)
 
     def matching_ids(self, flt: EventFilter) -> list[int]:
-        from dlq_tui.db.queries import matching_ids
+        matching_ids = self._reader().matching_ids
 
         with self.engine.connect() as conn:
             return matching_ids(conn, flt)
 
     def event(self, event_id: int, payload_chars: int) -> EventDetail | None:
-        from dlq_tui.db.queries import fetch_event
+        fetch_event = self._reader().fetch_event
 
         with self.engine.connect() as conn:
             return fetch_event(conn, event_id, payload_chars=payload_chars)
 
     def payload_slice(self, event_id: int, start_char: int, length: int) -> str:
-        from dlq_tui.db.queries import fetch_payload_slice
+        fetch_payload_slice = self._reader().fetch_payload_slice
 
         with self.engine.connect() as conn:
             return fetch_payload_slice(conn, event_id, start_char, length)
 
     def reasons(self) -> list[str]:
-        from dlq_tui.db.queries import known_reasons
+        known_reasons = self._reader().known_reasons
 
         with self.engine.connect() as conn:
             return known_reasons(conn)
@@ -293,11 +333,23 @@ class DataSource:
                 handle.detach(raw)
                 self._searches.discard(handle)
 
+    def _reader(self) -> Any:
+        """The read module for this database: dlq_tui.db.lite on SQLite (same functions, same records)."""
+        if self.is_sqlite:
+            from dlq_tui.db import lite
+
+            return lite
+        from dlq_tui.db import queries
+
+        return queries
+
     # --- per source file (dlq_tui.db.sources) --------------------------------------------------------
     def sources(self) -> SourceOverview:
         """Pending events grouped by source file. A GROUP BY over every pending row, like health: its timeout."""
         from dlq_tui.db.sources import SOURCE_LIMIT, fetch_sources
 
+        if self.is_sqlite:
+            raise Unavailable("the per-source view")
         with self.engine.connect() as conn:
             if not self.is_sqlite:
                 conn.exec_driver_sql(f"SET LOCAL statement_timeout = {HEALTH_TIMEOUT_MS}")
@@ -311,12 +363,15 @@ class DataSource:
     def source_selection(self, source: str | None) -> SourceSelection:
         from dlq_tui.db.sources import source_selection
 
+        if self.is_sqlite:
+            raise Unavailable("the per-source view")
         with self.engine.connect() as conn:
             return source_selection(conn, source, mine=self.operator.lock_token)
 
     def resolve_for_reingest(self, selection: SourceSelection) -> ActionResult:
         from dlq_tui.db.sources import resolve_for_reingest
 
+        self._refuse_on_sqlite("re-ingest")
         return resolve_for_reingest(self.engine, self.operator, selection)
 
     # --- schema and migration ---------------------------------------------------------------------
@@ -457,11 +512,13 @@ class DataSource:
     def claim(self, ids: Sequence[int]) -> ActionResult:
         from dlq_tui.db import triage
 
+        self._refuse_on_sqlite("claim")
         return self._claimed(triage.claim(self.engine, self.operator, ids))
 
     def take_back(self, ids: Sequence[int]) -> ActionResult:
         from dlq_tui.db import triage
 
+        self._refuse_on_sqlite("take back")
         return self._claimed(triage.take_back(self.engine, self.operator, ids))
 
     def _claimed(self, result: ActionResult) -> ActionResult:
@@ -470,7 +527,7 @@ class DataSource:
 
     def held_claims(self) -> list[int]:
         """The events this session still holds; no query when it never claimed one (its token is its own)."""
-        if not self.claimed:
+        if not self.claimed or self.is_sqlite:
             return []
         from dlq_tui.db import triage
 
@@ -479,47 +536,66 @@ class DataSource:
     def lock_holders(self, ids: Sequence[int]) -> dict[int, str | None]:
         from dlq_tui.db import triage
 
+        if self.is_sqlite:
+            return {}  # no locks on SQLite
         return triage.lock_holders(self.engine, ids)
 
     def release(self, ids: Sequence[int]) -> ActionResult:
         from dlq_tui.db import triage
 
+        self._refuse_on_sqlite("release")
         return triage.release(self.engine, self.operator, ids)
 
     def classify(self, ids: Sequence[int], classification: str | None) -> ActionResult:
         from dlq_tui.db import triage
 
+        self._refuse_on_sqlite("classify")
         return triage.classify(self.engine, self.operator, ids, classification)
 
     def set_priority(self, ids: Sequence[int], priority: int) -> ActionResult:
         from dlq_tui.db import triage
 
+        self._refuse_on_sqlite("priority")
         return triage.set_priority(self.engine, self.operator, ids, priority)
 
     def resolve(self, ids: Sequence[int], method: str, note: str | None = None) -> ActionResult:
         from dlq_tui.db import triage
 
+        if self.is_sqlite:
+            from dlq_tui.db import lite
+
+            return lite.resolve(self.engine, self.operator, ids, method, note, on_busy=self._on_busy)
         return triage.resolve(self.engine, self.operator, ids, method, note)
 
     def reopen(self, ids: Sequence[int]) -> ActionResult:
         from dlq_tui.db import triage
 
+        if self.is_sqlite:
+            from dlq_tui.db import lite
+
+            return lite.reopen(self.engine, self.operator, ids, on_busy=self._on_busy)
         return triage.reopen(self.engine, self.operator, ids)
 
     def requeue(self, ids: Sequence[int]) -> ActionResult:
         from dlq_tui.db import triage
 
+        self._refuse_on_sqlite("requeue")
         return triage.requeue(self.engine, self.operator, ids)
 
     def export(self, ids: Sequence[int], path: Path, *, overwrite: bool = False) -> int:
         from dlq_tui.db import triage
 
+        if self.is_sqlite:
+            from dlq_tui.db import lite
+
+            return lite.export_jsonl(self.engine, ids, path, overwrite=overwrite)
         return triage.export_jsonl(self.engine, ids, path, overwrite=overwrite)
 
     # --- repair and redrive (dlq_tui.db.redrive; the repair runs here, in the caller's thread worker) ----------
     def repair_preview(self, event_id: int) -> RepairPreview | None:
         from dlq_tui.db.redrive import preview
 
+        self._refuse_on_sqlite("repair")
         with self.engine.connect() as conn:
             return preview(conn, self.operator, event_id)
 
@@ -527,9 +603,11 @@ class DataSource:
         """A dry run: what a redrive of these events would do (writes nothing)."""
         from dlq_tui.db import redrive
 
+        self._refuse_on_sqlite("redrive")
         return redrive.redrive(self.engine, self.operator, ids, dry_run=True)
 
     def redrive(self, ids: Sequence[int], accept_ambiguous: Mapping[int, str] | None = None) -> RedriveResult:
         from dlq_tui.db import redrive
 
+        self._refuse_on_sqlite("redrive")
         return redrive.redrive(self.engine, self.operator, ids, accept_ambiguous=accept_ambiguous)

@@ -10,6 +10,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -407,8 +408,10 @@ def test_rules_give_one_finding_per_checked_field_and_per_breaker(v7_engine: Eng
     assert overall(strict) == "critical"
 
 
-def test_sqlite_has_no_health(tmp_path: object, capsys: pytest.CaptureFixture[str]) -> None:
-    _assert_unknown(*health(capsys, f"sqlite:///{tmp_path}/x.db"), "PostgreSQL-only")
+def test_sqlite_path_without_a_database_is_unknown(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # SQLite health works (tests/cli/test_sqlite_cli.py); a path that names no file is UNKNOWN and stays absent.
+    _assert_unknown(*health(capsys, f"sqlite:///{tmp_path}/x.db"), "no SQLite database at")
+    assert not (tmp_path / "x.db").exists()
 
 
 # -------------------------------------------------------------------------------------------- trends

@@ -205,9 +205,7 @@ def test_unreachable_server_is_exit_2_without_the_password(
 def test_sqlite_is_told_that_redrive_needs_postgresql(tmp_path: object, capsys: pytest.CaptureFixture[str]) -> None:
     code = run(["redrive", "--dsn", f"sqlite:///{tmp_path}/dlq.db"])
     assert code == 1
-    assert capsys.readouterr().err == (
-        "dlq-tui: redrive unavailable: it needs PostgreSQL (the pipeline's raw_events table)\n"
-    )
+    assert capsys.readouterr().err == "dlq-tui: redrive unavailable: v7 is PostgreSQL-only\n"
 
 
 def test_a_connection_lost_mid_run_is_exit_2(

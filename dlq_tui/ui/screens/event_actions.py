@@ -40,6 +40,8 @@ WRITE_ACTIONS = frozenset(
     {"claim", "release", "classify", "priority", "resolve", "reopen", "requeue", "take_back", "redrive"}
 )
 TRIAGE_ACTIONS = WRITE_ACTIONS | {"export", "export_matching", "repair"}
+# What a SQLite database (legacy columns only) cannot do: resolve, reopen and export remain.
+V7_ONLY_ACTIONS = frozenset({"claim", "release", "classify", "priority", "requeue", "take_back", "redrive", "repair"})
 
 CLASSIFY_CHOICES = [
     *(Choice(name[0], name, name) for name in CLASSIFICATIONS),  # m c f
@@ -102,14 +104,16 @@ class EventActions(DlqScreen):
             return READ_ONLY_REFUSAL
         if self.dlq.schema_ready is not True:
             return "the events are not available until the schema is at v7"
+        if action in V7_ONLY_ACTIONS and (v7_only := self.dlq.source.v7_only(action)) is not None:
+            return v7_only
         if action == "reopen" and not self.filter.include_resolved:
             return "reopen works on resolved events: press v to list them first"
         return None
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         reason = self.unavailable_reason(action)
-        if reason is None:
-            return True
+        if reason is None or (action in V7_ONLY_ACTIONS and self.dlq.source.is_sqlite):
+            return True  # on SQLite a v7-only key still answers: with the reason
         # Reopen is hidden while no resolved event can be highlighted; everything else is greyed out.
         return False if action == "reopen" and not self.dlq.settings.read_only else None
 

@@ -405,6 +405,8 @@ class EventsScreen(EventActions):
 
     # --- search (dlq_tui.ui.screens.search) ----------------------------------------------------------
     def action_search(self) -> None:
+        if search.refused(self):
+            return
         def done(text: str | None) -> None:
             if text:
                 search.start(self, text)

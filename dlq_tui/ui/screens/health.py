@@ -378,6 +378,8 @@ class HealthScreen(DlqScreen):
         tile("malicious_events", f"{figures.malicious_events:,}", "all time")
         tile("high_priority_events", f"{figures.high_priority_events:,}", "all time")
         self._draw_view_tiles()
+        for field in self.dlq.source.unavailable_figures:  # SQLite: no such column to count
+            tile(field, "n/a", "v7 only")
         self._lay_out()  # a longer value may need wider tiles
         self._draw_findings(findings)
         self._draw_breakers(snapshot, now)

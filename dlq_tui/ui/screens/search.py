@@ -183,8 +183,18 @@ def with_view(query: SearchQuery, flt: EventFilter) -> SearchQuery:
     return replace(query, filter=flt)
 
 
+def refused(screen: EventsScreen) -> bool:
+    """On SQLite the payload search is not there (the filter's text match is): say so, True when refused."""
+    reason = screen.dlq.source.v7_only("search (\\ filters by payload text)")
+    if reason is not None:
+        screen.notify(reason, title="search", severity="warning", markup=False)
+    return reason is not None
+
+
 def start(screen: EventsScreen, text: str) -> None:
     """Run a query typed in the box (or built for a related-event key) from the top of the list."""
+    if refused(screen):
+        return
     try:
         query = parse_query(expand_saved(text, screen.dlq.settings.searches), base=screen.filter)
     except QueryError as exc:
@@ -308,6 +318,8 @@ def export_subject(state: SearchState) -> str:
 
 def related(screen: EventsScreen, kind: str) -> None:
     """One of the detail pane's related-event keys: the search for that value, shown in the status line."""
+    if refused(screen):
+        return
     detail = screen.pane.detail
     if detail is None:
         screen.notify("no event in the detail pane", severity="warning", markup=False)

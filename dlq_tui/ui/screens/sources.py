@@ -145,7 +145,7 @@ class SourcesScreen(DlqScreen):
         return self.query_one("#sources-table", DataTable)
 
     def busy(self) -> bool:
-        if self.dlq.schema_ready is not True:
+        if self.dlq.schema_ready is not True or self.dlq.source.is_sqlite:
             return False
         return self.loading or self.read_at is None or self.waiting > 0
 
@@ -193,6 +193,9 @@ class SourcesScreen(DlqScreen):
 
     def reload(self) -> None:
         if not self.dlq.schema_ready:
+            return
+        if (v7_only := self.dlq.source.v7_only("the per-source view")) is not None:
+            self.query_one("#sources-status", Static).update(Text(v7_only, style="bold yellow"))
             return
         if self.loading:
             self._again = True  # one more read right after this one, never two at once
