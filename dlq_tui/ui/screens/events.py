@@ -407,6 +407,7 @@ class EventsScreen(EventActions):
     def action_search(self) -> None:
         if search.refused(self):
             return
+
         def done(text: str | None) -> None:
             if text:
                 search.start(self, text)
